@@ -1,0 +1,1 @@
+"""Carrier adapters, normalised tracking statuses and webhook signatures."""

@@ -1,0 +1,1 @@
+"""Route planner for same-day delivery waves: a pure library."""

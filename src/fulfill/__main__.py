@@ -1,0 +1,3 @@
+from fulfill.cli import main
+
+main()

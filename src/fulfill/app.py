@@ -1,0 +1,130 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fulfill import __version__
+from fulfill.config import Settings, get_settings
+from fulfill.db import engine_for
+from fulfill.errors import FulfillError
+from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
+from fulfill.inventory.api import router as inventory_router
+from fulfill.observability import MetricsMiddleware
+from fulfill.orders.api import router as orders_router
+from fulfill.worker import make_celery
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="fulfill",
+        version=__version__,
+        description="Same-day order fulfillment: orders, stock, promises, routes, tracking.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine_for(
+        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
+    )
+    app.state.kick_outbox = _outbox_kicker(settings)
+    app.add_middleware(MetricsMiddleware)
+    _add_problem_handlers(app)
+    app.include_router(inventory_router)
+    app.include_router(orders_router)
+    _add_operations_routes(app)
+    return app
+
+
+def _outbox_kicker(settings: Settings) -> Callable[[], None]:
+    celery = make_celery(settings)
+
+    def kick() -> None:
+        celery.send_task("outbox.relay")
+
+    return kick
+
+
+def _add_operations_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz(request: Request) -> JSONResponse:
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return ProblemResponse(
+                FulfillError(f"database unreachable: {type(exc).__name__}", 503).problem(),
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FulfillError)
+    async def _fulfill_error(request: Request, exc: FulfillError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return ProblemResponse(
+            exc.problem(request.url.path), status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(e) for e in exc.errors()]
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            problem = FulfillError("the request body is not valid JSON", 400)
+            problem.code = "malformed-json"
+        else:
+            summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+            problem = FulfillError(summary, 422)
+            problem.code = "validation"
+        problem.extensions = {"errors": errors}
+        return ProblemResponse(problem.problem(request.url.path), status_code=problem.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        problem = FulfillError(str(exc.detail), exc.status_code)
+        problem.code = "http-" + str(exc.status_code)
+        return ProblemResponse(
+            problem.problem(request.url.path), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = FulfillError("an unexpected error occurred; nothing was changed", 500)
+        problem.code = "internal"
+        return JSONResponse(
+            problem.problem(request.url.path), status_code=500, media_type=PROBLEM_MEDIA_TYPE
+        )
+
+
+def _field_error(error: Any) -> dict[str, str]:
+    if error["type"] == "json_invalid":
+        return {
+            "field": "body",
+            "message": error.get("msg", "invalid JSON"),
+            "type": "json_invalid",
+        }
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
+    return {"field": field or "body", "message": error.get("msg", "invalid"), "type": error["type"]}

@@ -1,0 +1,90 @@
+"""API keys with scopes. Keys are 256-bit random secrets, so a SHA-256 of the key is enough to
+store: unlike passwords, they cannot be guessed from a dictionary."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column
+from sqlmodel import Field, Session, SQLModel, select
+
+from fulfill.db import JSONType, UTCDateTime, utcnow
+from fulfill.errors import Forbidden, Unauthorized
+
+KEY_PREFIX = "ffk_"
+
+
+class Scope(StrEnum):
+    STOREFRONT = "storefront"
+    DISPATCHER = "dispatcher"
+    CARRIER = "carrier"
+    ADMIN = "admin"
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, description="the storefront or party the key belongs to")
+    scopes: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    prefix: str = Field(max_length=16, description="the first characters, to recognise a key")
+    key_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: every repository query is filtered through this."""
+
+    key_id: int
+    name: str
+    scopes: frozenset[Scope]
+
+    def has(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    @property
+    def sees_all_orders(self) -> bool:
+        return self.has(Scope.DISPATCHER)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, scopes: list[Scope], name: str | None = None) -> str:
+    """Store a new key and return it; the plain key is never stored and cannot be shown again."""
+    if not scopes:
+        raise ValueError("a key needs at least one scope")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(
+            name=name or scopes[0].value,
+            scopes=sorted({s.value for s in scopes}),
+            prefix=key[: len(KEY_PREFIX) + 6],
+            key_hash=hash_key(key),
+        )
+    )
+    return key
+
+
+def authenticate(session: Session, authorization: str | None) -> Caller:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(token.strip()))).first()
+    if row is None or row.revoked_at is not None or row.id is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return Caller(key_id=row.id, name=row.name, scopes=frozenset(Scope(s) for s in row.scopes))
+
+
+def require(caller: Caller, *scopes: Scope) -> Caller:
+    if not any(caller.has(s) for s in scopes):
+        wanted = " or ".join(s.value for s in scopes)
+        raise Forbidden(f"this API key lacks the scope {wanted}", required_scopes=list(scopes))
+    return caller

@@ -1,0 +1,164 @@
+"""The one command-line entry point: ``fulfill``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlmodel import Session, select
+
+from fulfill.auth import ApiKey, Scope, create_key, hash_key
+from fulfill.config import Settings, get_settings
+from fulfill.db import engine_for
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+keys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+cli.add_typer(keys_cli, name="keys")
+console = Console(stderr=True)
+
+DEV_KEY_FILE = "dev-api-key"
+
+
+def main() -> None:
+    cli()
+
+
+@cli.command()
+def migrate(revision: str = "head") -> None:
+    """Bring the database schema up to REVISION (default: the newest)."""
+    from fulfill.migrations import upgrade
+
+    settings = get_settings()
+    _prepare_data_dir(settings)
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@keys_cli.command("create")
+def keys_create(
+    scope: Annotated[list[Scope], typer.Option("--scope", help="repeat for several scopes")],
+    name: Annotated[str | None, typer.Option(help="the storefront or party the key is for")] = None,
+) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    settings = get_settings()
+    with Session(engine_for(settings.resolved_database_url)) as session:
+        key = create_key(session, scope, name)
+        session.commit()
+    console.print(f"created a key with scopes {', '.join(s.value for s in scope)}")
+    print(key)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1)] = 2,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker."""
+    from fulfill.worker import app
+
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "fulfill"]
+    if get_settings().is_embedded_broker:
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    app.worker_main(argv)
+
+
+@cli.command()
+def beat(loglevel: str = "INFO") -> None:
+    """Run the Celery beat scheduler (run exactly one)."""
+    from fulfill.worker import app
+
+    app.start(["beat", f"--loglevel={loglevel}"])
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Celery worker processes")] = 2,
+) -> None:
+    """Run the embedded default: the API, a Celery worker and beat, on the local data dir."""
+    import uvicorn
+
+    from fulfill.migrations import upgrade
+
+    settings = get_settings()
+    _prepare_data_dir(settings)
+    upgrade(settings.resolved_database_url)
+    key = _development_key(settings)
+    children = _Supervisor(
+        {
+            "worker": [sys.executable, "-m", "fulfill", "worker", f"--concurrency={workers}"],
+            "beat": [sys.executable, "-m", "fulfill", "beat"],
+        }
+    )
+    children.start()
+    console.print(f"[bold]fulfill[/] on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    console.print(
+        f"database {settings.resolved_database_url}, broker {settings.resolved_broker_url}"
+    )
+    console.print(f"development API key (admin): [bold]{key}[/]")
+    try:
+        uvicorn.run("fulfill.app:create_app", factory=True, host=host, port=port)
+    finally:
+        children.stop()
+
+
+class _Supervisor:
+    """Keeps child processes running; restarts one that dies, stops all on exit."""
+
+    def __init__(self, commands: dict[str, list[str]]) -> None:
+        self.commands = commands
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        for name in self.commands:
+            self._spawn(name)
+        threading.Thread(target=self._watch, daemon=True, name="supervisor").start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _spawn(self, name: str) -> None:
+        self.processes[name] = subprocess.Popen(self.commands[name], env=os.environ.copy())
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(2.0):
+            for name, process in list(self.processes.items()):
+                if process.poll() is not None and not self._stopping.is_set():
+                    console.print(f"[yellow]{name} exited ({process.returncode}); restarting[/]")
+                    time.sleep(1.0)
+                    self._spawn(name)
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _development_key(settings: Settings) -> str:
+    """The admin key of this data dir, created on first start and kept beside the database."""
+    path = Path(settings.data_dir) / DEV_KEY_FILE
+    with Session(engine_for(settings.resolved_database_url)) as session:
+        if path.exists():
+            key = path.read_text().strip()
+            if session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first():
+                return key
+        key = create_key(session, [Scope.ADMIN], name="dev")
+        session.commit()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key

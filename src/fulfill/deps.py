@@ -1,0 +1,70 @@
+"""FastAPI dependencies, as ``Annotated`` aliases that routes declare by type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session
+
+from fulfill.auth import Caller, Scope, authenticate, require
+from fulfill.config import Settings
+from fulfill.outbox.service import attach_kick
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        attach_kick(session, request.app.state.kick_outbox)
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_caller(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    caller = authenticate(session, authorization)
+    session.rollback()  # end the read so SQLite's write lock is not held across the request
+    return caller
+
+
+def requires(*scopes: Scope) -> Callable[..., Caller]:
+    def dependency(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        return require(caller, *scopes)
+
+    return dependency
+
+
+AdminCaller = Annotated[Caller, Depends(requires(Scope.ADMIN))]
+StorefrontCaller = Annotated[Caller, Depends(requires(Scope.STOREFRONT))]
+OrderReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATCHER))]
+StockReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATCHER))]
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Replays with the same key return the first response (24 h).",
+    ),
+]
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry of a route: which problems it can return."""
+    return {
+        code: {"content": {"application/problem+json": {}}, "description": "problem"}
+        for code in codes
+    }

@@ -1,0 +1,1 @@
+"""Products, nodes (places stock ships from) and stock per node, with its ledger."""

@@ -1,0 +1,27 @@
+"""Every table, imported in one place so that the metadata (and Alembic) sees them all."""
+
+from sqlmodel import SQLModel
+
+from fulfill.auth import ApiKey
+from fulfill.idempotency import IdempotencyRecord
+from fulfill.inventory.models import Node, Product, Stock, StockMovement
+from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
+from fulfill.outbox.models import OutboxEvent
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiKey",
+    "Fulfillment",
+    "FulfillmentLine",
+    "IdempotencyRecord",
+    "Node",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OutboxEvent",
+    "Product",
+    "Stock",
+    "StockMovement",
+    "metadata",
+]

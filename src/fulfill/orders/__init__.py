@@ -1,0 +1,1 @@
+"""Orders placed by storefronts, their fulfillments, and the order's timeline."""

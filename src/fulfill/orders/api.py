@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from fulfill.deps import (
+    IdempotencyKeyHeader,
+    OrderReader,
+    SessionDep,
+    SettingsDep,
+    StorefrontCaller,
+    problem_responses,
+)
+from fulfill.geocoding import geocoder_for
+from fulfill.idempotency import fingerprint, respond_idempotently
+from fulfill.orders import repository as repo
+from fulfill.orders import service
+from fulfill.orders.models import OrderStatus, ServiceLevel
+from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderDetail, OrderPage
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderDetail,
+    responses=problem_responses(400, 401, 403, 409, 422),
+)
+def create_order(
+    payload: OrderCreate,
+    request: Request,
+    session: SessionDep,
+    caller: StorefrontCaller,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Place an order: its stock is reserved and its delivery window promised, or a 409 says
+    why not (a sku short, with what is left; the service level out of reach)."""
+
+    def place() -> OrderDetail:
+        bundle = service.place_order(
+            session, caller, payload, settings=settings, geocoder=geocoder_for(settings)
+        )
+        return service.order_detail(bundle)
+
+    return respond_idempotently(
+        session,
+        caller,
+        idempotency_key,
+        fingerprint("POST", request.url.path, payload),
+        status.HTTP_201_CREATED,
+        place,
+        timedelta(hours=settings.idempotency_ttl_hours),
+    )
+
+
+@router.get("", response_model=OrderPage, responses=problem_responses(401, 403, 422))
+def list_orders(
+    session: SessionDep,
+    caller: OrderReader,
+    status: OrderStatus | None = None,
+    service_level: ServiceLevel | None = None,
+    external_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OrderPage:
+    filters = repo.OrderFilters(status, service_level, external_id, created_from, created_to)
+    orders, next_cursor = repo.page(session, caller, filters, cursor, limit)
+    items = [service.order_public(b) for b in repo.bundles(session, orders, with_events=False)]
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{order_id}", response_model=OrderDetail, responses=problem_responses(401, 403, 404))
+def get_order(order_id: str, session: SessionDep, caller: OrderReader) -> OrderDetail:
+    return service.order_detail(service.get_order(session, caller, order_id))
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderDetail,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def cancel_order(
+    order_id: str,
+    request: Request,
+    session: SessionDep,
+    caller: StorefrontCaller,
+    settings: SettingsDep,
+    payload: OrderCancel | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Cancel an order that has not shipped; its reservation is released."""
+    body = payload or OrderCancel()
+    return respond_idempotently(
+        session,
+        caller,
+        idempotency_key,
+        fingerprint("POST", request.url.path, body),
+        status.HTTP_200_OK,
+        lambda: service.order_detail(service.cancel_order(session, caller, order_id, body.reason)),
+        timedelta(hours=settings.idempotency_ttl_hours),
+    )

@@ -1,0 +1,1 @@
+"""The transactional outbox: events written with the change that caused them, relayed by a task."""

@@ -1,0 +1,144 @@
+"""Write events with the change that causes them; relay them afterwards, at least once.
+
+Relaying claims due rows with a lease (``next_run_at`` pushed ahead) in one short transaction,
+delivers them outside any transaction, and records the outcome in another. A worker that dies
+mid-delivery leaves the lease to expire, and the row is delivered again: handlers are idempotent
+(each delivery carries the event id).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, update
+from sqlmodel import Session, select
+
+from fulfill.db import utcnow
+from fulfill.outbox.models import OutboxEvent, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxEvent], None]
+_KICK = "outbox_kick"
+_PENDING = "outbox_pending"
+
+
+def enqueue(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add an event to the session's transaction; it leaves only if that commits."""
+    row = OutboxEvent(topic=topic, payload=payload)
+    session.add(row)
+    session.info[_PENDING] = True
+    return row
+
+
+def attach_kick(session: Session, kick: Callable[[], None] | None) -> None:
+    """After a commit that enqueued events, call ``kick`` (which asks a worker to relay now)."""
+    session.info[_KICK] = kick
+
+
+@event.listens_for(Session, "after_commit")
+def _kick_after_commit(session: Session) -> None:
+    kick = session.info.get(_KICK)
+    if session.info.pop(_PENDING, False) and kick is not None:
+        try:
+            kick()
+        except Exception:  # the periodic sweep relays it instead
+            log.warning("could not ask a worker to relay the outbox now", exc_info=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def claim_due(session: Session, limit: int, lease: timedelta) -> list[OutboxEvent]:
+    """Take up to ``limit`` due rows for this worker; commits the claim."""
+    now = utcnow()
+    statement = (
+        select(OutboxEvent)
+        .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.next_run_at <= now)
+        .order_by(OutboxEvent.next_run_at, OutboxEvent.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.exec(statement))
+    for row in rows:
+        row.next_run_at = now + lease
+        row.attempts += 1
+    session.commit()
+    return rows
+
+
+def relay(
+    session: Session,
+    handlers: dict[str, list[Handler]],
+    *,
+    limit: int,
+    lease: timedelta,
+    max_attempts: int,
+) -> RelayResult:
+    sent = failed = dead = 0
+    for row in claim_due(session, limit, lease):
+        try:
+            for handler in handlers.get(row.topic, []):
+                handler(row)
+        except Exception as exc:
+            gave_up = _record_failure(session, row, exc, max_attempts)
+            dead += gave_up
+            failed += not gave_up
+        else:
+            _record_sent(session, row)
+            sent += 1
+    return RelayResult(sent=sent, failed=failed, dead=dead)
+
+
+def backoff(attempts: int, base_s: float = 2.0, cap_s: float = 3600.0) -> timedelta:
+    """Exponential backoff with full jitter."""
+    return timedelta(seconds=random.uniform(0, min(cap_s, base_s * 2**attempts)))
+
+
+def replay_dead(session: Session, event_ids: list[int]) -> int:
+    """Put dead events back in the queue, for an operator who fixed the cause."""
+    result = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(event_ids), OutboxEvent.status == OutboxStatus.DEAD)  # type: ignore[union-attr]
+        .values(status=OutboxStatus.PENDING, attempts=0, next_run_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _record_sent(session: Session, row: OutboxEvent) -> None:
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == row.id)  # type: ignore[arg-type]
+        .values(status=OutboxStatus.SENT, sent_at=utcnow(), last_error=None)
+    )
+    session.commit()
+
+
+def _record_failure(session: Session, row: OutboxEvent, exc: Exception, max_attempts: int) -> bool:
+    gave_up = row.attempts >= max_attempts
+    log.warning("outbox event %s (%s) failed: %s", row.id, row.topic, exc)
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == row.id)  # type: ignore[arg-type]
+        .values(
+            status=OutboxStatus.DEAD if gave_up else OutboxStatus.PENDING,
+            next_run_at=utcnow() + backoff(row.attempts),
+            last_error=f"{type(exc).__name__}: {exc}"[:1000],
+        )
+    )
+    session.commit()
+    return gave_up

@@ -1,0 +1,1 @@
+"""Where an order ships from, and what delivery window it is promised."""

@@ -1,0 +1,67 @@
+"""The Celery app and the beat schedule.
+
+Reliability settings follow one rule: a task is acknowledged only after it ran, and a worker
+that dies returns its task to the queue. Tasks are therefore idempotent, take ids, and keep
+work for later as rows (``next_run_at``), never as long countdowns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from fulfill.config import Settings, get_settings
+
+TASK_MODULES = ["fulfill.outbox.tasks", "fulfill.maintenance"]
+VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
+
+
+def make_celery(settings: Settings) -> Celery:
+    celery = Celery("fulfill", broker=settings.resolved_broker_url, include=TASK_MODULES)
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue="fulfill",
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=_transport_options(settings),
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule=beat_schedule(settings),
+        beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
+    )
+    if settings.is_embedded_broker:
+        # The filesystem transport has no broadcast, so workers cannot be remote-controlled.
+        celery.conf.worker_enable_remote_control = False
+    return celery
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "outbox-sweep": {"task": "outbox.relay", "schedule": settings.outbox_sweep_s},
+        "idempotency-purge": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
+    }
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if not settings.is_embedded_broker:
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    queue_dir = settings.broker_dir / "queue"
+    control_dir = settings.broker_dir / "control"
+    for folder in (queue_dir, control_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "control_folder": str(control_dir),
+        "store_processed": False,
+    }
+
+
+app = make_celery(get_settings())
