@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fulfill import __version__
 from fulfill.config import Settings, get_settings
-from fulfill.db import engine_for
+from fulfill.db import engine_for, utcnow
 from fulfill.errors import FulfillError
 from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
     )
     app.state.kick_outbox = _outbox_kicker(settings)
+    app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
     _add_problem_handlers(app)
     app.include_router(inventory_router)

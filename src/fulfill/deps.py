@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -19,6 +20,15 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    """What time it is; tests replace ``app.state.clock`` to place orders at a chosen time."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
+
+
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -7,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from fulfill.inventory.models import MovementReason, NodeKind
+
+_CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
 
 Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", examples=["TEA-1"])]
 NodeCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$", examples=["WH1"])]
@@ -64,10 +67,10 @@ class NodeCreate(CreateModel):
     def _cutoffs_are_times(cls, values: list[str]) -> list[str]:
         parsed = set()
         for value in values:
-            try:
-                parsed.add(time.fromisoformat(value).replace(second=0, microsecond=0))
-            except ValueError:
-                raise ValueError(f"wave cutoff {value!r} is not a time HH:MM") from None
+            match = _CLOCK_TIME.fullmatch(value.strip())
+            if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+                raise ValueError(f"wave cutoff {value!r} is not a time HH:MM")
+            parsed.add(time(int(match[1]), int(match[2])))
         return [t.strftime("%H:%M") for t in sorted(parsed)]
 
 

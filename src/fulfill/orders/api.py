@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from fulfill.deps import (
+    ClockDep,
     IdempotencyKeyHeader,
     OrderReader,
     SessionDep,
@@ -36,6 +37,7 @@ def create_order(
     session: SessionDep,
     caller: StorefrontCaller,
     settings: SettingsDep,
+    clock: ClockDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Place an order: its stock is reserved and its delivery window promised, or a 409 says
@@ -43,7 +45,12 @@ def create_order(
 
     def place() -> OrderDetail:
         bundle = service.place_order(
-            session, caller, payload, settings=settings, geocoder=geocoder_for(settings)
+            session,
+            caller,
+            payload,
+            settings=settings,
+            geocoder=geocoder_for(settings),
+            now=clock(),
         )
         return service.order_detail(bundle)
 

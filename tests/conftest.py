@@ -1,0 +1,153 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real Redis, the app, API keys.
+
+Every test that takes ``db_url`` runs once per backend. PostgreSQL and Redis come from
+``FULFILL_TEST_POSTGRES_URL`` / ``FULFILL_TEST_REDIS_URL`` when set (CI sets them), otherwise
+throwaway servers are started from the local binaries. Without either, those tests skip locally
+and fail under CI (``CI=true``), where a missing server is a broken setup, not a reason to skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from fulfill import devservers
+from fulfill.app import create_app
+from fulfill.auth import Scope, create_key
+from fulfill.config import Settings
+from fulfill.db import engine_for
+from fulfill.migrations import upgrade
+from fulfill.models import metadata
+from tests.support import MORNING, LiveServer
+
+UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def server_missing(reason: str) -> None:
+    if UNDER_CI:
+        pytest.fail(f"{reason}: under CI the real server is required")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("FULFILL_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    try:
+        with devservers.temporary_postgres(tmp_path_factory.mktemp("postgres")) as url:
+            yield url
+    except devservers.ServerUnavailable as exc:
+        server_missing(str(exc))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("FULFILL_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    try:
+        with devservers.temporary_redis(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except devservers.ServerUnavailable as exc:
+        server_missing(str(exc))
+
+
+def fresh_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """An empty database of ``backend``, not yet migrated."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'fulfill.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return devservers.create_database(server, f"fulfill_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database, once per backend and session."""
+    url = fresh_database_url(request.param, request, tmp_path_factory)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = engine_for(db_url)
+    yield engine
+    _empty_all_tables(engine)
+
+
+def _empty_all_tables(engine: Engine) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url)
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    app = create_app(settings)
+    app.state.clock = lambda: MORNING
+    return app
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def make_key(engine: Engine) -> Callable[..., dict[str, str]]:
+    """Create a key and return the headers that send it."""
+
+    def make(*scopes: Scope, name: str | None = None) -> dict[str, str]:
+        with Session(engine) as session:
+            key = create_key(session, list(scopes), name)
+            session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_key(Scope.ADMIN, name="ops")
+
+
+@pytest.fixture
+def shop(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_key(Scope.STOREFRONT, name="shop")
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live_server: LiveServer) -> Iterator[httpx.Client]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    with httpx.Client(base_url=live_server.url, timeout=60, limits=limits) as client:
+        yield client

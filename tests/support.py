@@ -1,0 +1,87 @@
+"""Helpers the tests share: a seeded catalog, order bodies, a live HTTP server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fulfill import devservers
+
+# A fixed Wednesday morning in Edmonton (08:30 MST, UTC-7): every cutoff of the test nodes is ahead.
+MORNING = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)
+
+EDMONTON = {"lat": 53.546, "lon": -113.494, "timezone": "America/Edmonton"}
+DOWNTOWN = {"lat": 53.5436, "lon": -113.4923}
+
+
+def seed_catalog(client: TestClient, admin: dict[str, str]) -> None:
+    """Two products; a warehouse downtown and a store 12 km south-west, with stock."""
+    for product in (
+        {"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3},
+        {"sku": "MUG-1", "name": "Mug", "weight_kg": 0.4, "length_cm": 12, "width_cm": 9,
+         "height_cm": 10},
+    ):  # fmt: skip
+        assert client.post("/v1/products", json=product, headers=admin).status_code == 201
+    nodes = [
+        {"code": "WH1", "name": "Main warehouse", "kind": "warehouse", **EDMONTON,
+         "same_day_radius_km": 30, "wave_cutoffs": ["10:00", "13:00", "16:00"]},
+        {"code": "ST1", "name": "South store", "kind": "store", "lat": 53.44, "lon": -113.60,
+         "timezone": "America/Edmonton", "same_day_radius_km": 15, "wave_cutoffs": ["12:00"]},
+    ]  # fmt: skip
+    for node in nodes:
+        assert client.post("/v1/nodes", json=node, headers=admin).status_code == 201
+    stock = {"WH1": [("TEA-1", 10), ("MUG-1", 5)], "ST1": [("TEA-1", 20), ("MUG-1", 20)]}
+    for code, levels in stock.items():
+        body = [{"sku": sku, "on_hand": qty} for sku, qty in levels]
+        assert client.put(f"/v1/nodes/{code}/stock", json=body, headers=admin).status_code == 200
+
+
+def order_body(external_id: str = "web-1001", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "external_id": external_id,
+        "customer": {"name": "Ada", "email": "ada@example.com", "phone": "+15550100",
+                     "channels": ["email", "sms"]},
+        "destination": dict(DOWNTOWN),
+        "service_level": "same_day",
+        "lines": [{"sku": "TEA-1", "quantity": 2}],
+    }  # fmt: skip
+    body.update(overrides)
+    return body
+
+
+def available(client: TestClient, headers: dict[str, str], sku: str, node: str) -> int:
+    rows = client.get("/v1/stock", params={"sku": sku, "node": node}, headers=headers).json()
+    return int(rows[0]["available"])
+
+
+class LiveServer:
+    """The app behind a real uvicorn server in a thread, for tests of true concurrency."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = devservers.free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
