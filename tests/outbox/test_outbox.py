@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from fulfill.db import utcnow
+from fulfill.outbox.handlers import webhook_handler
+from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.outbox.service import claim_due, relay, replay_dead
+from tests.support import WebhookReceiver, order_body, seed_catalog
+
+Headers = dict[str, str]
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def events(engine: Engine) -> list[OutboxEvent]:
+    with Session(engine) as session:
+        return list(session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id))))
+
+
+def run_relay(engine: Engine, url: str, max_attempts: int = 5) -> None:
+    handlers = {"order.created": [webhook_handler(url, "whsec")]}
+    with Session(engine, expire_on_commit=False) as session:
+        relay(session, handlers, limit=10, lease=LEASE, max_attempts=max_attempts)
+
+
+def test_an_order_and_its_event_commit_together(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine
+) -> None:
+    seed_catalog(client, admin)
+    order = client.post("/v1/orders", json=order_body(), headers=shop).json()
+    refused = order_body("web-2", lines=[{"sku": "TEA-1", "quantity": 99}])
+    assert client.post("/v1/orders", json=refused, headers=shop).status_code == 409
+    rows = events(engine)
+    assert [(e.topic, e.payload["id"], e.status) for e in rows] == [
+        ("order.created", order["id"], OutboxStatus.PENDING)
+    ]
+
+
+def test_the_relay_delivers_a_signed_event_once(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine, receiver: WebhookReceiver
+) -> None:
+    seed_catalog(client, admin)
+    order = client.post("/v1/orders", json=order_body(), headers=shop).json()
+    run_relay(engine, receiver.url)
+    run_relay(engine, receiver.url)
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    verify(body, headers[SIGNATURE_HEADER], "whsec")
+    envelope = json.loads(body)
+    assert (envelope["type"], envelope["data"]["id"]) == ("order.created", order["id"])
+    assert headers["Fulfill-Event-Id"] == envelope["id"]
+    assert events(engine)[0].status == OutboxStatus.SENT
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_given_up(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine
+) -> None:
+    seed_catalog(client, admin)
+    client.post("/v1/orders", json=order_body(), headers=shop)
+    with WebhookReceiver(statuses=(500,)) as failing:
+        run_relay(engine, failing.url, max_attempts=2)
+        row = events(engine)[0]
+        assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
+        assert row.last_error is not None and "500" in row.last_error
+        run_relay(engine, failing.url, max_attempts=2)  # not due yet: nothing happens
+        assert len(failing.received) == 1
+        _make_due(engine)
+        run_relay(engine, failing.url, max_attempts=2)
+        assert events(engine)[0].status == OutboxStatus.DEAD
+    with Session(engine) as session:
+        assert replay_dead(session, [row.id or 0]) == 1
+        session.commit()
+    with WebhookReceiver() as healthy:
+        run_relay(engine, healthy.url)
+        assert len(healthy.received) == 1
+    assert events(engine)[0].status == OutboxStatus.SENT
+
+
+def test_a_claimed_event_is_not_claimed_again_until_its_lease_ends(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine
+) -> None:
+    seed_catalog(client, admin)
+    client.post("/v1/orders", json=order_body(), headers=shop)
+    with Session(engine, expire_on_commit=False) as session:
+        assert len(claim_due(session, 10, LEASE)) == 1
+        assert claim_due(session, 10, LEASE) == []  # a second worker finds nothing
+    _make_due(engine)  # the first worker died: the lease ran out
+    with Session(engine, expire_on_commit=False) as session:
+        reclaimed = claim_due(session, 10, LEASE)
+    assert [r.attempts for r in reclaimed] == [2]
+
+
+def _make_due(engine: Engine) -> None:
+    with Session(engine) as session:
+        for row in session.exec(select(OutboxEvent)):
+            row.next_run_at = utcnow() - timedelta(seconds=1)
+            session.add(row)
+        session.commit()

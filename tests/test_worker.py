@@ -1,0 +1,109 @@
+"""Real Celery workers in their own processes: on Redis, and on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from fulfill.app import create_app
+from fulfill.auth import Scope, create_key
+from fulfill.config import Settings
+from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from tests.support import MORNING, WebhookReceiver, order_body, seed_catalog
+
+
+@contextmanager
+def fulfill_process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fulfill", *command],
+            env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def service_env(settings: Settings, receiver: WebhookReceiver) -> dict[str, str]:
+    env = {
+        "FULFILL_DATA_DIR": str(settings.data_dir),
+        "FULFILL_DATABASE_URL": settings.resolved_database_url,
+        "FULFILL_EVENTS_WEBHOOK_URL": receiver.url,
+        "FULFILL_EVENTS_WEBHOOK_SECRET": "whsec",
+        "FULFILL_OUTBOX_SWEEP_S": "1",
+    }
+    if settings.broker_url:
+        env["FULFILL_BROKER_URL"] = settings.broker_url
+    return env
+
+
+def place_orders(app: FastAPI, engine: Engine, count: int) -> list[str]:
+    with Session(engine) as session:
+        admin = {"Authorization": f"Bearer {create_key(session, [Scope.ADMIN])}"}
+        session.commit()
+    with TestClient(app) as client:
+        seed_catalog(client, admin)
+        return [
+            client.post("/v1/orders", json=order_body(f"web-{n}"), headers=admin).json()["id"]
+            for n in range(count)
+        ]
+
+
+def assert_delivered_once(receiver: WebhookReceiver, engine: Engine, order_ids: list[str]) -> None:
+    received = receiver.wait_for(len(order_ids))
+    delivered = []
+    for headers, body in received:
+        verify(body, headers[SIGNATURE_HEADER], "whsec")
+        delivered.append(json.loads(body)["data"]["id"])
+    assert sorted(delivered) == sorted(order_ids)
+    with Session(engine) as session:
+        statuses = {e.status for e in session.exec(select(OutboxEvent))}
+    assert statuses == {OutboxStatus.SENT}
+
+
+def test_a_worker_on_redis_relays_events_as_soon_as_they_commit(
+    db_url: str, redis_url: str, tmp_path: Path, engine: Engine
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=db_url, broker_url=redis_url)
+    app = create_app(settings)
+    app.state.clock = lambda: MORNING
+    with WebhookReceiver() as receiver:
+        env = service_env(settings, receiver) | {"FULFILL_OUTBOX_SWEEP_S": "3600"}
+        with fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"):
+            # No beat runs: only the kick sent after each commit can bring these out.
+            order_ids = place_orders(app, engine, 3)
+            assert_delivered_once(receiver, engine, order_ids)
+
+
+def test_on_the_embedded_broker_beat_sweeps_what_no_kick_announced(
+    db_url: str, tmp_path: Path, engine: Engine
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=db_url)
+    assert settings.is_embedded_broker
+    app = create_app(settings)
+    app.state.clock = lambda: MORNING
+    app.state.kick_outbox = lambda: None  # as if the broker was unreachable at commit time
+    order_ids = place_orders(app, engine, 2)
+    with WebhookReceiver() as receiver:
+        env = service_env(settings, receiver)
+        with (
+            fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"),
+            fulfill_process(["beat"], env, tmp_path / "beat.log"),
+        ):
+            assert_delivered_once(receiver, engine, order_ids)
