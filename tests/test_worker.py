@@ -12,7 +12,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -20,6 +19,7 @@ from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from tests.support import MORNING, WebhookReceiver, order_body, seed_catalog
 
 

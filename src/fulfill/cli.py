@@ -110,6 +110,48 @@ def serve(
         children.stop()
 
 
+@cli.command()
+def demo(
+    url: Annotated[str, typer.Option(help="a running service (fulfill serve)")] = (
+        "http://127.0.0.1:8000"
+    ),
+    key: Annotated[str | None, typer.Option(help="an admin key; default: the dev key")] = None,
+    orders: Annotated[int, typer.Option(min=1)] = 200,
+    skus: Annotated[int, typer.Option(min=1)] = 300,
+    seed: int = 1,
+) -> None:
+    """Seed a sample shop and place orders through the API of a running service."""
+    import random
+
+    import httpx
+    from rich.table import Table
+
+    from fulfill.demo import place_orders, seed_shop
+
+    settings = get_settings()
+    key = key or (Path(settings.data_dir) / DEV_KEY_FILE).read_text().strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(seed)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        try:
+            seed_shop(client, headers, skus, rng)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]cannot seed {url}: {exc}[/] (is `fulfill serve` running?)")
+            raise typer.Exit(1) from None
+        result = place_orders(client, headers, orders, skus, rng)
+    table = Table(title=f"{orders} orders through {url}")
+    for column in ("node", "service level", "orders"):
+        table.add_column(column)
+    for (node, level), count in sorted(result.placed.items()):
+        table.add_row(node, level, str(count))
+    for reason, count in sorted(result.refused.items()):
+        table.add_row("refused", reason, str(count))
+    console.print(table)
+    latencies = sorted(result.latencies_ms)
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    console.print(f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
 class _Supervisor:
     """Keeps child processes running; restarts one that dies, stops all on exit."""
 

@@ -31,7 +31,7 @@ def normalise(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
-class Gazetteer(Geocoder):
+class Gazetteer(Geocoder):  # type: ignore[misc]  # geopy ships no type hints
     """An offline geocoder over known places: full addresses first, then postal codes.
 
     A query matches an entry when the entry's normalised name is the whole query, or when a

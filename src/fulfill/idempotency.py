@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Column, UniqueConstraint, delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from fulfill.auth import Caller
 from fulfill.db import JSONType, UTCDateTime, utcnow
@@ -85,7 +85,7 @@ def respond_idempotently(
 
 def purge_expired(session: Session, ttl: timedelta) -> int:
     result = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - ttl)
+        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < utcnow() - ttl)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -74,8 +74,9 @@ def test_bad_nodes_are_refused_naming_the_field(
 
 
 def test_cutoffs_are_normalised_and_sorted(client: TestClient, admin: dict[str, str]) -> None:
+    cutoffs = ["16:00", "9:30", "16:00:00"]
     node = {"code": "WH1", "name": "W", "kind": "warehouse", "lat": 53.5, "lon": -113.5,
-            "timezone": "America/Edmonton", "wave_cutoffs": ["16:00", "9:30", "16:00:00"]}  # fmt: skip
+            "timezone": "America/Edmonton", "wave_cutoffs": cutoffs}  # fmt: skip
     created = client.post("/v1/nodes", json=node, headers=admin).json()
     assert created["wave_cutoffs"] == ["09:30", "16:00"]
 
@@ -155,7 +156,9 @@ def test_stock_cannot_go_below_zero_or_below_reservations(
 ) -> None:
     seed_catalog(client, admin)
     too_much = [{"sku": "MUG-1", "delta": -6, "reason": "loss"}]
-    assert_problem(client.post("/v1/nodes/WH1/stock/adjustments", json=too_much, headers=admin), 409)
+    assert_problem(
+        client.post("/v1/nodes/WH1/stock/adjustments", json=too_much, headers=admin), 409
+    )
     order = {"external_id": "o1", "customer": {"name": "A", "email": "a@example.com"},
              "destination": {"lat": 53.5436, "lon": -113.4923}, "service_level": "same_day",
              "lines": [{"sku": "MUG-1", "quantity": 4}]}  # fmt: skip

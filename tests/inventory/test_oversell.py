@@ -16,7 +16,9 @@ Headers = dict[str, str]
 def test_fifty_clients_for_the_last_ten_units_reserve_exactly_ten(
     http: httpx.Client, client: TestClient, admin: Headers, shop: Headers
 ) -> None:
-    client.post("/v1/products", json={"sku": "LAST-1", "name": "Last", "weight_kg": 1}, headers=admin)
+    client.post(
+        "/v1/products", json={"sku": "LAST-1", "name": "Last", "weight_kg": 1}, headers=admin
+    )
     for code, lat in (("WH1", 53.546), ("WH2", 53.60)):
         node = {"code": code, "name": code, "kind": "warehouse", "lat": lat, "lon": -113.494,
                 "timezone": "America/Edmonton"}  # fmt: skip
@@ -62,7 +64,9 @@ def test_concurrent_orders_and_cancellations_keep_reservations_exact(
     client.put("/v1/nodes/WH1/stock", json=[{"sku": "S-1", "on_hand": 30}], headers=admin)
     body = order_body("seed", service_level="next_day", lines=[{"sku": "S-1", "quantity": 1}])
     placed = [
-        http.post("/v1/orders", json=body | {"external_id": f"first-{n}"}, headers=shop).json()["id"]
+        http.post("/v1/orders", json=body | {"external_id": f"first-{n}"}, headers=shop).json()[
+            "id"
+        ]
         for n in range(10)
     ]
     barrier = threading.Barrier(20)

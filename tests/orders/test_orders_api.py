@@ -130,7 +130,9 @@ def test_unknown_and_repeated_skus_are_refused(seeded: TestClient, shop: Headers
 
 def test_malformed_json_is_a_400(seeded: TestClient, shop: Headers) -> None:
     response = seeded.post(
-        "/v1/orders", content=b'{"external_id": ', headers=shop | {"content-type": "application/json"}
+        "/v1/orders",
+        content=b'{"external_id": ',
+        headers=shop | {"content-type": "application/json"},
     )
     problem = assert_problem(response, 400)
     assert problem["type"].endswith("/malformed-json")
@@ -234,4 +236,3 @@ def test_health_readiness_and_metrics(seeded: TestClient) -> None:
     assert seeded.get("/readyz").json() == {"status": "ready"}
     metrics = seeded.get("/metrics").text
     assert 'fulfill_http_requests_total{method="POST",route="/v1/products",status="201"}' in metrics
-

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -14,6 +13,7 @@ from fulfill.db import utcnow
 from fulfill.outbox.handlers import webhook_handler
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.outbox.service import claim_due, relay, replay_dead
+from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from tests.support import WebhookReceiver, order_body, seed_catalog
 
 Headers = dict[str, str]

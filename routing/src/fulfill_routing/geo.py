@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from geopy.distance import EARTH_RADIUS
 
-EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG), the one geopy's great_circle uses
+EARTH_RADIUS_KM: float = EARTH_RADIUS  # geopy's mean radius, so both agree to the metre
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Row
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fulfill.inventory.models import Node, Product, Stock, StockMovement
@@ -54,18 +54,28 @@ def stock_row_for_update(session: Session, node_id: int, product_id: int) -> Sto
 
 def stock_levels(
     session: Session, sku: str | None = None, node_code: str | None = None
-) -> Sequence[Row[Any]]:
+) -> list[tuple[str, str, int, int, datetime]]:
+    """(node code, sku, on hand, reserved, updated at), by sku then node."""
     statement = (
-        select(Node.code, Product.sku, Stock.on_hand, Stock.reserved, Stock.updated_at)
+        sa_select(
+            col(Node.code),
+            col(Product.sku),
+            col(Stock.on_hand),
+            col(Stock.reserved),
+            col(Stock.updated_at),
+        )
         .join(Node, col(Node.id) == Stock.node_id)
         .join(Product, col(Product.id) == Stock.product_id)
         .order_by(col(Product.sku), col(Node.code))
     )
     if sku is not None:
-        statement = statement.where(Product.sku == sku)
+        statement = statement.where(col(Product.sku) == sku)
     if node_code is not None:
-        statement = statement.where(Node.code == node_code)
-    return session.exec(statement).all()
+        statement = statement.where(col(Node.code) == node_code)
+    return [
+        (code, s, on_hand, reserved, at)
+        for code, s, on_hand, reserved, at in session.execute(statement)
+    ]
 
 
 def available_by_node(session: Session, product_ids: Iterable[int]) -> dict[tuple[int, int], int]:
@@ -78,7 +88,7 @@ def available_by_node(session: Session, product_ids: Iterable[int]) -> dict[tupl
 
 def movements(
     session: Session, sku: str | None, node_code: str | None, order_id: str | None, limit: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[tuple[StockMovement, str, str]]:
     statement = (
         select(StockMovement, Node.code, Product.sku)
         .join(Node, col(Node.id) == StockMovement.node_id)

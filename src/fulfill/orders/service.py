@@ -25,6 +25,7 @@ from fulfill.orders.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    ServiceLevel,
     new_id,
 )
 from fulfill.orders.schemas import (
@@ -92,6 +93,7 @@ def place_order(
         raise Conflict(
             f"order {payload.external_id} exists", external_id=payload.external_id
         ) from None
+    assert chosen.node.id is not None
     fulfillment = Fulfillment(
         order_id=order_id, node_id=chosen.node.id, status=FulfillmentStatus.PENDING
     )
@@ -179,11 +181,11 @@ def order_public(bundle: repo.OrderBundle) -> OrderPublic:
         id=o.id,
         external_id=o.external_id,
         status=OrderStatus(o.status),
-        service_level=o.service_level,  # type: ignore[arg-type]
+        service_level=ServiceLevel(o.service_level),
         customer=o.customer,
         destination=o.destination | {"lat": o.dest_lat, "lon": o.dest_lon},
         promise=Promise(
-            service_level=o.service_level,  # type: ignore[arg-type]
+            service_level=ServiceLevel(o.service_level),
             window_start=o.promise_start,
             window_end=o.promise_end,
             order_by=o.order_by,

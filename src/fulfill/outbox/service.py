@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from fulfill.db import utcnow
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
@@ -69,7 +69,7 @@ def claim_due(session: Session, limit: int, lease: timedelta) -> list[OutboxEven
     statement = (
         select(OutboxEvent)
         .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.next_run_at <= now)
-        .order_by(OutboxEvent.next_run_at, OutboxEvent.id)  # type: ignore[arg-type]
+        .order_by(col(OutboxEvent.next_run_at), col(OutboxEvent.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -113,7 +113,7 @@ def replay_dead(session: Session, event_ids: list[int]) -> int:
     """Put dead events back in the queue, for an operator who fixed the cause."""
     result = session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id.in_(event_ids), OutboxEvent.status == OutboxStatus.DEAD)  # type: ignore[union-attr]
+        .where(col(OutboxEvent.id).in_(event_ids), col(OutboxEvent.status) == OutboxStatus.DEAD)
         .values(status=OutboxStatus.PENDING, attempts=0, next_run_at=utcnow())
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -122,7 +122,7 @@ def replay_dead(session: Session, event_ids: list[int]) -> int:
 def _record_sent(session: Session, row: OutboxEvent) -> None:
     session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id == row.id)  # type: ignore[arg-type]
+        .where(col(OutboxEvent.id) == row.id)
         .values(status=OutboxStatus.SENT, sent_at=utcnow(), last_error=None)
     )
     session.commit()
@@ -133,7 +133,7 @@ def _record_failure(session: Session, row: OutboxEvent, exc: Exception, max_atte
     log.warning("outbox event %s (%s) failed: %s", row.id, row.topic, exc)
     session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id == row.id)  # type: ignore[arg-type]
+        .where(col(OutboxEvent.id) == row.id)
         .values(
             status=OutboxStatus.DEAD if gave_up else OutboxStatus.PENDING,
             next_run_at=utcnow() + backoff(row.attempts),

@@ -1,0 +1,26 @@
+# The production image: one image for the api, worker and beat services.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+RUN pip install --no-cache-dir uv && useradd --create-home --uid 10001 fulfill
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml uv.lock README.md ./
+COPY routing/pyproject.toml routing/
+COPY carriers/pyproject.toml carriers/
+RUN mkdir -p src/fulfill routing/src/fulfill_routing carriers/src/fulfill_carriers \
+    && uv sync --frozen --no-dev --extra monitoring --no-install-workspace
+
+COPY . .
+RUN uv sync --frozen --no-dev --extra monitoring
+
+USER fulfill
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["uvicorn", "fulfill.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -1,0 +1,95 @@
+"""The CLI as an operator uses it: real processes, real files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fulfill.devservers import free_port
+from tests.support import WebhookReceiver, order_body, seed_catalog
+
+
+def fulfill(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fulfill", *args],
+        env=os.environ | env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def data_env(tmp_path: Path) -> dict[str, str]:
+    return {"FULFILL_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_migrate_then_create_a_key_printed_alone_on_the_last_line(
+    data_env: dict[str, str],
+) -> None:
+    assert fulfill("migrate", env=data_env).returncode == 0
+    created = fulfill("keys", "create", "--scope", "storefront", "--name", "shop", env=data_env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"ffk_[A-Za-z0-9_-]{43}", key)
+
+
+def test_a_bad_scope_is_a_one_line_error(data_env: dict[str, str]) -> None:
+    result = fulfill("keys", "create", "--scope", "superuser", env=data_env)
+    assert result.returncode != 0
+    assert "superuser" in result.stderr
+    assert result.stdout == ""
+
+
+def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
+    """The README's first command: API, worker and beat on SQLite and the embedded broker."""
+    port = free_port()
+    with WebhookReceiver() as receiver:
+        env = {
+            "FULFILL_DATA_DIR": str(tmp_path / "data"),
+            "FULFILL_EVENTS_WEBHOOK_URL": receiver.url,
+            "FULFILL_EVENTS_WEBHOOK_SECRET": "whsec",
+        }
+        with (tmp_path / "serve.log").open("wb") as log:
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
+                env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_until_healthy(base)
+            key = (tmp_path / "data" / "dev-api-key").read_text().strip()
+            assert key in (tmp_path / "serve.log").read_text()
+            admin = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=base, timeout=30) as client:
+                seed_catalog(client, admin)  # type: ignore[arg-type]
+                body = order_body(service_level="standard")
+                created = client.post("/v1/orders", json=body, headers=admin)
+                assert created.status_code == 201, created.text
+            receiver.wait_for(1, timeout_s=60)
+            demo = fulfill("demo", "--url", base, "--orders", "30", "--skus", "20", env=env)
+            assert demo.returncode == 0, demo.stderr
+            assert "30 orders" in demo.stderr
+            listed = httpx.get(f"{base}/v1/orders", params={"limit": 200}, headers=admin).json()
+            assert 1 < len(listed["items"]) <= 31
+            receiver.wait_for(len(listed["items"]), timeout_s=60)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+    assert serve.returncode is not None
+
+
+def _wait_until_healthy(base: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("fulfill serve did not become healthy")
