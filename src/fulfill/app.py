@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="fulfill",
         version=__version__,
         description="Same-day order fulfillment: orders, stock, promises, routes, tracking.",
@@ -47,13 +51,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Sync routes run in threads; more threads than database connections only adds GIL
+    # contention and context switches, so the pool is sized to what the database can serve.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = app.state.settings.api_threads
+    yield
+
+
 def _outbox_kicker(settings: Settings) -> Callable[[], None]:
     celery = make_celery(settings)
+    return CoalescingKick(lambda: celery.send_task("outbox.relay"))
 
-    def kick() -> None:
-        celery.send_task("outbox.relay")
 
-    return kick
+class CoalescingKick:
+    """Asks for a relay at most once per ``window_s``: a burst of commits costs one message,
+    and the relay it starts takes every event due by then."""
+
+    def __init__(self, send: Callable[[], object], window_s: float = 0.05) -> None:
+        self._send = send
+        self._window_s = window_s
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        timer = threading.Timer(self._window_s, self._fire)
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._pending = False
+        try:
+            self._send()
+        except Exception:  # the periodic sweep relays it instead
+            log.warning("could not ask a worker to relay the outbox now", exc_info=True)
 
 
 def _add_operations_routes(app: FastAPI) -> None:

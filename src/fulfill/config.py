@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="default: SQLite in data_dir")
     broker_url: str | None = Field(None, description="default: embedded filesystem broker")
     db_pool_size: int = 10
-    db_max_overflow: int = 20
+    db_max_overflow: int = 10
+    api_threads: int = Field(12, description="threads serving requests, per API process")
 
     idempotency_ttl_hours: int = 24
 

@@ -45,7 +45,9 @@ def get_caller(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     caller = authenticate(session, authorization)
-    session.rollback()  # end the read so SQLite's write lock is not held across the request
+    # End the read: the connection goes back to the pool while the request waits for a thread
+    # (and on SQLite, BEGIN IMMEDIATE's write lock is released).
+    session.rollback()
     return caller
 
 

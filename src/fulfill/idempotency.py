@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Column, UniqueConstraint, delete
@@ -65,7 +64,7 @@ def respond_idempotently(
 ) -> JSONResponse:
     """Run ``action`` once per (caller, key), commit, and answer with its JSON."""
     if key is None:
-        body = jsonable_encoder(action())
+        body = action().model_dump(mode="json")
         session.commit()
         return JSONResponse(body, status_code=status_code)
 
@@ -73,7 +72,7 @@ def respond_idempotently(
     if record.response_status is not None:
         return _replay(record, request_fingerprint)
     try:
-        body = jsonable_encoder(action())
+        body = action().model_dump(mode="json")
     except FulfillError as err:
         session.rollback()
         return _store_failure(session, caller.key_id, key, request_fingerprint, err, ttl)

@@ -155,33 +155,40 @@ def reserve(
 
     On failure the caller must roll back (a savepoint is enough) what was reserved before.
     """
-    for line in sorted(lines, key=lambda x: x.sku):
-        row = session.execute(
-            update(Stock)
-            .where(
-                col(Stock.node_id) == node_id,
-                col(Stock.product_id) == line.product_id,
-                col(Stock.on_hand) - col(Stock.reserved) >= line.quantity,
-            )
-            .values(reserved=col(Stock.reserved) + line.quantity, updated_at=utcnow())
-            .returning(col(Stock.id), col(Stock.on_hand), col(Stock.reserved))
-        ).first()
-        if row is None:
-            available = repo.available_by_node(session, [line.product_id]).get(
-                (node_id, line.product_id), 0
-            )
-            raise InsufficientStock(line.sku, line.quantity, max(available, 0))
-        _record_row(
-            session,
-            node_id,
-            line.product_id,
-            row.on_hand,
-            row.reserved,
-            reason=MovementReason.RESERVATION,
-            reserved_delta=line.quantity,
-            order_id=order_id,
-            caller=caller,
+    with session.no_autoflush:  # the ledger rows go out in one batch with the caller's flush
+        for line in sorted(lines, key=lambda x: x.sku):
+            _reserve_line(session, node_id, line, order_id, caller)
+
+
+def _reserve_line(
+    session: Session, node_id: int, line: StockLine, order_id: str, caller: Caller
+) -> None:
+    row = session.execute(
+        update(Stock)
+        .where(
+            col(Stock.node_id) == node_id,
+            col(Stock.product_id) == line.product_id,
+            col(Stock.on_hand) - col(Stock.reserved) >= line.quantity,
         )
+        .values(reserved=col(Stock.reserved) + line.quantity, updated_at=utcnow())
+        .returning(col(Stock.id), col(Stock.on_hand), col(Stock.reserved))
+    ).first()
+    if row is None:
+        available = repo.available_by_node(session, [line.product_id]).get(
+            (node_id, line.product_id), 0
+        )
+        raise InsufficientStock(line.sku, line.quantity, max(available, 0))
+    _record_row(
+        session,
+        node_id,
+        line.product_id,
+        row.on_hand,
+        row.reserved,
+        reason=MovementReason.RESERVATION,
+        reserved_delta=line.quantity,
+        order_id=order_id,
+        caller=caller,
+    )
 
 
 def release(

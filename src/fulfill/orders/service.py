@@ -97,22 +97,20 @@ def place_order(
     fulfillment = Fulfillment(
         order_id=order_id, node_id=chosen.node.id, status=FulfillmentStatus.PENDING
     )
-    session.add(fulfillment)
-    for line in lines:
-        session.add(
-            OrderLine(
-                order_id=order_id, product_id=line.product_id, sku=line.sku, quantity=line.quantity
-            )
+    order_lines = [
+        OrderLine(order_id=order_id, product_id=ln.product_id, sku=ln.sku, quantity=ln.quantity)
+        for ln in lines
+    ]
+    fulfillment_lines = [
+        FulfillmentLine(
+            fulfillment_id=fulfillment.id,
+            product_id=ln.product_id,
+            sku=ln.sku,
+            quantity=ln.quantity,
         )
-        session.add(
-            FulfillmentLine(
-                fulfillment_id=fulfillment.id,
-                product_id=line.product_id,
-                sku=line.sku,
-                quantity=line.quantity,
-            )
-        )
-    record_event(
+        for ln in lines
+    ]
+    created = record_event(
         session,
         order_id,
         "order.created",
@@ -123,8 +121,14 @@ def place_order(
         },
         at=now,
     )
-    bundle = repo.bundles(session, [order], with_events=True)[0]
+    session.add(fulfillment)
+    session.flush()  # parents before children: without relationship()s the flush cannot order them
+    session.add_all([*order_lines, *fulfillment_lines])
+    bundle = repo.OrderBundle(
+        order, order_lines, [(fulfillment, chosen.node.code, fulfillment_lines)], [created]
+    )
     enqueue(session, "order.created", order_public(bundle).model_dump(mode="json"))
+    session.flush()  # each table's rows in one batched INSERT
     return bundle
 
 
@@ -171,8 +175,10 @@ def get_order(session: Session, caller: Caller, order_id: str) -> repo.OrderBund
 
 def record_event(
     session: Session, order_id: str, kind: str, data: dict[str, Any], at: datetime | None = None
-) -> None:
-    session.add(OrderEvent(order_id=order_id, kind=kind, data=data, at=at or utcnow()))
+) -> OrderEvent:
+    event = OrderEvent(order_id=order_id, kind=kind, data=data, at=at or utcnow())
+    session.add(event)
+    return event
 
 
 def order_public(bundle: repo.OrderBundle) -> OrderPublic:
