@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from fulfill.auth import Caller, Scope, authenticate, require
 from fulfill.config import Settings
+from fulfill.idempotency import fingerprint, respond_idempotently
 from fulfill.outbox.service import attach_kick
 
 
@@ -72,6 +76,46 @@ IdempotencyKeyHeader = Annotated[
         description="Replays with the same key return the first response (24 h).",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class Idempotent:
+    """What a creating POST needs to answer idempotently; routes call ``respond``."""
+
+    session: Session
+    key: str | None
+    path: str
+    ttl: timedelta
+
+    def respond(
+        self,
+        caller: Caller,
+        payload: BaseModel | None,
+        status_code: int,
+        action: Callable[[], BaseModel],
+    ) -> JSONResponse:
+        return respond_idempotently(
+            self.session,
+            caller,
+            self.key,
+            fingerprint("POST", self.path, payload),
+            status_code,
+            action,
+            self.ttl,
+        )
+
+
+def get_idempotent(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Idempotent:
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    return Idempotent(session, idempotency_key, request.url.path, ttl)
+
+
+IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -1,20 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from fulfill.deps import (
     AdminCaller,
-    IdempotencyKeyHeader,
+    IdempotentDep,
     SessionDep,
-    SettingsDep,
     StockReader,
     problem_responses,
 )
-from fulfill.idempotency import fingerprint, respond_idempotently
 from fulfill.inventory import repository as repo
 from fulfill.inventory import service
 from fulfill.inventory.schemas import (
@@ -39,21 +36,13 @@ router = APIRouter(prefix="/v1", tags=["catalog and stock"])
     responses=problem_responses(401, 403, 409, 422),
 )
 def create_product(
-    payload: ProductCreate,
-    request: Request,
-    session: SessionDep,
-    caller: AdminCaller,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    payload: ProductCreate, caller: AdminCaller, idempotent: IdempotentDep
 ) -> JSONResponse:
-    return respond_idempotently(
-        session,
+    return idempotent.respond(
         caller,
-        idempotency_key,
-        fingerprint("POST", request.url.path, payload),
+        payload,
         status.HTTP_201_CREATED,
-        lambda: ProductPublic.model_validate(service.create_product(session, payload)),
-        timedelta(hours=settings.idempotency_ttl_hours),
+        lambda: ProductPublic.model_validate(service.create_product(idempotent.session, payload)),
     )
 
 
@@ -74,21 +63,13 @@ def list_products(
     responses=problem_responses(401, 403, 409, 422),
 )
 def create_node(
-    payload: NodeCreate,
-    request: Request,
-    session: SessionDep,
-    caller: AdminCaller,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    payload: NodeCreate, caller: AdminCaller, idempotent: IdempotentDep
 ) -> JSONResponse:
-    return respond_idempotently(
-        session,
+    return idempotent.respond(
         caller,
-        idempotency_key,
-        fingerprint("POST", request.url.path, payload),
+        payload,
         status.HTTP_201_CREATED,
-        lambda: NodePublic.model_validate(service.create_node(session, payload)),
-        timedelta(hours=settings.idempotency_ttl_hours),
+        lambda: NodePublic.model_validate(service.create_node(idempotent.session, payload)),
     )
 
 
@@ -124,23 +105,15 @@ def set_stock(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def adjust_stock(
-    code: str,
-    adjustments: StockAdjustments,
-    request: Request,
-    session: SessionDep,
-    caller: AdminCaller,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    code: str, adjustments: StockAdjustments, caller: AdminCaller, idempotent: IdempotentDep
 ) -> JSONResponse:
     """Add or remove units with a reason (receipt, damage, loss, ...), kept in the ledger."""
-    return respond_idempotently(
-        session,
+    session = idempotent.session
+    return idempotent.respond(
         caller,
-        idempotency_key,
-        fingerprint("POST", request.url.path, adjustments),
+        adjustments,
         status.HTTP_201_CREATED,
         lambda: StockList(service.adjust_stock(session, code, adjustments.root, caller)),
-        timedelta(hours=settings.idempotency_ttl_hours),
     )
 
 

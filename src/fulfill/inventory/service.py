@@ -89,10 +89,7 @@ def set_stock_levels(
     session: Session, code: str, levels: list[StockLevelSet], caller: Caller
 ) -> list[StockPublic]:
     """Replace on_hand with counted values; the difference is recorded as a ``count``."""
-    node = require_node(session, code)
-    skus = [level.sku for level in levels]
-    refuse_duplicate_skus(skus, "[{}].sku")
-    products = require_products(session, skus, "[{}].sku")
+    node, products = _node_and_products(session, code, [level.sku for level in levels])
     result = []
     for level in sorted(levels, key=lambda x: x.sku):
         product = products[level.sku]
@@ -117,10 +114,7 @@ def set_stock_levels(
 def adjust_stock(
     session: Session, code: str, adjustments: list[StockAdjustmentCreate], caller: Caller
 ) -> list[StockPublic]:
-    node = require_node(session, code)
-    skus = [a.sku for a in adjustments]
-    refuse_duplicate_skus(skus, "[{}].sku")
-    products = require_products(session, skus, "[{}].sku")
+    node, products = _node_and_products(session, code, [a.sku for a in adjustments])
     result = []
     for adjustment in sorted(adjustments, key=lambda x: x.sku):
         product = products[adjustment.sku]
@@ -232,6 +226,15 @@ def stock_public(session: Session, sku: str | None, node_code: str | None) -> li
         )
         for code, s, on_hand, reserved, updated_at in repo.stock_levels(session, sku, node_code)
     ]
+
+
+def _node_and_products(
+    session: Session, code: str, skus: list[str]
+) -> tuple[Node, dict[str, Product]]:
+    """The node and the products of a bulk stock request, whose items are ``[i].sku``."""
+    node = require_node(session, code)
+    refuse_duplicate_skus(skus, "[{}].sku")
+    return node, require_products(session, skus, "[{}].sku")
 
 
 def _locked_stock(session: Session, node: Node, product: Product) -> Stock:

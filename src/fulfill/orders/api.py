@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from fulfill.deps import (
     ClockDep,
-    IdempotencyKeyHeader,
+    IdempotentDep,
     OrderReader,
     SessionDep,
     SettingsDep,
@@ -16,7 +16,6 @@ from fulfill.deps import (
     problem_responses,
 )
 from fulfill.geocoding import geocoder_for
-from fulfill.idempotency import fingerprint, respond_idempotently
 from fulfill.orders import repository as repo
 from fulfill.orders import service
 from fulfill.orders.models import OrderStatus, ServiceLevel
@@ -33,19 +32,17 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 )
 def create_order(
     payload: OrderCreate,
-    request: Request,
-    session: SessionDep,
     caller: StorefrontCaller,
     settings: SettingsDep,
     clock: ClockDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotent: IdempotentDep,
 ) -> JSONResponse:
     """Place an order: its stock is reserved and its delivery window promised, or a 409 says
     why not (a sku short, with what is left; the service level out of reach)."""
 
     def place() -> OrderDetail:
         bundle = service.place_order(
-            session,
+            idempotent.session,
             caller,
             payload,
             settings=settings,
@@ -54,15 +51,7 @@ def create_order(
         )
         return service.order_detail(bundle)
 
-    return respond_idempotently(
-        session,
-        caller,
-        idempotency_key,
-        fingerprint("POST", request.url.path, payload),
-        status.HTTP_201_CREATED,
-        place,
-        timedelta(hours=settings.idempotency_ttl_hours),
-    )
+    return idempotent.respond(caller, payload, status.HTTP_201_CREATED, place)
 
 
 @router.get("", response_model=OrderPage, responses=problem_responses(401, 403, 422))
@@ -95,21 +84,17 @@ def get_order(order_id: str, session: SessionDep, caller: OrderReader) -> OrderD
 )
 def cancel_order(
     order_id: str,
-    request: Request,
-    session: SessionDep,
     caller: StorefrontCaller,
-    settings: SettingsDep,
+    idempotent: IdempotentDep,
     payload: OrderCancel | None = None,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Cancel an order that has not shipped; its reservation is released."""
     body = payload or OrderCancel()
-    return respond_idempotently(
-        session,
+    return idempotent.respond(
         caller,
-        idempotency_key,
-        fingerprint("POST", request.url.path, body),
+        body,
         status.HTTP_200_OK,
-        lambda: service.order_detail(service.cancel_order(session, caller, order_id, body.reason)),
-        timedelta(hours=settings.idempotency_ttl_hours),
+        lambda: service.order_detail(
+            service.cancel_order(idempotent.session, caller, order_id, body.reason)
+        ),
     )
