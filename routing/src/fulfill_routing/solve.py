@@ -1,0 +1,174 @@
+"""Plan a problem: pick the engines that can model it, run them, check them, keep the best.
+
+``engine="auto"`` runs every engine that supports the problem side by side, each in its own
+process under the same wall-clock limit; every answer is re-verified by the independent checker
+and the cheapest valid one wins. Naming an engine that cannot model the problem is a
+``ValueError`` naming the features, never a silently simplified problem.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from fulfill_routing.checker import check
+from fulfill_routing.engines import Engine, Sequences, SolveParams
+from fulfill_routing.engines.ortools_engine import ORToolsEngine
+from fulfill_routing.engines.pyvrp_engine import PyVRPEngine
+from fulfill_routing.model import Problem, Route, Solution, Stop, Unserved
+from fulfill_routing.schedule import Context, Infeasible, IntArray, schedule_route
+from fulfill_routing.travel import GreatCircle, TravelTimeProvider
+
+ENGINES: dict[str, Engine] = {"ortools": ORToolsEngine(), "pyvrp": PyVRPEngine()}
+GRACE_S = 2.0  # beyond the limit, for a process to start and hand back its answer
+
+
+class UnsupportedFeature(ValueError):
+    pass
+
+
+class NoValidSolution(RuntimeError):
+    """No engine returned a plan that passed the checker."""
+
+
+def matrices(
+    problem: Problem, travel: TravelTimeProvider | None = None, departure_s: int = 0
+) -> tuple[IntArray, IntArray]:
+    if problem.matrix is not None:
+        return problem.matrix.distances, problem.matrix.durations
+    assert problem.locations is not None  # the model guarantees one of the two
+    return (travel or GreatCircle()).matrices(problem.locations, departure_s)
+
+
+def solve(
+    problem: Problem,
+    *,
+    engine: str = "auto",
+    time_limit_s: float = 10.0,
+    seed: int = 0,
+    travel: TravelTimeProvider | None = None,
+    departure_s: int = 0,
+) -> Solution:
+    """Plan ``problem`` within ``time_limit_s`` of wall-clock time.
+
+    Raises
+    ------
+    ValueError
+        For an unknown engine, a non-positive time limit, or an engine that cannot model the
+        problem (``UnsupportedFeature``).
+    NoValidSolution
+        If no engine's answer passes the checker.
+    """
+    if time_limit_s <= 0:
+        raise ValueError("time_limit_s must be positive")
+    started = time.perf_counter()
+    distances, durations = matrices(problem, travel, departure_s)
+    ctx = Context.of(problem, distances, durations)
+    params = SolveParams(time_limit_s=time_limit_s - (time.perf_counter() - started), seed=seed)
+    names = _engines_for(problem, engine)
+    if len(names) == 1:
+        answers = {names[0]: ENGINES[names[0]].solve(ctx, params)}
+    else:
+        answers = _in_parallel(ctx, names, params)
+    candidates = []
+    rejected = []
+    for name, sequences in answers.items():
+        try:
+            solution = build_solution(ctx, sequences, name, time.perf_counter() - started)
+        except Infeasible as exc:
+            rejected.append(f"{name}: {exc}")
+            continue
+        violations = check(problem, solution, distances, durations)
+        if violations:
+            rejected.append(f"{name}: {violations[0]}")
+            continue
+        candidates.append(solution)
+    if not candidates:
+        raise NoValidSolution("; ".join(rejected) or "no engine answered in time")
+    return min(candidates, key=lambda s: (not s.feasible, s.cost))
+
+
+def _engines_for(problem: Problem, engine: str) -> list[str]:
+    if engine == "auto":
+        able = [name for name, e in ENGINES.items() if not e.unsupported(problem)]
+        return able
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose auto, {', '.join(ENGINES)}")
+    missing = ENGINES[engine].unsupported(problem)
+    if missing:
+        raise UnsupportedFeature(f"engine {engine} cannot model: {', '.join(missing)}")
+    return [engine]
+
+
+def _run_engine(name: str, ctx: Context, params: SolveParams) -> Sequences:
+    return ENGINES[name].solve(ctx, params)
+
+
+def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[str, Sequences]:
+    """Each engine in its own forked process (no re-import, the context is inherited)."""
+    deadline = time.perf_counter() + params.time_limit_s + GRACE_S
+    answers: dict[str, Sequences] = {}
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=len(names), mp_context=fork) as pool:
+        futures = {name: pool.submit(_run_engine, name, ctx, params) for name in names}
+        for name, future in futures.items():
+            try:
+                answers[name] = future.result(timeout=max(0.0, deadline - time.perf_counter()))
+            except FutureTimeout:
+                future.cancel()
+            except Exception:  # an engine that fails leaves the others to answer
+                continue
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if process.is_alive() and time.perf_counter() > deadline:
+                process.terminate()
+    return answers
+
+
+def build_solution(ctx: Context, sequences: Sequences, engine: str, seconds: float) -> Solution:
+    """Schedule each vehicle's sequence; list every stop left out, with the reason."""
+    problem = ctx.problem
+    routes: list[Route] = []
+    for vehicle in problem.vehicles:
+        stop_ids = sequences.get(vehicle.id) or []
+        if stop_ids:
+            routes.append(schedule_route(ctx, vehicle, stop_ids))
+    served = {v.stop for r in routes for v in r.visits}
+    left = [s for s in problem.stops if s.id not in served]
+    unserved = tuple(Unserved(stop=s.id, reason=unserved_reason(ctx, s)) for s in left)
+    penalties = sum(s.penalty or 0 for s in left)
+    return Solution(
+        routes=tuple(routes),
+        unserved=unserved,
+        cost=sum(r.cost for r in routes) + penalties,
+        distance=sum(r.distance for r in routes),
+        engine=engine,
+        seconds=round(seconds, 3),
+        feasible=all(not s.required for s in left),
+    )
+
+
+def unserved_reason(ctx: Context, stop: Stop) -> str:
+    """Why a stop was left out: no vehicle could serve it at all, or it did not pay."""
+    partner = _pair_partner(ctx.problem, stop.id)
+    trip: Sequence[str] = partner or [stop.id]
+    first_problem = ""
+    for vehicle in ctx.problem.vehicles:
+        try:
+            schedule_route(ctx, vehicle, trip)
+        except Infeasible as exc:
+            first_problem = first_problem or str(exc)
+            continue
+        if stop.required:
+            return "no route had room for it in the plan found within the time limit"
+        return f"left out: serving it costs more than its penalty ({stop.penalty})"
+    return f"no vehicle can serve it, even alone: {first_problem}"
+
+
+def _pair_partner(problem: Problem, stop_id: str) -> list[str] | None:
+    for pair in problem.pairs:
+        if stop_id in (pair.pickup, pair.delivery):
+            return [pair.pickup, pair.delivery]
+    return None
