@@ -167,9 +167,12 @@ class Problem(Base):
             _check_location(f"depots[{i}].location", depot.location, size)
         dims = len(self.vehicles[0].capacity)
         for i, vehicle in enumerate(self.vehicles):
-            for field, depot in (("start_depot", vehicle.start_depot), ("end_depot", vehicle.end)):
-                if depot not in depot_ids:
-                    raise ValueError(f"vehicles[{i}].{field}: no depot {depot!r}")
+            for field, depot_id in (
+                ("start_depot", vehicle.start_depot),
+                ("end_depot", vehicle.end),
+            ):
+                if depot_id not in depot_ids:
+                    raise ValueError(f"vehicles[{i}].{field}: no depot {depot_id!r}")
             if len(vehicle.capacity) != dims:
                 raise ValueError(f"vehicles[{i}].capacity has {len(vehicle.capacity)} dimensions, "
                                  f"vehicles[0] has {dims}")  # fmt: skip

@@ -58,7 +58,10 @@ def dimacs_matrix(coords: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.i
     """floor(10 * euclidean distance), as integers."""
     xy = np.asarray(coords, dtype=np.float64)
     diff = xy[:, None, :] - xy[None, :, :]
-    return np.floor(SCALE * np.sqrt((diff**2).sum(axis=-1)) + 1e-9).astype(np.int64)
+    tenths: np.ndarray[Any, np.dtype[np.int64]] = np.floor(
+        SCALE * np.sqrt((diff**2).sum(axis=-1)) + 1e-9
+    ).astype(np.int64)
+    return tenths
 
 
 def _problem(raw: dict[str, Any], name: str) -> Problem:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import numpy as np
+
 from fulfill_routing.checker import check
 from fulfill_routing.engines import Engine, Sequences, SolveParams
 from fulfill_routing.engines.ortools_engine import ORToolsEngine
@@ -67,12 +69,13 @@ def solve(
     started = time.perf_counter()
     distances, durations = matrices(problem, travel, departure_s)
     ctx = Context.of(problem, distances, durations)
-    params = SolveParams(time_limit_s=time_limit_s - (time.perf_counter() - started), seed=seed)
     names = _engines_for(problem, engine)
+    solvable = Context.of(_without(problem, unreachable(ctx)), distances, durations)
+    params = SolveParams(time_limit_s=time_limit_s - (time.perf_counter() - started), seed=seed)
     if len(names) == 1:
-        answers = {names[0]: ENGINES[names[0]].solve(ctx, params)}
+        answers = {names[0]: ENGINES[names[0]].solve(solvable, params)}
     else:
-        answers = _in_parallel(ctx, names, params)
+        answers = _in_parallel(solvable, names, params)
     candidates = []
     rejected = []
     for name, sequences in answers.items():
@@ -89,6 +92,50 @@ def solve(
     if not candidates:
         raise NoValidSolution("; ".join(rejected) or "no engine answered in time")
     return min(candidates, key=lambda s: (not s.feasible, s.cost))
+
+
+def unreachable(ctx: Context) -> set[str]:
+    """Stops no vehicle could serve even on a trip of their own (window, shift or capacity):
+    engines are spared them, and the solution lists them as unserved with the reason."""
+    problem = ctx.problem
+    if not problem.stops:
+        return set()
+    locations = np.array([s.location for s in problem.stops])
+    service = np.array([s.service_time for s in problem.stops])
+    demand = np.array([problem.demand_of(s) for s in problem.stops]).reshape(len(locations), -1)
+    latest = np.array([max((w.end for w in s.time_windows), default=2**62) for s in problem.stops])
+    earliest_open = np.array([min((w.start for w in s.time_windows), default=0)
+                              for s in problem.stops])  # fmt: skip
+    depots = {d.id: d.location for d in problem.depots}
+    possible = np.zeros(len(locations), dtype=bool)
+    for vehicle in {v.model_copy(update={"id": "_"}) for v in problem.vehicles}:
+        arrive = vehicle.shift.start + ctx.durations[depots[vehicle.start_depot], locations]
+        start = np.maximum(arrive, earliest_open)
+        back = start + service + ctx.durations[locations, depots[vehicle.end]]
+        fits = (arrive <= latest) & (back <= vehicle.shift.end)
+        if demand.shape[1]:
+            fits &= np.all(demand <= np.asarray(vehicle.capacity), axis=1)
+        possible |= fits
+    pinned = {s for route in problem.fixed_routes.values() for s in route}
+    return {s.id for s, ok in zip(problem.stops, possible, strict=True) if not ok} - pinned
+
+
+def _without(problem: Problem, stop_ids: set[str]) -> Problem:
+    if not stop_ids:
+        return problem
+    for pair in problem.pairs:
+        if pair.pickup in stop_ids or pair.delivery in stop_ids:
+            stop_ids |= {pair.pickup, pair.delivery}
+    initial = {
+        v: tuple(s for s in r if s not in stop_ids) for v, r in problem.initial_routes.items()
+    }
+    return problem.model_copy(
+        update={
+            "stops": tuple(s for s in problem.stops if s.id not in stop_ids),
+            "pairs": tuple(p for p in problem.pairs if p.pickup not in stop_ids),
+            "initial_routes": initial,
+        }
+    )
 
 
 def _engines_for(problem: Problem, engine: str) -> list[str]:

@@ -104,6 +104,6 @@ def _problem_data(ctx: Context, groups: list[list[Vehicle]]) -> pyvrp.ProblemDat
         clients=clients,
         depots=[pyvrp.Depot(location=d.location) for d in problem.depots],
         vehicle_types=vehicle_types,
-        distance_matrices=[ctx.distances],
-        duration_matrices=[ctx.durations],
+        distance_matrices=[ctx.distances],  # type: ignore[list-item]  # pyvrp's stub is narrower
+        duration_matrices=[ctx.durations],  # type: ignore[list-item]
     )
