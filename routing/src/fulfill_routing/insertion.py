@@ -1,10 +1,11 @@
 """Does a new stop fit an existing plan, where, and at what added cost?
 
 The same-day promise at checkout asks this for every cart, so it must answer in milliseconds on
-a 500-stop plan. Each gap of each route is tried at once with numpy: capacity on the route, the
-stop's own window, and the delay pushed onto the rest of the route, which must not exceed the
-slack of the next visit (waiting absorbs part of it). The answer is exact for routes without a
-break; routes with a break are confirmed by rescheduling them.
+a 500-stop plan. Each gap of each route is tried at once with numpy on the route's earliest
+schedule: capacity, the stop's own window, and the delay pushed onto the rest of the route,
+which waiting absorbs in part and which must stay within what the later windows and the shift
+allow. Distance costs are exact; where a route has a duration cost, a duration limit or a
+break, candidates are confirmed and priced by rescheduling the route, best first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fulfill_routing.model import Route, Solution, Stop, Vehicle
-from fulfill_routing.schedule import Context, Infeasible, IntArray, schedule_route
+from fulfill_routing.schedule import Context, Infeasible, IntArray, earliest, schedule_route
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -49,58 +50,74 @@ def _best_in_route(
     ctx: Context, route: Route, vehicle: Vehicle, stop: Stop, reasons: list[str]
 ) -> tuple[int, Insertion] | None:
     problem = ctx.problem
-    depots = {d.id: d.location for d in problem.depots}
-    visits = route.visits
-    stops = [problem.stops[ctx.stop_index[v.stop]] for v in visits]
-    locations = np.array(
-        [depots[vehicle.start_depot], *(s.location for s in stops), depots[vehicle.end]],
-        dtype=np.int64,
-    )
-    departures = np.array([route.start, *(v.departure for v in visits)], dtype=np.int64)
-    # The next place of each gap: its arrival, wait and slack (the end depot has no wait).
-    next_arrival = np.array([*(v.arrival for v in visits), route.end], dtype=np.int64)
-    next_wait = np.array([*(v.wait for v in visits), 0], dtype=np.int64)
-    next_slack = np.array(
-        [*(v.slack for v in visits), vehicle.shift.end - route.end], dtype=np.int64
-    )
     demand = np.asarray(problem.demand_of(stop), dtype=np.int64)
     if demand.size and np.any(np.asarray(route.peak_load) + demand > np.asarray(vehicle.capacity)):
         reasons.append(f"{route.vehicle}: no capacity left")
         return None
-    if vehicle.max_stops is not None and len(visits) >= vehicle.max_stops:
+    if vehicle.max_stops is not None and len(route.visits) >= vehicle.max_stops:
         reasons.append(f"{route.vehicle}: at its maximum of {vehicle.max_stops} stops")
         return None
-    before, after = locations[:-1], locations[1:]
-    to_new = ctx.durations[before, stop.location]
-    from_new = ctx.durations[stop.location, after]
-    arrival = departures + to_new
-    start, fits_window = _service_starts(stop, arrival)
-    leave = start + stop.service_time
-    push = np.maximum(0, leave + from_new - next_arrival - next_wait)
-    feasible = fits_window & (push <= next_slack)
-    if vehicle.max_duration is not None:
-        feasible &= route.duration + push <= vehicle.max_duration
+    ids = [v.stop for v in route.visits]
+    feasible, added = _gaps(ctx, vehicle, ids, stop)
     if not feasible.any():
         reasons.append(f"{route.vehicle}: no gap where {stop.id} keeps every window")
         return None
-    added = (
-        vehicle.distance_cost
-        * (
-            ctx.distances[before, stop.location]
-            + ctx.distances[stop.location, after]
-            - ctx.distances[before, after]
-        )
-        + vehicle.duration_cost * push
-    )
-    added = np.where(feasible, added, np.iinfo(np.int64).max)
-    for position in np.argsort(added, kind="stable"):
-        if not feasible[position]:
-            break
-        if route.rest is None or _reschedules(ctx, vehicle, route, stop, int(position)):
-            cost = int(added[position])
-            return cost, Insertion(True, route.vehicle, int(position), cost)
-    reasons.append(f"{route.vehicle}: the break leaves no room for {stop.id}")
+    exact = route.rest is not None or vehicle.duration_cost > 0 or vehicle.max_duration is not None
+    if not exact:
+        position = int(np.argmin(np.where(feasible, added, np.iinfo(np.int64).max)))
+        cost = int(added[position])
+        return cost, Insertion(True, route.vehicle, position, cost)
+    best: tuple[int, Insertion] | None = None
+    for gap in np.flatnonzero(feasible).tolist():  # the duration added depends on the route
+        rescheduled = _rescheduled_cost(ctx, vehicle, ids, stop, gap)
+        if rescheduled is not None and (best is None or rescheduled - route.cost < best[0]):
+            best = (
+                rescheduled - route.cost,
+                Insertion(True, route.vehicle, gap, rescheduled - route.cost),
+            )
+    if best is not None:
+        return best
+    reasons.append(f"{route.vehicle}: no gap where {stop.id} keeps the shift and the break")
     return None
+
+
+def _gaps(ctx: Context, vehicle: Vehicle, ids: list[str], stop: Stop) -> tuple[BoolArray, IntArray]:
+    """Per gap of the route: can ``stop`` go there, and the distance cost it adds.
+
+    Feasibility is judged on the route's earliest schedule, where every wait is still
+    available to absorb the delay the new stop pushes onto the rest of the route.
+    """
+    t = earliest(ctx, vehicle, ids)
+    stops = ctx.stops_of(ids)
+    depots = {d.id: d.location for d in ctx.problem.depots}
+    locations = np.array(
+        [depots[vehicle.start_depot], *(s.location for s in stops), depots[vehicle.end]],
+        dtype=np.int64,
+    )
+    departures = np.array(
+        [t.depart, *(st + s.service_time for st, s in zip(t.starts, stops, strict=True))],
+        dtype=np.int64,
+    )
+    arrivals = np.array([*t.arrivals, t.end], dtype=np.int64)
+    waits = np.array([*(st - a for st, a in zip(t.starts, t.arrivals, strict=True)), 0])
+    latest = np.array([*(w.end if w else 0 for w in t.windows), vehicle.shift.end])
+    starts = np.array([*t.starts, t.end], dtype=np.int64)
+    # How far each place's service could slip, given everything after it.
+    slack = np.empty(len(starts), dtype=np.int64)
+    slack[-1] = latest[-1] - starts[-1]
+    for k in range(len(starts) - 2, -1, -1):
+        slack[k] = min(latest[k] - starts[k], slack[k + 1] + waits[k + 1])
+    before, after = locations[:-1], locations[1:]
+    start, fits_window = _service_starts(stop, departures + ctx.durations[before, stop.location])
+    ready_next = start + stop.service_time + ctx.durations[stop.location, after]
+    push = np.maximum(0, ready_next - arrivals - waits)
+    feasible = fits_window & (push <= slack)
+    added = vehicle.distance_cost * (
+        ctx.distances[before, stop.location]
+        + ctx.distances[stop.location, after]
+        - ctx.distances[before, after]
+    )
+    return feasible, added
 
 
 def _service_starts(stop: Stop, arrival: IntArray) -> tuple[IntArray, BoolArray]:
@@ -113,11 +130,10 @@ def _service_starts(stop: Stop, arrival: IntArray) -> tuple[IntArray, BoolArray]
     return start, start >= 0
 
 
-def _reschedules(ctx: Context, vehicle: Vehicle, route: Route, stop: Stop, position: int) -> bool:
-    ids = [v.stop for v in route.visits]
-    ids.insert(position, stop.id)
+def _rescheduled_cost(
+    ctx: Context, vehicle: Vehicle, ids: list[str], stop: Stop, position: int
+) -> int | None:
     try:
-        schedule_route(ctx, vehicle, ids)
+        return schedule_route(ctx, vehicle, [*ids[:position], stop.id, *ids[position:]]).cost
     except Infeasible:
-        return False
-    return True
+        return None

@@ -70,8 +70,13 @@ def schedule_route(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> R
     return _route(ctx, vehicle, stops, timeline, peak)
 
 
+def earliest(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> Timeline:
+    """The route's times when the vehicle leaves at the start of its shift."""
+    return _timeline(ctx, vehicle, ctx.stops_of(stop_ids), vehicle.shift.start)
+
+
 @dataclass
-class _Timeline:
+class Timeline:
     arrivals: list[int]
     starts: list[int]
     windows: list[TimeWindow | None]
@@ -80,7 +85,7 @@ class _Timeline:
     rest: RouteBreak | None
 
 
-def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) -> _Timeline:
+def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) -> Timeline:
     durations = ctx.durations
     here = ctx.depot_location[vehicle.start_depot]
     clock = depart
@@ -111,7 +116,7 @@ def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) ->
         raise Infeasible(f"returns at {end}, after the shift ends at {vehicle.shift.end}")
     if vehicle.max_duration is not None and stops and end - depart > vehicle.max_duration:
         raise Infeasible(f"lasts {end - depart}, over the maximum of {vehicle.max_duration}")
-    return _Timeline(arrivals, starts, windows, depart, end, taken)
+    return Timeline(arrivals, starts, windows, depart, end, taken)
 
 
 def _take_break(rest: Break, depart: int, arrival: int, after: int) -> tuple[RouteBreak, int]:
@@ -142,7 +147,7 @@ def _window_for(stop: Stop, ready: int) -> tuple[TimeWindow | None, int]:
     return None, ready
 
 
-def _departure_delay(ctx: Context, vehicle: Vehicle, stops: list[Stop], t: _Timeline) -> int:
+def _departure_delay(ctx: Context, vehicle: Vehicle, stops: list[Stop], t: Timeline) -> int:
     """How much later the vehicle can leave without moving any service start."""
     if not stops:
         return 0
@@ -186,7 +191,7 @@ def _check_loads(ctx: Context, vehicle: Vehicle, stops: list[Stop]) -> tuple[int
 
 
 def _route(
-    ctx: Context, vehicle: Vehicle, stops: list[Stop], t: _Timeline, peak: tuple[int, ...]
+    ctx: Context, vehicle: Vehicle, stops: list[Stop], t: Timeline, peak: tuple[int, ...]
 ) -> Route:
     here = ctx.depot_location[vehicle.start_depot]
     distance = 0
@@ -216,7 +221,7 @@ def _route(
     )  # fmt: skip
 
 
-def _slacks(vehicle: Vehicle, stops: list[Stop], t: _Timeline) -> list[int]:
+def _slacks(vehicle: Vehicle, stops: list[Stop], t: Timeline) -> list[int]:
     """Per visit, how much later its service could start without breaking anything after."""
     slack = [0] * len(stops)
     following = vehicle.shift.end - t.end
