@@ -29,6 +29,7 @@ class ORToolsTuning:
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     gls_lambda: float = 0.1
     neighbours: int = 40  # nearest nodes the local-search operators consider, on large waves
+    sparse_above: int = 400  # below this many nodes full neighbourhoods measured better
 
 
 class ORToolsEngine:
@@ -61,7 +62,7 @@ class ORToolsEngine:
         search.local_search_metaheuristic = getattr(metaheuristics, self.tuning.metaheuristic)
         search.guided_local_search_lambda_coefficient = self.tuning.gls_lambda
         nodes = model.manager.GetNumberOfNodes()
-        if nodes > 2 * self.tuning.neighbours:
+        if nodes > self.tuning.sparse_above:
             search.ls_operator_neighbors_ratio = self.tuning.neighbours / nodes
             search.ls_operator_min_neighbors = self.tuning.neighbours
         seconds = max(0.05, params.time_limit_s - spent - SAFETY_S)
