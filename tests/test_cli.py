@@ -83,6 +83,42 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
     assert serve.returncode is not None
 
 
+def test_serve_takes_its_worker_and_beat_down_with_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = os.environ | {"FULFILL_DATA_DIR": str(tmp_path / "data")}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait_until_healthy(f"http://127.0.0.1:{port}")
+    children = _children_of(serve.pid)
+    assert len(children) >= 2  # the worker and beat
+    serve.kill()  # the harshest end: no cleanup code runs in serve
+    serve.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)]
+
+
+def _children_of(pid: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if len(found) >= 2:
+            return [int(c) for c in found]
+        time.sleep(0.2)
+    return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
 def _wait_until_healthy(base: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
