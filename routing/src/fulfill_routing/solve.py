@@ -11,8 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Sequence
-from multiprocessing.connection import wait
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
 
 import numpy as np
 
@@ -176,13 +176,14 @@ def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[st
         if not ready:
             break
         for answered in ready:
-            name, process = running.pop(answered)
+            connection = cast(Connection, answered)
+            name, process = running.pop(connection)
             try:
-                ok, payload = answered.recv()  # type: ignore[union-attr]
+                ok, payload = connection.recv()
             except EOFError:  # the engine's process died
                 ok, payload = False, None
             if ok:
-                answers[name] = payload
+                answers[name] = cast(Sequences, payload)
             process.join(timeout=1)
     for _, process in running.values():
         process.terminate()
