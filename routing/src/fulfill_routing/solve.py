@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
@@ -157,20 +158,24 @@ def _engines_for(problem: Problem, engine: str) -> list[str]:
 
 
 def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[str, Sequences]:
-    """Each engine in its own forked process (the context is inherited, nothing re-imported);
-    an engine still running at the deadline is stopped and contributes nothing."""
+    """The last engine (the strongest on large waves) runs here with the whole budget; the
+    others each in a forked process (the context is inherited, nothing re-imported). An engine
+    still running at the deadline is stopped and contributes nothing."""
     fork = multiprocessing.get_context("fork")
     deadline = time.perf_counter() + params.time_limit_s
     # Engines sharing the machine set up more slowly than alone: keep a margin for that.
     shared = SolveParams(time_limit_s=params.time_limit_s * PARALLEL_SHARE, seed=params.seed)
+    *others, local = names
     running: dict[Any, tuple[str, Any]] = {}
-    for name in names:
+    for name in others:
         receiver, sender = fork.Pipe(duplex=False)
         process = fork.Process(target=_engine_process, args=(name, ctx, shared, sender))
         process.start()
         sender.close()
         running[receiver] = (name, process)
     answers: dict[str, Sequences] = {}
+    with suppress(Exception):  # if it fails, the others may still answer
+        answers[local] = ENGINES[local].solve(ctx, params)
     while running:
         ready = wait(list(running), timeout=max(0.0, deadline - time.perf_counter()))
         if not ready:
