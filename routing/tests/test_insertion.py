@@ -25,6 +25,14 @@ def brute_force(ctx: Context, plan: Solution, stop_id: str) -> int | None:
                 continue
             added = candidate.cost - route.cost
             best = added if best is None else min(best, added)
+    used = {r.vehicle for r in plan.routes}
+    for vehicle in ctx.problem.vehicles:
+        if vehicle.id not in used:
+            try:
+                alone = schedule_route(ctx, vehicle, [stop_id]).cost
+            except Infeasible:
+                continue
+            best = alone if best is None else min(best, alone)
     return best
 
 
@@ -56,12 +64,35 @@ def test_the_cheapest_insertion_matches_brute_force(seed: int) -> None:
         assert not answer.fits and answer.reason
     else:
         assert answer.fits and answer.added_cost == expected
-        route: Route = next(r for r in plan.routes if r.vehicle == answer.vehicle)
+        route: Route | None = next((r for r in plan.routes if r.vehicle == answer.vehicle), None)
+        if route is None:  # an idle van takes it alone
+            return
         ids = [v.stop for v in route.visits]
         assert answer.position is not None
         ids.insert(answer.position, "s25")
         vehicle = next(v for v in problem.vehicles if v.id == answer.vehicle)
         assert schedule_route(ctx, vehicle, ids).cost - route.cost == expected
+
+
+def test_an_idle_van_is_used_when_the_busy_one_is_full() -> None:
+    fleet = tuple(
+        Vehicle(id=f"v{k}", start_depot="d", capacity=(3,), shift=TimeWindow(start=0, end=999))
+        for k in range(2)
+    )
+    problem = grid_problem(4, fleet=fleet)
+    ctx, plan = plan_without(problem, "s4")
+    busy = {r.vehicle for r in plan.routes}
+    answer = best_insertion(ctx, plan, "s4")
+    assert answer.fits and answer.vehicle not in busy
+
+
+def test_a_stop_of_a_pair_is_not_inserted_alone() -> None:
+    stops = (Stop(id="p", location=1, demand=(1,)), Stop(id="q", location=2, demand=(1,)))
+    problem = grid_problem(2, stops=stops, pairs=({"pickup": "p", "delivery": "q"},))
+    ctx = Context.of(problem, *matrices(problem))
+    empty = Solution(routes=(), cost=0, distance=0, engine="none")
+    answer = best_insertion(ctx, empty, "p")
+    assert not answer.fits and "re-planning" in answer.reason
 
 
 def test_a_full_van_says_why() -> None:

@@ -127,6 +127,8 @@ def _limits(name: str, vehicle: Vehicle, route: Route) -> Iterator[str]:
         return
     if rest is None:
         yield f"{name} takes no break"
+    elif not 0 <= rest.after <= len(route.visits):
+        yield f"{name} break is placed after visit {rest.after}, outside the route"
     elif not vehicle.rest.window.start <= rest.start <= vehicle.rest.window.end:
         yield f"{name} break starts at {rest.start}, outside its window"
     elif rest.duration < vehicle.rest.duration:

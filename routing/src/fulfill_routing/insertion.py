@@ -34,11 +34,15 @@ def best_insertion(ctx: Context, solution: Solution, stop_id: str) -> Insertion:
     """The cheapest feasible place in ``solution`` for the stop ``stop_id`` of ``ctx.problem``
     (a stop the plan does not serve yet)."""
     stop = ctx.problem.stops[ctx.stop_index[stop_id]]
+    if stop_id in ctx.roles:
+        return Insertion(fits=False, reason="a pickup-and-delivery stop is placed by re-planning")
     best: tuple[int, Insertion] | None = None
     reasons: list[str] = []
     vehicles = {v.id: v for v in ctx.problem.vehicles}
-    for route in solution.routes:
-        option = _best_in_route(ctx, route, vehicles[route.vehicle], stop, reasons)
+    options = [_best_in_route(ctx, r, vehicles[r.vehicle], stop, reasons) for r in solution.routes]
+    used = {r.vehicle for r in solution.routes}
+    options += [_own_trip(ctx, v, stop, reasons) for v in ctx.problem.vehicles if v.id not in used]
+    for option in options:
         if option is not None and (best is None or option[0] < best[0]):
             best = option
     if best is None:
@@ -50,19 +54,26 @@ def _best_in_route(
     ctx: Context, route: Route, vehicle: Vehicle, stop: Stop, reasons: list[str]
 ) -> tuple[int, Insertion] | None:
     problem = ctx.problem
+    ids = [v.stop for v in route.visits]
+    carries_pairs = any(s in ctx.roles for s in ids)  # its load rises and falls: reschedule
     demand = np.asarray(problem.demand_of(stop), dtype=np.int64)
-    if demand.size and np.any(np.asarray(route.peak_load) + demand > np.asarray(vehicle.capacity)):
+    peak = np.asarray(route.peak_load)
+    if demand.size and not carries_pairs and np.any(peak + demand > np.asarray(vehicle.capacity)):
         reasons.append(f"{route.vehicle}: no capacity left")
         return None
     if vehicle.max_stops is not None and len(route.visits) >= vehicle.max_stops:
         reasons.append(f"{route.vehicle}: at its maximum of {vehicle.max_stops} stops")
         return None
-    ids = [v.stop for v in route.visits]
     feasible, added = _gaps(ctx, vehicle, ids, stop)
     if not feasible.any():
         reasons.append(f"{route.vehicle}: no gap where {stop.id} keeps every window")
         return None
-    exact = route.rest is not None or vehicle.duration_cost > 0 or vehicle.max_duration is not None
+    exact = (
+        route.rest is not None
+        or vehicle.duration_cost > 0
+        or vehicle.max_duration is not None
+        or carries_pairs
+    )
     if not exact:
         position = int(np.argmin(np.where(feasible, added, np.iinfo(np.int64).max)))
         cost = int(added[position])
@@ -79,6 +90,18 @@ def _best_in_route(
         return best
     reasons.append(f"{route.vehicle}: no gap where {stop.id} keeps the shift and the break")
     return None
+
+
+def _own_trip(
+    ctx: Context, vehicle: Vehicle, stop: Stop, reasons: list[str]
+) -> tuple[int, Insertion] | None:
+    """An idle vehicle serving the stop alone (its fixed cost included)."""
+    try:
+        cost = schedule_route(ctx, vehicle, [stop.id]).cost
+    except Infeasible as exc:
+        reasons.append(f"{vehicle.id}: {exc}")
+        return None
+    return cost, Insertion(True, vehicle.id, 0, cost)
 
 
 def _gaps(ctx: Context, vehicle: Vehicle, ids: list[str], stop: Stop) -> tuple[BoolArray, IntArray]:

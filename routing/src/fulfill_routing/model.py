@@ -21,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -86,6 +87,19 @@ class Stop(Base):
     penalty: int | None = Field(
         default=None, ge=0, description="cost of leaving the stop unserved; None: must be served"
     )
+
+    @field_validator("time_windows")
+    @classmethod
+    def _sorted_and_merged(cls, windows: tuple[TimeWindow, ...]) -> tuple[TimeWindow, ...]:
+        """Every component reads windows in time order, with no overlap."""
+        merged: list[TimeWindow] = []
+        for window in sorted(windows, key=lambda w: (w.start, w.end)):
+            if merged and window.start <= merged[-1].end + 1:
+                last = merged[-1]
+                merged[-1] = TimeWindow(start=last.start, end=max(last.end, window.end))
+            else:
+                merged.append(window)
+        return tuple(merged)
 
     @property
     def required(self) -> bool:

@@ -64,15 +64,21 @@ def schedule_route(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> R
     peak = _check_loads(ctx, vehicle, stops)
     if vehicle.max_stops is not None and len(stops) > vehicle.max_stops:
         raise Infeasible(f"{len(stops)} stops exceed the vehicle's maximum of {vehicle.max_stops}")
-    earliest = _timeline(ctx, vehicle, stops, vehicle.shift.start)
-    delay = _departure_delay(ctx, vehicle, stops, earliest)
-    timeline = _timeline(ctx, vehicle, stops, vehicle.shift.start + delay) if delay else earliest
+    timeline = _best_timeline(ctx, vehicle, stops)
+    if (
+        vehicle.max_duration is not None
+        and stops
+        and timeline.end - timeline.depart > vehicle.max_duration
+    ):
+        raise Infeasible(
+            f"lasts {timeline.end - timeline.depart}, over the maximum of {vehicle.max_duration}"
+        )
     return _route(ctx, vehicle, stops, timeline, peak)
 
 
 def earliest(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> Timeline:
-    """The route's times when the vehicle leaves at the start of its shift."""
-    return _timeline(ctx, vehicle, ctx.stops_of(stop_ids), vehicle.shift.start)
+    """The route's times when the vehicle leaves at the start of its shift (no break)."""
+    return _timeline(ctx, vehicle, ctx.stops_of(stop_ids), vehicle.shift.start, None)
 
 
 @dataclass
@@ -85,11 +91,36 @@ class Timeline:
     rest: RouteBreak | None
 
 
-def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) -> Timeline:
+def _best_timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop]) -> Timeline:
+    """Leave as late as no service moves; with a break, the gap that brings the van back
+    earliest (trying each, waiting for the break's window where needed)."""
+    if vehicle.rest is None or not stops:
+        first = _timeline(ctx, vehicle, stops, vehicle.shift.start, None)
+        delay = _departure_delay(stops, first)
+        return _timeline(ctx, vehicle, stops, first.depart + delay, None) if delay else first
+    best: Timeline | None = None
+    problem = ""
+    for gap in range(len(stops) + 1):
+        try:
+            candidate = _timeline(ctx, vehicle, stops, vehicle.shift.start, gap)
+        except Infeasible as exc:
+            problem = problem or str(exc)
+            continue
+        if best is None or candidate.end < best.end:
+            best = candidate
+    if best is None:
+        raise Infeasible(problem)
+    return best
+
+
+def _timeline(
+    ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int, break_gap: int | None
+) -> Timeline:
+    """Times from leaving at ``depart``; the break (if any) is taken in gap ``break_gap``
+    (before visit ``break_gap``, or before returning when it equals the number of stops)."""
     durations = ctx.durations
     here = ctx.depot_location[vehicle.start_depot]
     clock = depart
-    rest = vehicle.rest if stops else None
     taken: RouteBreak | None = None
     arrivals: list[int] = []
     starts: list[int] = []
@@ -97,10 +128,9 @@ def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) ->
     for k, stop in enumerate(stops):
         arrival = clock + int(durations[here, stop.location])
         ready = arrival
-        if rest is not None and taken is None:
-            window, _ = _window_for(stop, arrival)
-            if max(arrival, window.start if window else arrival) >= rest.window.start:
-                taken, ready = _take_break(rest, clock, arrival, k)
+        if break_gap == k:
+            assert vehicle.rest is not None
+            taken, ready = _take_break(vehicle.rest, clock, arrival, k)
         window, start = _window_for(stop, ready)
         if window is None:
             raise Infeasible(f"stop {stop.id}: arrives at {ready}, after its last time window")
@@ -110,19 +140,18 @@ def _timeline(ctx: Context, vehicle: Vehicle, stops: list[Stop], depart: int) ->
         clock = start + stop.service_time
         here = stop.location
     end = clock + int(durations[here, ctx.depot_location[vehicle.end]])
-    if rest is not None and taken is None:
-        taken, end = _take_break(rest, clock, end, len(stops))
+    if break_gap == len(stops):
+        assert vehicle.rest is not None
+        taken, end = _take_break(vehicle.rest, clock, end, len(stops))
     if end > vehicle.shift.end:
         raise Infeasible(f"returns at {end}, after the shift ends at {vehicle.shift.end}")
-    if vehicle.max_duration is not None and stops and end - depart > vehicle.max_duration:
-        raise Infeasible(f"lasts {end - depart}, over the maximum of {vehicle.max_duration}")
     return Timeline(arrivals, starts, windows, depart, end, taken)
 
 
 def _take_break(rest: Break, depart: int, arrival: int, after: int) -> tuple[RouteBreak, int]:
     """Take the break in the gap between ``depart`` and ``arrival``; return it and when the
     vehicle is ready at the far end. Taken on arrival (during waiting) when the window allows,
-    otherwise before travelling."""
+    otherwise before travelling (waiting for the window to open if needed)."""
     window = rest.window
     on_arrival = max(arrival, window.start)
     if on_arrival <= window.end:
@@ -147,19 +176,17 @@ def _window_for(stop: Stop, ready: int) -> tuple[TimeWindow | None, int]:
     return None, ready
 
 
-def _departure_delay(ctx: Context, vehicle: Vehicle, stops: list[Stop], t: Timeline) -> int:
-    """How much later the vehicle can leave without moving any service start."""
-    if not stops:
-        return 0
-    waits = [s - a for s, a in zip(t.starts, t.arrivals, strict=True)]
-    if t.rest is not None or waits[0] == 0:
-        return 0  # a break makes the shift non-trivial; only delay into the first wait
-    room = waits[0]
+def _departure_delay(stops: list[Stop], t: Timeline) -> int:
+    """How much later the vehicle can leave without breaking a window or ending later: the
+    forward time slack, capped by the total wait (beyond it the end moves too)."""
+    waited = 0
+    room = 2**62
     for k in range(len(stops)):
+        waited += t.starts[k] - t.arrivals[k]
         window = t.windows[k]
         assert window is not None
-        room = min(room, window.end - t.starts[k] + sum(waits[1 : k + 1]))
-    return max(0, room)
+        room = min(room, waited + window.end - t.starts[k])
+    return max(0, min(room, waited))
 
 
 def _check_loads(ctx: Context, vehicle: Vehicle, stops: list[Stop]) -> tuple[int, ...]:

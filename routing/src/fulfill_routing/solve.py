@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Sequence
-from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
@@ -79,12 +78,12 @@ def solve(
     solvable = Context.of(_without(problem, unreachable(ctx)), distances, durations)
     spent = time.perf_counter() - started
     params = SolveParams(time_limit_s=time_limit_s - spent - _post_processing_s(problem), seed=seed)
+    rejected: list[str] = []
     if len(names) == 1:
         answers = {names[0]: ENGINES[names[0]].solve(solvable, params)}
     else:
-        answers = _in_parallel(solvable, names, params)
+        answers = _in_parallel(solvable, names, params, rejected)
     candidates = []
-    rejected = []
     for name, sequences in answers.items():
         try:
             solution = build_solution(ctx, sequences, name, time.perf_counter() - started)
@@ -103,7 +102,11 @@ def solve(
 
 def unreachable(ctx: Context) -> set[str]:
     """Stops no vehicle could serve even on a trip of their own (window, shift or capacity):
-    engines are spared them, and the solution lists them as unserved with the reason."""
+    engines are spared them, and the solution lists them as unserved with the reason.
+
+    Travel times are lower bounds (shortest paths, so a detour through another stop that the
+    matrix makes shorter is allowed for), which keeps the test a necessary condition only.
+    """
     problem = ctx.problem
     if not problem.stops:
         return set()
@@ -114,17 +117,34 @@ def unreachable(ctx: Context) -> set[str]:
     earliest_open = np.array([min((w.start for w in s.time_windows), default=0)
                               for s in problem.stops])  # fmt: skip
     depots = {d.id: d.location for d in problem.depots}
+    outbound = {d: _shortest_from(ctx.durations, at)[locations] for d, at in depots.items()}
+    inbound = {d: _shortest_from(ctx.durations.T, at)[locations] for d, at in depots.items()}
     possible = np.zeros(len(locations), dtype=bool)
     for vehicle in {v.model_copy(update={"id": "_"}) for v in problem.vehicles}:
-        arrive = vehicle.shift.start + ctx.durations[depots[vehicle.start_depot], locations]
+        out, back = outbound[vehicle.start_depot], inbound[vehicle.end]
+        arrive = vehicle.shift.start + out
         start = np.maximum(arrive, earliest_open)
-        back = start + service + ctx.durations[locations, depots[vehicle.end]]
-        fits = (arrive <= latest) & (back <= vehicle.shift.end)
+        fits = (arrive <= latest) & (start + service + back <= vehicle.shift.end)
         if demand.shape[1]:
             fits &= np.all(demand <= np.asarray(vehicle.capacity), axis=1)
         possible |= fits
     pinned = {s for route in problem.fixed_routes.values() for s in route}
+    for pair in problem.pairs:
+        if pair.pickup in pinned or pair.delivery in pinned:
+            pinned |= {pair.pickup, pair.delivery}
     return {s.id for s, ok in zip(problem.stops, possible, strict=True) if not ok} - pinned
+
+
+def _shortest_from(durations: IntArray, source: int, rounds: int = 3) -> IntArray:
+    """Travel-time lower bounds from ``source``: a few rounds of shortest-path relaxation
+    (exact whenever the matrix keeps the triangle inequality, as road times nearly do)."""
+    best: IntArray = durations[source].astype(np.int64)
+    for _ in range(rounds):
+        relaxed: IntArray = np.minimum(best, (best[:, None] + durations).min(axis=0))
+        if np.array_equal(relaxed, best):
+            break
+        best = relaxed
+    return best
 
 
 def _without(problem: Problem, stop_ids: set[str]) -> Problem:
@@ -139,7 +159,9 @@ def _without(problem: Problem, stop_ids: set[str]) -> Problem:
     return problem.model_copy(
         update={
             "stops": tuple(s for s in problem.stops if s.id not in stop_ids),
-            "pairs": tuple(p for p in problem.pairs if p.pickup not in stop_ids),
+            "pairs": tuple(
+                p for p in problem.pairs if p.pickup not in stop_ids and p.delivery not in stop_ids
+            ),
             "initial_routes": initial,
         }
     )
@@ -157,7 +179,9 @@ def _engines_for(problem: Problem, engine: str) -> list[str]:
     return [engine]
 
 
-def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[str, Sequences]:
+def _in_parallel(
+    ctx: Context, names: list[str], params: SolveParams, errors: list[str]
+) -> dict[str, Sequences]:
     """The last engine (the strongest on large waves) runs here with the whole budget; the
     others each in a forked process (the context is inherited, nothing re-imported). An engine
     still running at the deadline is stopped and contributes nothing."""
@@ -174,8 +198,10 @@ def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[st
         sender.close()
         running[receiver] = (name, process)
     answers: dict[str, Sequences] = {}
-    with suppress(Exception):  # if it fails, the others may still answer
+    try:
         answers[local] = ENGINES[local].solve(ctx, params)
+    except Exception as exc:  # the others may still answer
+        errors.append(f"{local}: {type(exc).__name__}: {exc}")
     while running:
         ready = wait(list(running), timeout=max(0.0, deadline - time.perf_counter()))
         if not ready:
@@ -189,8 +215,11 @@ def _in_parallel(ctx: Context, names: list[str], params: SolveParams) -> dict[st
                 ok, payload = False, None
             if ok:
                 answers[name] = cast(Sequences, payload)
+            else:
+                errors.append(f"{name}: {payload or 'its process died'}")
             process.join(timeout=1)
-    for _, process in running.values():
+    for name, process in running.values():
+        errors.append(f"{name}: no answer within the time limit")
         process.terminate()
         process.join(timeout=1)
     return answers

@@ -200,6 +200,10 @@ class _Model:
                 rest.window.start, rest.window.end, rest.duration, False, f"break{v}"
             )
             self.time.SetBreakIntervalsOfVehicle([interval], v, visit_transits)
+            # OR-Tools may place a break before the start or after the end of a route; ours are
+            # taken on the road. An unused vehicle waits at its depot, so this binds it too.
+            solver.Add(interval.StartExpr() >= self.time.CumulVar(self.routing.Start(v)))
+            solver.Add(interval.EndExpr() <= self.time.CumulVar(self.routing.End(v)))
 
     def lock_prefixes(self) -> None:
         """Stops driven or locked by a dispatcher come first on their vehicle, in order."""
@@ -214,7 +218,8 @@ class _Model:
                 previous = index
 
     def initial_assignment(self) -> Any:
-        if not self.problem.initial_routes and not self.problem.fixed_routes:
+        """The previous plan to start from (fixed prefixes first), if one was given."""
+        if not self.problem.initial_routes:
             return None
         routes = []
         for vehicle in self.problem.vehicles:
