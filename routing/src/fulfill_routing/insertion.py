@@ -41,7 +41,11 @@ def best_insertion(ctx: Context, solution: Solution, stop_id: str) -> Insertion:
     vehicles = {v.id: v for v in ctx.problem.vehicles}
     options = [_best_in_route(ctx, r, vehicles[r.vehicle], stop, reasons) for r in solution.routes]
     used = {r.vehicle for r in solution.routes}
-    options += [_own_trip(ctx, v, stop, reasons) for v in ctx.problem.vehicles if v.id not in used]
+    idle_kinds: dict[Vehicle, Vehicle] = {}  # identical idle vans give identical answers
+    for vehicle in ctx.problem.vehicles:
+        if vehicle.id not in used:
+            idle_kinds.setdefault(vehicle.model_copy(update={"id": "_"}), vehicle)
+    options += [_own_trip(ctx, v, stop, reasons) for v in idle_kinds.values()]
     for option in options:
         if option is not None and (best is None or option[0] < best[0]):
             best = option
