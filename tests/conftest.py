@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -38,30 +39,33 @@ def server_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("FULFILL_TEST_POSTGRES_URL")
+def _server(
+    variable: str, start: Callable[[Path], AbstractContextManager[str]], base: Path
+) -> Iterator[str]:
+    """The server named by ``variable``, or a throwaway one; skip (fail under CI) if neither."""
+    configured = os.environ.get(variable)
     if configured:
         yield configured
         return
     try:
-        with devservers.temporary_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        with start(base) as url:
             yield url
     except devservers.ServerUnavailable as exc:
         server_missing(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _server(
+        "FULFILL_TEST_POSTGRES_URL", devservers.temporary_postgres, tmp_path_factory.mktemp("pg")
+    )
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("FULFILL_TEST_REDIS_URL")
-    if configured:
-        yield configured
-        return
-    try:
-        with devservers.temporary_redis(tmp_path_factory.mktemp("redis")) as url:
-            yield url
-    except devservers.ServerUnavailable as exc:
-        server_missing(str(exc))
+    yield from _server(
+        "FULFILL_TEST_REDIS_URL", devservers.temporary_redis, tmp_path_factory.mktemp("redis")
+    )
 
 
 def fresh_database_url(

@@ -157,61 +157,49 @@ def reserve(
 def _reserve_line(
     session: Session, node_id: int, line: StockLine, order_id: str, caller: Caller
 ) -> None:
-    row = session.execute(
-        update(Stock)
-        .where(
-            col(Stock.node_id) == node_id,
-            col(Stock.product_id) == line.product_id,
-            col(Stock.on_hand) - col(Stock.reserved) >= line.quantity,
-        )
-        .values(reserved=col(Stock.reserved) + line.quantity, updated_at=utcnow())
-        .returning(col(Stock.id), col(Stock.on_hand), col(Stock.reserved))
-    ).first()
-    if row is None:
+    if not _shift_reserved(session, node_id, line, line.quantity, order_id, caller):
         available = repo.available_by_node(session, [line.product_id]).get(
             (node_id, line.product_id), 0
         )
         raise InsufficientStock(line.sku, line.quantity, max(available, 0))
-    _record_row(
-        session,
-        node_id,
-        line.product_id,
-        row.on_hand,
-        row.reserved,
-        reason=MovementReason.RESERVATION,
-        reserved_delta=line.quantity,
-        order_id=order_id,
-        caller=caller,
-    )
 
 
 def release(
     session: Session, node_id: int, lines: Sequence[StockLine], order_id: str, caller: Caller
 ) -> None:
     for line in sorted(lines, key=lambda x: x.sku):
-        row = session.execute(
-            update(Stock)
-            .where(
-                col(Stock.node_id) == node_id,
-                col(Stock.product_id) == line.product_id,
-                col(Stock.reserved) >= line.quantity,
-            )
-            .values(reserved=col(Stock.reserved) - line.quantity, updated_at=utcnow())
-            .returning(col(Stock.id), col(Stock.on_hand), col(Stock.reserved))
-        ).first()
-        if row is None:  # the ledger and the stock disagree: stop rather than guess
+        if not _shift_reserved(session, node_id, line, -line.quantity, order_id, caller):
+            # the ledger and the stock disagree: stop rather than guess
             raise Conflict(f"cannot release {line.quantity} of {line.sku}: not reserved")
-        _record_row(
-            session,
-            node_id,
-            line.product_id,
-            row.on_hand,
-            row.reserved,
-            reason=MovementReason.RELEASE,
-            reserved_delta=-line.quantity,
-            order_id=order_id,
-            caller=caller,
-        )
+
+
+def _shift_reserved(
+    session: Session, node_id: int, line: StockLine, delta: int, order_id: str, caller: Caller
+) -> bool:
+    """Move ``reserved`` by ``delta`` in one conditional UPDATE, never past what is there,
+    and record it in the ledger; False if the guard refused it."""
+    stock = col(Stock.on_hand) - col(Stock.reserved) >= delta
+    guard = stock if delta > 0 else col(Stock.reserved) >= -delta
+    row = session.execute(
+        update(Stock)
+        .where(col(Stock.node_id) == node_id, col(Stock.product_id) == line.product_id, guard)
+        .values(reserved=col(Stock.reserved) + delta, updated_at=utcnow())
+        .returning(col(Stock.id), col(Stock.on_hand), col(Stock.reserved))
+    ).first()
+    if row is None:
+        return False
+    _record_row(
+        session,
+        node_id,
+        line.product_id,
+        row.on_hand,
+        row.reserved,
+        reason=MovementReason.RESERVATION if delta > 0 else MovementReason.RELEASE,
+        reserved_delta=delta,
+        order_id=order_id,
+        caller=caller,
+    )
+    return True
 
 
 def stock_public(session: Session, sku: str | None, node_code: str | None) -> list[StockPublic]:
