@@ -1,12 +1,12 @@
 """OR-Tools routing: the complete engine. Capacities in several dimensions, time windows (one or
 several per stop), shifts, route duration limits, stop limits, optional stops with penalties,
 pickup-and-delivery pairs, breaks, fixed route prefixes, and warm start from a previous plan,
-searched with guided local search over sparse neighbourhoods."""
+searched with guided local search; large waves are planned in parts (``engines.parts``)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from fulfill_routing.engines import Sequences, SolveParams
+from fulfill_routing.engines.parts import PartsTuning, can_split, plan_in_parts
 from fulfill_routing.model import Problem
 from fulfill_routing.schedule import Context
 
@@ -36,6 +37,7 @@ class ORToolsTuning:
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     gls_lambda: float = 0.1
     neighbours: int | None = None  # nearest nodes the operators consider; None: all
+    parts: PartsTuning = field(default_factory=PartsTuning)
 
 
 class ORToolsEngine:
@@ -48,9 +50,15 @@ class ORToolsEngine:
         return []
 
     def solve(self, ctx: Context, params: SolveParams) -> Sequences:
-        started = time.perf_counter()
+        deadline = time.perf_counter() + params.time_limit_s - SAFETY_S
+        if can_split(ctx.problem, self.tuning.parts):
+            return plan_in_parts(ctx, deadline, params.seed, self._solve_until, self.tuning.parts)
+        return self._solve_until(ctx, deadline)
+
+    def _solve_until(self, ctx: Context, deadline: float) -> Sequences:
+        """The whole of ``ctx``'s problem, from its initial routes if it has some."""
         model = _Model(ctx)
-        search = self._search_parameters(model, params, time.perf_counter() - started)
+        search = self._search_parameters(model, deadline - time.perf_counter())
         model.routing.CloseModelWithParameters(search)
         model.lock_prefixes()
         initial = model.initial_assignment()
@@ -60,7 +68,7 @@ class ORToolsEngine:
             solution = model.routing.SolveWithParameters(search)
         return model.sequences(solution) if solution is not None else {}
 
-    def _search_parameters(self, model: _Model, params: SolveParams, spent: float) -> Any:
+    def _search_parameters(self, model: _Model, seconds: float) -> Any:
         search = pywrapcp.DefaultRoutingSearchParameters()
         nodes = model.manager.GetNumberOfNodes()
         strategies = routing_enums_pb2.FirstSolutionStrategy
@@ -73,8 +81,7 @@ class ORToolsEngine:
         if self.tuning.neighbours is not None and nodes > self.tuning.neighbours:
             search.ls_operator_neighbors_ratio = self.tuning.neighbours / nodes
             search.ls_operator_min_neighbors = self.tuning.neighbours
-        seconds = max(0.05, params.time_limit_s - spent - SAFETY_S)
-        search.time_limit.FromMilliseconds(int(seconds * 1000))
+        search.time_limit.FromMilliseconds(int(max(0.05, seconds) * 1000))
         return search
 
 
