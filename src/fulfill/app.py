@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fulfill import __version__
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
+from fulfill.dispatch.api import router as dispatch_router
 from fulfill.errors import FulfillError
 from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
@@ -41,12 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine_for(
         settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
     )
-    app.state.kick_outbox = _outbox_kicker(settings)
+    celery = make_celery(settings)
+    app.state.kick_outbox = CoalescingKick(lambda: celery.send_task("outbox.relay"))
+    app.state.send_task = _best_effort_sender(celery)
     app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
     _add_problem_handlers(app)
     app.include_router(inventory_router)
     app.include_router(orders_router)
+    app.include_router(dispatch_router)
     _add_operations_routes(app)
     return app
 
@@ -60,9 +65,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def _outbox_kicker(settings: Settings) -> Callable[[], None]:
-    celery = make_celery(settings)
-    return CoalescingKick(lambda: celery.send_task("outbox.relay"))
+def _best_effort_sender(celery: Celery) -> Callable[..., None]:
+    """Sends a task now if the broker takes it; work is kept as rows, so a periodic sweep
+    does it anyway if the message is lost."""
+
+    def send(name: str, *args: object) -> None:
+        try:
+            celery.send_task(name, args=args)
+        except Exception:
+            log.warning("could not send %s now; the sweep will do it", name, exc_info=True)
+
+    return send
 
 
 class CoalescingKick:

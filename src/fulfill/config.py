@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +29,27 @@ class Settings(BaseSettings):
     # The first half-hour after a wave cutoff goes to picking and loading.
     same_day_window_offset_min: int = 60
     same_day_window_length_min: int = 180
+
+    # Dispatch: how waves are planned and what happens to stops no van can serve.
+    dispatch_engine: str = Field("auto", description="auto, ortools or pyvrp")
+    dispatch_time_limit_s: float = Field(10.0, gt=0, description="planner wall clock per wave")
+    dispatch_loading_min: int = Field(30, ge=0, description="after the cutoff, before vans leave")
+    dispatch_service_s: int = Field(180, ge=0, description="at each door")
+    dispatch_unassigned_penalty: float = Field(
+        1000.0, description="cost of leaving a stop out of a plan, in currency units"
+    )
+    dispatch_auto_publish: bool = Field(True, description="publish the plan made at the cutoff")
+    dispatch_last_resort: Literal["carrier", "next_day"] = Field(
+        "carrier", description="for a stop no wave today can serve"
+    )
+    dispatch_sweep_s: float = 15.0
+    dispatch_planning_lease_s: int = 600
+    travel: Literal["great_circle", "osrm"] = "great_circle"
+    travel_circuity: float = Field(1.3, ge=1.0)
+    osrm_url: str | None = None
+    map_tile_url: str | None = Field(
+        None, description="e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; none: no tiles"
+    )
 
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None

@@ -66,6 +66,8 @@ AdminCaller = Annotated[Caller, Depends(requires(Scope.ADMIN))]
 StorefrontCaller = Annotated[Caller, Depends(requires(Scope.STOREFRONT))]
 OrderReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATCHER))]
 StockReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATCHER))]
+DispatcherCaller = Annotated[Caller, Depends(requires(Scope.DISPATCHER))]
+CarrierCaller = Annotated[Caller, Depends(requires(Scope.CARRIER))]
 
 IdempotencyKeyHeader = Annotated[
     str | None,

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from fulfill.auth import ApiKey
+from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, PlanStop, Van, Wave
 from fulfill.idempotency import IdempotencyRecord
 from fulfill.inventory.models import Node, Product, Stock, StockMovement
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
@@ -12,6 +13,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey",
+    "DriverEvent",
     "Fulfillment",
     "FulfillmentLine",
     "IdempotencyRecord",
@@ -20,8 +22,13 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OutboxEvent",
+    "Plan",
+    "PlanRoute",
+    "PlanStop",
     "Product",
     "Stock",
     "StockMovement",
+    "Van",
+    "Wave",
     "metadata",
 ]

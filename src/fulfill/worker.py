@@ -13,7 +13,7 @@ from celery import Celery
 
 from fulfill.config import Settings, get_settings
 
-TASK_MODULES = ["fulfill.outbox.tasks", "fulfill.maintenance"]
+TASK_MODULES = ["fulfill.outbox.tasks", "fulfill.maintenance", "fulfill.dispatch.tasks"]
 VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
 
 
@@ -46,6 +46,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "outbox-sweep": {"task": "outbox.relay", "schedule": settings.outbox_sweep_s},
         "idempotency-purge": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
+        "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
     }
 
 

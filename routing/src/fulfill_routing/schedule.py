@@ -76,6 +76,39 @@ def schedule_route(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> R
     return _route(ctx, vehicle, stops, timeline, peak)
 
 
+@dataclass(frozen=True)
+class Projection:
+    """Times along a sequence when lateness is allowed; ``late`` is how long after the end of
+    its last window each service starts (0: on time)."""
+
+    arrivals: list[int]
+    starts: list[int]
+    late: list[int]
+    end: int
+
+
+def projected(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str], depart: int) -> Projection:
+    """Where a van that leaves its start depot at ``depart`` will be, even if it runs late:
+    for a plan a dispatcher forced, or a van behind schedule. Service starts on arrival or when
+    a window opens; a van past every window serves on arrival and is late by the difference."""
+    here = ctx.depot_location[vehicle.start_depot]
+    clock = depart
+    arrivals: list[int] = []
+    starts: list[int] = []
+    late: list[int] = []
+    for stop in ctx.stops_of(stop_ids):
+        arrival = clock + int(ctx.durations[here, stop.location])
+        window, start = _window_for(stop, arrival)
+        arrivals.append(arrival)
+        starts.append(start)
+        late.append(0 if window is not None else arrival - stop.time_windows[-1].end)
+        clock = start + stop.service_time
+        here = stop.location
+    return Projection(
+        arrivals, starts, late, clock + int(ctx.durations[here, ctx.depot_location[vehicle.end]])
+    )
+
+
 def earliest(ctx: Context, vehicle: Vehicle, stop_ids: Sequence[str]) -> Timeline:
     """The route's times when the vehicle leaves at the start of its shift (no break)."""
     return _timeline(ctx, vehicle, ctx.stops_of(stop_ids), vehicle.shift.start, None)
@@ -206,11 +239,11 @@ def _check_loads(ctx: Context, vehicle: Vehicle, stops: list[Stop]) -> tuple[int
     capacity = np.asarray(vehicle.capacity, dtype=np.int64)
     peak = load.copy()
     if np.any(load > capacity):
-        raise Infeasible(f"loads {load.tolist()} at the depot, over capacity {list(capacity)}")
+        raise Infeasible(f"loads {load.tolist()} at the depot, over capacity {capacity.tolist()}")
     for stop, delta in zip(stops, deltas, strict=True):
         load = load + delta
         if np.any(load > capacity):
-            raise Infeasible(f"load {load.tolist()} after {stop.id} exceeds {list(capacity)}")
+            raise Infeasible(f"load {load.tolist()} after {stop.id} exceeds {capacity.tolist()}")
         if np.any(load < 0):
             raise Infeasible(f"stop {stop.id} unloads goods that are not on board")
         peak = np.maximum(peak, load)

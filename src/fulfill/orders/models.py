@@ -24,6 +24,10 @@ class ServiceLevel(StrEnum):
 
 class FulfillmentStatus(StrEnum):
     PENDING = "pending"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    HANDED_TO_CARRIER = "handed_to_carrier"
     CANCELLED = "cancelled"
 
 
@@ -75,7 +79,10 @@ class Fulfillment(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     order_id: str = Field(foreign_key="orders.id", index=True, max_length=36)
     node_id: int = Field(foreign_key="nodes.id", index=True)
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=24)
+    wave_id: int | None = Field(
+        default=None, foreign_key="waves.id", index=True, description="same day: its wave"
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from fulfill.auth import Caller
 from fulfill.config import Settings
 from fulfill.db import utcnow
+from fulfill.dispatch.waves import join_wave
 from fulfill.errors import Conflict, NotFound, OutOfStock
 from fulfill.geocoding import geocode
 from fulfill.inventory import service as inventory
@@ -97,6 +98,9 @@ def place_order(
     fulfillment = Fulfillment(
         order_id=order_id, node_id=chosen.node.id, status=FulfillmentStatus.PENDING
     )
+    if level is ServiceLevel.SAME_DAY:
+        assert chosen.window.order_by is not None  # same day is promised from a wave cutoff
+        join_wave(session, fulfillment, chosen.node, chosen.window.order_by)
     order_lines = [
         OrderLine(order_id=order_id, product_id=ln.product_id, sku=ln.sku, quantity=ln.quantity)
         for ln in lines

@@ -1,0 +1,320 @@
+"""A wave as a routing problem, and a routing solution as a stored plan.
+
+Times in the problem are seconds after local midnight of the wave's date at its node (so the
+speed profile reads the right hour); costs are in millionths of the currency unit, so that
+the planner's integer arithmetic loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from fulfill.config import Settings
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, Van, Wave
+from fulfill.inventory.models import Node, Product
+from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
+from fulfill_routing.model import (
+    Break,
+    Depot,
+    Location,
+    Matrix,
+    Problem,
+    Solution,
+    Stop,
+    TimeWindow,
+)
+from fulfill_routing.model import Vehicle as RoutingVehicle
+from fulfill_routing.schedule import Context, Projection
+from fulfill_routing.travel import GreatCircle, OsrmTable, TravelTimeProvider
+
+COST_SCALE = 1_000_000  # problem cost units per currency unit
+DEPOT = "depot"
+
+
+def travel_provider(settings: Settings) -> TravelTimeProvider:
+    if settings.travel == "osrm":
+        if not settings.osrm_url:
+            raise ValueError("FULFILL_TRAVEL=osrm needs FULFILL_OSRM_URL")
+        return OsrmTable(settings.osrm_url)
+    return GreatCircle(circuity=settings.travel_circuity)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Converts between aware datetimes and the problem's seconds after local midnight."""
+
+    midnight: datetime
+    tz: ZoneInfo
+
+    @classmethod
+    def of(cls, node: Node, local_date: str) -> Clock:
+        tz = ZoneInfo(node.timezone)
+        return cls(datetime.combine(date.fromisoformat(local_date), time(0), tzinfo=tz), tz)
+
+    def seconds(self, at: datetime) -> int:
+        return max(0, math.floor((at - self.midnight).total_seconds()))
+
+    def at(self, seconds: int) -> datetime:
+        return self.midnight + timedelta(seconds=seconds)
+
+    def local(self, hhmm: str) -> int:
+        """Seconds of a local wall-clock time on this date (daylight saving included)."""
+        local = datetime.combine(self.midnight.date(), time.fromisoformat(hhmm), tzinfo=self.tz)
+        return self.seconds(local)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the planner needs of one fulfillment of the wave."""
+
+    fulfillment_id: str
+    order_id: str
+    lat: float
+    lon: float
+    window_start: datetime
+    window_end: datetime
+    parcels: int
+    weight_kg: float
+
+
+@dataclass(frozen=True)
+class WaveProblem:
+    problem: Problem
+    clock: Clock
+    deliveries: dict[str, Delivery]
+    vans: dict[str, Van]
+    context: Context
+
+    def projection_to_utc(self, projection: Projection) -> list[datetime]:
+        return [self.clock.at(s) for s in projection.starts]
+
+
+def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
+    rows = session.exec(
+        select(Fulfillment, Order)
+        .join(Order, col(Order.id) == Fulfillment.order_id)
+        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
+        .order_by(col(Fulfillment.created_at), col(Fulfillment.id))
+    ).all()
+    weights = _weights(session, [f.id for f, _ in rows])
+    return [
+        Delivery(
+            fulfillment_id=f.id,
+            order_id=o.id,
+            lat=o.dest_lat,
+            lon=o.dest_lon,
+            window_start=o.promise_start,
+            window_end=o.promise_end,
+            parcels=1,
+            weight_kg=weights.get(f.id, 0.0),
+        )
+        for f, o in rows
+    ]
+
+
+def _weights(session: Session, fulfillment_ids: Sequence[str]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for start in range(0, len(fulfillment_ids), 500):
+        chunk = fulfillment_ids[start : start + 500]
+        rows = session.exec(
+            select(FulfillmentLine.fulfillment_id, FulfillmentLine.quantity, Product.weight_kg)
+            .join(Product, col(Product.id) == FulfillmentLine.product_id)
+            .where(col(FulfillmentLine.fulfillment_id).in_(chunk))
+        ).all()
+        for fulfillment_id, quantity, weight in rows:
+            totals[fulfillment_id] = totals.get(fulfillment_id, 0.0) + quantity * weight
+    return totals
+
+
+def active_vans(session: Session, node_id: int) -> list[Van]:
+    return list(
+        session.exec(
+            select(Van).where(Van.node_id == node_id, col(Van.active)).order_by(col(Van.code))
+        ).all()
+    )
+
+
+def build_problem(
+    node: Node,
+    wave: Wave,
+    deliveries: Iterable[Delivery],
+    vans: Iterable[Van],
+    settings: Settings,
+    *,
+    previous: dict[str, list[str]] | None = None,
+) -> WaveProblem:
+    """The wave's routing problem: vans leave after the cutoff and loading, stops are to be
+    served within their promised windows, and a stop left out costs the unassigned penalty."""
+    clock = Clock.of(node, wave.local_date)
+    ready = clock.seconds(wave.cutoff_at) + settings.dispatch_loading_min * 60
+    by_id = {d.fulfillment_id: d for d in deliveries}
+    van_by_code = {v.code: v for v in vans}
+    penalty = round(settings.dispatch_unassigned_penalty * COST_SCALE)
+    stops = tuple(
+        Stop(
+            id=d.fulfillment_id,
+            location=k + 1,
+            service_time=settings.dispatch_service_s,
+            time_windows=(
+                TimeWindow(
+                    start=clock.seconds(d.window_start),
+                    end=max(clock.seconds(d.window_start), clock.seconds(d.window_end)),
+                ),
+            ),
+            demand=(d.parcels, math.ceil(d.weight_kg)),
+            penalty=penalty,
+        )
+        for k, d in enumerate(by_id.values())
+    )
+    depot = Location(lat=node.lat, lon=node.lon)
+    locations = (depot, *(Location(lat=d.lat, lon=d.lon) for d in by_id.values()))
+    fleet = tuple(_vehicle(v, clock, ready) for v in van_by_code.values())
+    known = set(by_id)
+    initial = {
+        v: tuple(s for s in stops_of if s in known)
+        for v, stops_of in (previous or {}).items()
+        if v in van_by_code
+    }
+    distances, durations = travel_provider(settings).matrices(locations, ready)
+    problem = Problem(
+        name=f"wave-{wave.id}",
+        depots=(Depot(id=DEPOT, location=0),),
+        vehicles=fleet,
+        stops=stops,
+        locations=locations,
+        matrix=Matrix(distances=distances, durations=durations),
+        initial_routes={v: s for v, s in initial.items() if s},
+    )
+    context = Context.of(problem, distances, durations)
+    return WaveProblem(problem, clock, by_id, van_by_code, context)
+
+
+def _vehicle(van: Van, clock: Clock, ready: int) -> RoutingVehicle:
+    start = max(clock.local(van.shift_start), ready)
+    end = max(start, clock.local(van.shift_end))
+    rest = None
+    if van.break_start and van.break_end and van.break_minutes:
+        rest = Break(
+            window=TimeWindow(start=clock.local(van.break_start), end=clock.local(van.break_end)),
+            duration=van.break_minutes * 60,
+        )
+    return RoutingVehicle(
+        id=van.code,
+        start_depot=DEPOT,
+        capacity=(van.capacity_parcels, math.floor(van.capacity_kg)),
+        shift=TimeWindow(start=start, end=end),
+        distance_cost=round(van.cost_per_km * COST_SCALE / 1000),
+        duration_cost=round(van.cost_per_hour * COST_SCALE / 3600),
+        fixed_cost=round(van.fixed_cost * COST_SCALE),
+        max_stops=van.max_stops,
+        rest=rest,
+    )
+
+
+def store_plan(
+    session: Session,
+    wave: Wave,
+    version: int,
+    origin: str,
+    wp: WaveProblem,
+    solution: Solution,
+    *,
+    locked: Iterable[str] = (),
+    warnings: Sequence[str] = (),
+) -> Plan:
+    """Write ``solution`` as plan ``version`` of ``wave``, with every stop and route."""
+    assert wave.id is not None
+    plan = Plan(
+        wave_id=wave.id,
+        version=version,
+        origin=origin,
+        engine=solution.engine,
+        cost=solution.cost / COST_SCALE,
+        distance_m=solution.distance,
+        duration_s=sum(r.duration for r in solution.routes),
+        vans_used=solution.vehicles_used,
+        stops=len(wp.deliveries),
+        unassigned=len(solution.unserved),
+        solve_seconds=round(solution.seconds, 3),
+        warnings=list(warnings),
+    )
+    session.add(plan)
+    session.flush()
+    assert plan.id is not None
+    locked_vans = set(locked)
+    routes: list[tuple[PlanRoute, list[PlanStop]]] = []
+    for route in solution.routes:
+        if not route.visits:
+            continue
+        van = wp.vans[route.vehicle]
+        assert van.id is not None
+        row = PlanRoute(
+            plan_id=plan.id,
+            van_id=van.id,
+            locked=route.vehicle in locked_vans,
+            depart_at=wp.clock.at(route.start),
+            return_at=wp.clock.at(route.end),
+            distance_m=route.distance,
+            duration_s=route.duration,
+            cost=route.cost / COST_SCALE,
+            load=list(route.peak_load),
+            rest=None
+            if route.rest is None
+            else {
+                "start": wp.clock.at(route.rest.start).isoformat(),
+                "minutes": route.rest.duration // 60,
+                "after": route.rest.after,
+            },
+        )
+        stops = [
+            _stop_row(plan.id, wp, visit.stop, position=k, eta=wp.clock.at(visit.start))
+            for k, visit in enumerate(route.visits)
+        ]
+        for stop, visit in zip(stops, route.visits, strict=True):
+            stop.departure = wp.clock.at(visit.departure)
+            stop.wait_s = visit.wait
+        routes.append((row, stops))
+    session.add_all([row for row, _ in routes])
+    session.flush()
+    for row, stops in routes:
+        for stop in stops:
+            stop.route_id = row.id
+        session.add_all(stops)
+    session.add_all(
+        _stop_row(plan.id, wp, u.stop, position=k, reason=u.reason)
+        for k, u in enumerate(solution.unserved)
+    )
+    session.flush()
+    return plan
+
+
+def _stop_row(
+    plan_id: int,
+    wp: WaveProblem,
+    fulfillment_id: str,
+    *,
+    position: int,
+    eta: datetime | None = None,
+    reason: str | None = None,
+) -> PlanStop:
+    d = wp.deliveries[fulfillment_id]
+    return PlanStop(
+        plan_id=plan_id,
+        position=position,
+        fulfillment_id=fulfillment_id,
+        order_id=d.order_id,
+        lat=d.lat,
+        lon=d.lon,
+        window_start=d.window_start,
+        window_end=d.window_end,
+        eta=eta,
+        parcels=d.parcels,
+        weight_kg=d.weight_kg,
+        unassigned_reason=reason,
+    )

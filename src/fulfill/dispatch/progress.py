@@ -1,0 +1,261 @@
+"""What the vans report: a route started, a stop reached, delivered or failed, a position.
+
+Each report is stored once (its event id), applied to the van's route in the published plan,
+and the ETAs of the stops still ahead are projected again from where and when the van is. A
+stop whose ETA leaves its promised window is marked late on its order's timeline at once, while
+there is still time to warn the customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from fulfill.config import Settings
+from fulfill.dispatch import planning
+from fulfill.dispatch.models import (
+    DriverEvent,
+    Plan,
+    PlanRoute,
+    PlanStatus,
+    PlanStop,
+    RouteStatus,
+    StopStatus,
+    Van,
+    Wave,
+)
+from fulfill.errors import Conflict, NotFound, Unprocessable
+from fulfill.inventory.models import Node
+from fulfill.orders.models import Fulfillment, FulfillmentStatus
+from fulfill.orders.service import record_event
+from fulfill_routing.model import Depot, Location, Matrix, Problem, Stop, TimeWindow, Vehicle
+from fulfill_routing.schedule import Context, projected
+
+
+class DriverEventKind(StrEnum):
+    ROUTE_STARTED = "route_started"
+    ARRIVED = "arrived"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    POSITION = "position"
+
+    @property
+    def names_a_stop(self) -> bool:
+        return self in (DriverEventKind.ARRIVED, DriverEventKind.DELIVERED, DriverEventKind.FAILED)
+
+
+@dataclass(frozen=True)
+class Report:
+    event_id: str
+    kind: DriverEventKind
+    van: str
+    at: datetime
+    fulfillment_id: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    proof: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    event: DriverEvent
+    replayed: bool
+    late: list[str]  # fulfillments newly predicted late
+
+
+def record_report(session: Session, source: str, report: Report, settings: Settings) -> Applied:
+    """Store and apply one report; a replay (same source and event id) changes nothing."""
+    existing = _stored(session, source, report.event_id)
+    if existing is not None:
+        return Applied(existing, True, [])
+    plan, route = _current_route(session, report.van)
+    stop = _stop_of(session, route, report) if report.kind.names_a_stop else None
+    event = DriverEvent(
+        source=source,
+        event_id=report.event_id,
+        kind=report.kind,
+        van_code=report.van,
+        fulfillment_id=report.fulfillment_id,
+        at=report.at,
+        lat=report.lat,
+        lon=report.lon,
+        data={k: v for k, v in (("proof", report.proof), ("reason", report.reason)) if v},
+    )
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:  # the same report, concurrently
+        stored = _stored(session, source, report.event_id)
+        assert stored is not None
+        return Applied(stored, True, [])
+    _apply(session, route, stop, report)
+    late = reproject(session, plan, route, settings, now=report.at)
+    return Applied(event, False, late)
+
+
+def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:
+    return session.exec(
+        select(DriverEvent).where(DriverEvent.source == source, DriverEvent.event_id == event_id)
+    ).first()
+
+
+def _current_route(session: Session, van_code: str) -> tuple[Plan, PlanRoute]:
+    """The van's route being driven: the earliest unfinished one among published plans."""
+    rows = session.exec(
+        select(Plan, PlanRoute)
+        .join(PlanRoute, col(PlanRoute.plan_id) == Plan.id)
+        .join(Van, col(Van.id) == PlanRoute.van_id)
+        .join(Wave, col(Wave.id) == Plan.wave_id)
+        .where(Van.code == van_code, Plan.status == PlanStatus.PUBLISHED)
+        .order_by(col(Wave.cutoff_at))
+    ).all()
+    if not rows:
+        raise NotFound(f"van {van_code} has no published route", van=van_code)
+    unfinished = [r for r in rows if r[1].status != RouteStatus.FINISHED]
+    plan, route = (unfinished or rows)[-1 if not unfinished else 0]
+    return plan, route
+
+
+def _stop_of(session: Session, route: PlanRoute, report: Report) -> PlanStop:
+    if report.fulfillment_id is None:
+        raise Unprocessable(f"a {report.kind} event names its stop", field="stop")
+    stop = session.exec(
+        select(PlanStop).where(
+            PlanStop.route_id == route.id, PlanStop.fulfillment_id == report.fulfillment_id
+        )
+    ).first()
+    if stop is None:
+        raise Unprocessable(
+            f"stop {report.fulfillment_id} is not on van {report.van}'s route", field="stop"
+        )
+    return stop
+
+
+def _apply(session: Session, route: PlanRoute, stop: PlanStop | None, report: Report) -> None:
+    located = report.lat is not None and report.lon is not None
+    if located and (route.last_seen_at is None or report.at >= route.last_seen_at):
+        route.last_lat, route.last_lon, route.last_seen_at = report.lat, report.lon, report.at
+    if report.kind is DriverEventKind.ROUTE_STARTED and route.status == RouteStatus.PLANNED:
+        route.status = RouteStatus.STARTED
+    if stop is not None:
+        _apply_to_stop(session, route, stop, report)
+    session.add(route)
+
+
+def _apply_to_stop(session: Session, route: PlanRoute, stop: PlanStop, report: Report) -> None:
+    if StopStatus(stop.status).done:
+        if report.kind is not DriverEventKind.ARRIVED:
+            raise Conflict(
+                f"stop {stop.fulfillment_id} is {stop.status} already", stop=stop.fulfillment_id
+            )
+        return  # an arrival reported after the outcome: stored, nothing moves back
+    if route.status == RouteStatus.PLANNED:
+        route.status = RouteStatus.STARTED
+    if report.kind is DriverEventKind.ARRIVED:
+        stop.status = StopStatus.ARRIVED
+        stop.eta = report.at
+    else:
+        stop.status = (
+            StopStatus.DELIVERED if report.kind is DriverEventKind.DELIVERED else StopStatus.FAILED
+        )
+        stop.done_at = report.at
+        stop.outcome = {"proof": report.proof} if report.proof else {"reason": report.reason}
+        _close_fulfillment(session, stop, report)
+    session.add(stop)
+    session.flush()
+    if all(StopStatus(s).done for s in _statuses(session, route)):
+        route.status = RouteStatus.FINISHED
+
+
+def _statuses(session: Session, route: PlanRoute) -> list[str]:
+    return list(session.exec(select(PlanStop.status).where(PlanStop.route_id == route.id)).all())
+
+
+def _close_fulfillment(session: Session, stop: PlanStop, report: Report) -> None:
+    fulfillment = session.get(Fulfillment, stop.fulfillment_id)
+    assert fulfillment is not None
+    delivered = report.kind is DriverEventKind.DELIVERED
+    fulfillment.status = FulfillmentStatus.DELIVERED if delivered else FulfillmentStatus.FAILED
+    session.add(fulfillment)
+    kind = "delivery.delivered" if delivered else "delivery.attempt_failed"
+    data: dict[str, Any] = {"van": report.van, "late": stop.late}
+    data.update({"proof": report.proof} if delivered else {"reason": report.reason})
+    record_event(session, stop.order_id, kind, data, at=report.at)
+
+
+def reproject(
+    session: Session, plan: Plan, route: PlanRoute, settings: Settings, *, now: datetime
+) -> list[str]:
+    """ETAs of the route's open stops from the van's last known place and time; the
+    fulfillments that this makes late for the first time."""
+    stops = list(
+        session.exec(
+            select(PlanStop).where(PlanStop.route_id == route.id).order_by(col(PlanStop.position))
+        ).all()
+    )
+    ahead = [s for s in stops if s.status == StopStatus.PLANNED]
+    if not ahead or route.status == RouteStatus.PLANNED:
+        return []
+    wave = session.get(Wave, plan.wave_id)
+    node = session.get(Node, wave.node_id) if wave else None
+    assert wave is not None and node is not None
+    origin, since = _whereabouts(route, stops, now, (node.lat, node.lon))
+    clock = planning.Clock.of(node, wave.local_date)
+    here = Location(lat=origin[0], lon=origin[1])
+    locations = (here, *(Location(lat=s.lat, lon=s.lon) for s in ahead))
+    start = clock.seconds(since)
+    distances, durations = planning.travel_provider(settings).matrices(locations, start)
+    problem = Problem(
+        depots=(Depot(id="here", location=0),),
+        vehicles=(Vehicle(id="van", start_depot="here", shift=TimeWindow(start=0, end=2**40)),),
+        stops=tuple(
+            Stop(
+                id=s.fulfillment_id,
+                location=k + 1,
+                service_time=settings.dispatch_service_s,
+                time_windows=(
+                    TimeWindow(
+                        start=clock.seconds(s.window_start),
+                        end=max(clock.seconds(s.window_start), clock.seconds(s.window_end)),
+                    ),
+                ),
+            )
+            for k, s in enumerate(ahead)
+        ),
+        matrix=Matrix(distances=distances, durations=durations),
+    )
+    ctx = Context.of(problem, distances, durations)
+    times = projected(ctx, problem.vehicles[0], [s.fulfillment_id for s in ahead], start)
+    newly_late: list[str] = []
+    for stop, begins, late in zip(ahead, times.starts, times.late, strict=True):
+        stop.eta = clock.at(begins)
+        if late > 0 and not stop.late:
+            newly_late.append(stop.fulfillment_id)
+            record_event(session, stop.order_id, "delivery.late_predicted", {
+                "eta": stop.eta.isoformat(), "promised_end": stop.window_end.isoformat(),
+                "minutes_late": round(late / 60), "van": route.van_id,
+            }, at=now)  # fmt: skip
+        stop.late = stop.late or late > 0
+        session.add(stop)
+    return newly_late
+
+
+def _whereabouts(
+    route: PlanRoute, stops: list[PlanStop], now: datetime, depot: tuple[float, float]
+) -> tuple[tuple[float, float], datetime]:
+    """Where the van is and since when: its last ping, its last stop, or still the depot."""
+    done = [s for s in stops if s.status != StopStatus.PLANNED]
+    last_done = max(done, key=lambda s: s.done_at or s.eta or now, default=None)
+    seen = route.last_seen_at
+    newer = seen is not None and (last_done is None or (last_done.done_at or now) <= seen)
+    if newer and seen is not None and route.last_lat is not None and route.last_lon is not None:
+        return (route.last_lat, route.last_lon), max(seen, now)
+    if last_done is not None:
+        return (last_done.lat, last_done.lon), max(last_done.done_at or now, now)
+    return depot, now

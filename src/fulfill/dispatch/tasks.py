@@ -1,0 +1,32 @@
+"""Celery tasks of dispatch. Both are safe to run any number of times, concurrently too: the
+wave's row says what is left to plan, and a plan version is stored once."""
+
+from __future__ import annotations
+
+from fulfill.config import get_settings
+from fulfill.db import engine_for, session_scope, utcnow
+from fulfill.dispatch.service import plan_wave as plan_wave_version
+from fulfill.dispatch.waves import close_due_waves, waves_to_plan
+from fulfill.worker import app
+
+
+@app.task(name="dispatch.sweep")
+def sweep() -> dict[str, list[int]]:
+    """Close the waves whose cutoff has passed, and ask for every plan not yet made."""
+    settings = get_settings()
+    engine = engine_for(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        closed = close_due_waves(session, utcnow())
+        session.commit()
+        pending = waves_to_plan(session)
+    for wave_id in pending:
+        plan_wave.delay(wave_id)
+    return {"closed": closed, "to_plan": pending}
+
+
+@app.task(name="dispatch.plan_wave")
+def plan_wave(wave_id: int) -> int | None:
+    """Plan the wave's newest requested version unless another worker has it; the plan id."""
+    settings = get_settings()
+    plan = plan_wave_version(engine_for(settings.resolved_database_url), wave_id, settings)
+    return None if plan is None else plan.id

@@ -1,0 +1,397 @@
+"""Waves, plans, dispatcher moves and driver events, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from fulfill.auth import Scope
+from fulfill.config import Settings
+from fulfill.dispatch import service
+from fulfill.dispatch.models import DriverEvent, Plan, Wave
+from fulfill.dispatch.waves import close_due_waves, wave_for
+from fulfill.inventory.models import Node
+from fulfill.orders.models import Fulfillment
+from tests.inventory.test_catalog_api import assert_problem
+from tests.support import DOWNTOWN, order_body, seed_catalog
+
+Headers = dict[str, str]
+CUTOFF_10 = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)  # 10:00 in Edmonton (UTC-7)
+AFTER_CUTOFF = CUTOFF_10 + timedelta(minutes=1)
+
+
+@pytest.fixture
+def dispatch_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "dispatch_time_limit_s": 1.0,
+            "dispatch_engine": "ortools",
+            "dispatch_auto_publish": False,
+        }
+    )
+
+
+@pytest.fixture
+def dispatcher(make_key: Callable[..., Headers]) -> Headers:
+    return make_key(Scope.DISPATCHER, name="desk")
+
+
+@pytest.fixture
+def driver(make_key: Callable[..., Headers]) -> Headers:
+    return make_key(Scope.CARRIER, name="vans")
+
+
+@pytest.fixture
+def seeded(client: TestClient, admin: Headers) -> TestClient:
+    seed_catalog(client, admin)
+    body = [{"sku": "TEA-1", "on_hand": 500}, {"sku": "MUG-1", "on_hand": 500}]
+    assert client.put("/v1/nodes/WH1/stock", json=body, headers=admin).status_code == 200
+    return client
+
+
+def assert_refused(response: Any, status: int, code: str) -> dict[str, Any]:
+    body = assert_problem(response, status)
+    assert body["type"].endswith("/" + code), body
+    return body
+
+
+def add_van(client: TestClient, admin: Headers, code: str, **overrides: Any) -> dict[str, Any]:
+    body = {"code": code, "node": "WH1", "capacity_parcels": 40, "capacity_kg": 300,
+            "shift_start": "09:00", "shift_end": "19:00", **overrides}  # fmt: skip
+    response = client.post("/v1/vans", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def place_orders(client: TestClient, shop: Headers, count: int, seed: int = 1) -> list[str]:
+    rng = np.random.default_rng(seed)
+    ids = []
+    for k in range(count):
+        where = {"lat": DOWNTOWN["lat"] + float(rng.uniform(-0.05, 0.05)),
+                 "lon": DOWNTOWN["lon"] + float(rng.uniform(-0.08, 0.08))}  # fmt: skip
+        body = order_body(f"web-{seed}-{k}", destination=where)
+        response = client.post("/v1/orders", json=body, headers=shop)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def the_wave(engine: Engine) -> Wave:
+    with Session(engine) as session:
+        waves = session.exec(select(Wave)).all()
+    assert len(waves) == 1
+    return waves[0]
+
+
+def planned(engine: Engine, settings: Settings, now: datetime = AFTER_CUTOFF) -> Plan:
+    wave = the_wave(engine)
+    with Session(engine) as session:
+        if wave.status == "open":
+            assert close_due_waves(session, now) == [wave.id]
+        session.commit()
+    plan = service.plan_wave(engine, wave.id, settings, now)  # type: ignore[arg-type]
+    assert plan is not None
+    return plan
+
+
+def test_same_day_orders_join_the_wave_of_their_cutoff(
+    seeded: TestClient, app: FastAPI, shop: Headers, dispatcher: Headers, engine: Engine
+) -> None:
+    place_orders(seeded, shop, 3)
+    app.state.clock = lambda: CUTOFF_10 + timedelta(minutes=5)  # after 10:00: the 13:00 wave
+    place_orders(seeded, shop, 2, seed=2)
+    seeded.post("/v1/orders", json=order_body("next-1", service_level="next_day"), headers=shop)
+    waves = seeded.get("/v1/waves", params={"node": "WH1"}, headers=dispatcher).json()
+    assert [(w["cutoff_at"], w["local_date"], w["fulfillments"], w["status"]) for w in waves] == [
+        ("2026-11-18T20:00:00Z", "2026-11-18", 2, "open"),
+        ("2026-11-18T17:00:00Z", "2026-11-18", 3, "open"),
+    ]
+
+
+def test_cutoffs_follow_each_nodes_timezone_and_daylight_saving(engine: Engine) -> None:
+    common = {"kind": "store", "same_day_radius_km": 10, "wave_cutoffs": ["10:00"]}
+    tokyo = Node(code="TYO", name="Tokyo", lat=35.68, lon=139.76, timezone="Asia/Tokyo", **common)
+    edmonton = Node(
+        code="YEG", name="Edmonton", lat=53.5, lon=-113.5, timezone="America/Edmonton", **common
+    )
+    with Session(engine) as session:
+        session.add_all([tokyo, edmonton])
+        session.flush()
+        # 10:00 in Tokyo on 19 Nov is 01:00 UTC; in Edmonton, 10:00 on 8 Mar 2026 (the day
+        # clocks go forward) is 16:00 UTC, on 7 Mar 17:00 UTC.
+        in_tokyo = wave_for(session, tokyo, datetime(2026, 11, 19, 1, 0, tzinfo=UTC))
+        before_dst = wave_for(session, edmonton, datetime(2026, 3, 7, 17, 0, tzinfo=UTC))
+        after_dst = wave_for(session, edmonton, datetime(2026, 3, 8, 16, 0, tzinfo=UTC))
+        session.commit()
+        assert in_tokyo.local_date == "2026-11-19"
+        assert (before_dst.local_date, after_dst.local_date) == ("2026-03-07", "2026-03-08")
+        assert close_due_waves(session, datetime(2026, 3, 8, 15, 59, tzinfo=UTC)) == [before_dst.id]
+        assert close_due_waves(session, datetime(2026, 3, 8, 16, 0, tzinfo=UTC)) == [after_dst.id]
+        assert close_due_waves(session, datetime(2026, 11, 19, 1, 0, tzinfo=UTC)) == [in_tokyo.id]
+        assert close_due_waves(session, datetime(2026, 11, 20, tzinfo=UTC)) == []
+
+
+def test_a_wave_is_planned_once_per_version_whatever_the_retries(
+    seeded: TestClient, admin: Headers, shop: Headers, engine: Engine, dispatch_settings: Settings
+) -> None:
+    for code in ("VAN1", "VAN2"):
+        add_van(seeded, admin, code)
+    place_orders(seeded, shop, 12)
+    wave = the_wave(engine)
+    with Session(engine) as session:
+        close_due_waves(session, AFTER_CUTOFF)
+        session.commit()
+    results: list[Plan | None | Exception] = []
+
+    def work() -> None:
+        try:
+            results.append(service.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF))  # type: ignore[arg-type]
+        except Exception as exc:
+            results.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    again = service.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF)  # type: ignore[arg-type]
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert again is None and sum(r is not None for r in results) == 1
+    with Session(engine) as session:
+        plans = session.exec(select(Plan)).all()
+        assert [(p.version, p.stops, p.unassigned) for p in plans] == [(1, 12, 0)]
+        assert session.get(Wave, wave.id).planned_version == 1  # type: ignore[union-attr]
+
+
+def test_a_plan_shows_routes_etas_within_windows_and_as_geojson(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings,
+) -> None:  # fmt: skip
+    add_van(seeded, admin, "VAN1")
+    add_van(seeded, admin, "VAN2")
+    orders = place_orders(seeded, shop, 10)
+    plan = planned(engine, dispatch_settings)
+    body = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    stops = [s for r in body["routes"] for s in r["stops"]]
+    assert sorted(s["order"] for s in stops) == sorted(orders) and body["unassigned_stops"] == []
+    for stop in stops:
+        assert stop["window"]["start"] <= stop["eta"] <= stop["window"]["end"]
+    for route in body["routes"]:
+        assert route["depart_at"] >= "2026-11-18T17:30:00Z"  # cutoff plus 30 min of loading
+        assert [s["position"] for s in route["stops"]] == list(range(len(route["stops"])))
+        assert route["load"]["parcels"] == len(route["stops"]) <= route["capacity"]["parcels"]
+    assert body["distance_km"] > 0 and body["status"] == "draft" and body["version"] == 1
+    geo = seeded.get(f"/v1/plans/{plan.id}/geojson", headers=dispatcher)
+    assert geo.headers["content-type"] == "application/geo+json"
+    kinds = [f["properties"]["kind"] for f in geo.json()["features"]]
+    assert kinds.count("route") == len(body["routes"]) and kinds.count("stop") == 10
+    wave = seeded.get(f"/v1/waves/{plan.wave_id}", headers=dispatcher).json()
+    assert wave["latest_plan"]["id"] == plan.id and wave["status"] == "closed"
+    assert seeded.get(f"/v1/plans/{plan.id}", headers=shop).status_code == 403
+
+
+def test_a_move_that_breaks_the_plan_is_refused_or_forced_with_a_warning(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "VAN1")
+    add_van(seeded, admin, "SMALL", capacity_parcels=1)
+    place_orders(seeded, shop, 6)
+    plan = planned(engine, dispatch_settings)
+    body = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    big = next(r for r in body["routes"] if r["van"] == "VAN1")
+    small = next((r for r in body["routes"] if r["van"] == "SMALL"), {"stops": []})
+    assert len(small["stops"]) <= 1
+    stop = big["stops"][-1]["fulfillment"]
+    plan_id = plan.id
+    refused = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
+        "stop": stop, "van": "SMALL", "position": 0})  # fmt: skip
+    if not small["stops"]:  # SMALL is empty and takes one; then it is full
+        assert refused.status_code == 201, refused.text
+        plan_id = refused.json()["plan"]["id"]
+        stop = big["stops"][0]["fulfillment"]
+        refused = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
+            "stop": stop, "van": "SMALL"})  # fmt: skip
+    body = assert_refused(refused, 409, "move-refused")
+    assert "over capacity [1, 300]" in body["detail"] and body["reasons"]
+    versions = seeded.get(f"/v1/waves/{plan.wave_id}", headers=dispatcher).json()["version"]
+    forced = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
+        "stop": stop, "van": "SMALL", "force": True})  # fmt: skip
+    assert forced.status_code == 201, forced.text
+    result = forced.json()
+    assert result["warnings"] and "SMALL" in result["warnings"][0]
+    assert result["plan"]["version"] == versions + 1 and result["plan"]["origin"] == "move"
+    moved = next(r for r in result["plan"]["routes"] if r["van"] == "SMALL")
+    assert stop in [s["fulfillment"] for s in moved["stops"]]
+    bad = seeded.post(f"/v1/plans/{plan.id}/moves", headers=dispatcher, json={
+        "stop": stop, "van": "NOPE"})  # fmt: skip
+    assert_problem(bad, 422)
+
+
+def test_a_replan_keeps_locked_routes_and_starts_from_the_plan(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    app.state.send_task = lambda name, *args: sent.append((name, args))
+    for code in ("VAN1", "VAN2", "VAN3"):
+        add_van(seeded, admin, code, capacity_parcels=6)
+    place_orders(seeded, shop, 14)
+    plan = planned(engine, dispatch_settings)
+    first = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    locked = first["routes"][0]
+    response = seeded.post(
+        f"/v1/plans/{plan.id}/routes/{locked['van']}/lock",
+        json={"locked": True},
+        headers=dispatcher,
+    )
+    assert response.status_code == 200
+    asked = seeded.post(f"/v1/waves/{plan.wave_id}/plan", headers=dispatcher)
+    assert asked.status_code == 202 and asked.json()["version"] == 2
+    assert sent == [("dispatch.plan_wave", (plan.wave_id,))]
+    again = service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
+    assert again is not None and again.version == 2
+    second = seeded.get(f"/v1/waves/{plan.wave_id}/plan", headers=dispatcher).json()
+    kept = next(r for r in second["routes"] if r["van"] == locked["van"])
+    assert kept["locked"] and [s["fulfillment"] for s in kept["stops"]] == [
+        s["fulfillment"] for s in locked["stops"]
+    ]
+    assert second["unassigned"] == 0 and second["cost"] <= first["cost"] * 1.01
+
+
+def published(
+    client: TestClient, dispatcher: Headers, engine: Engine, settings: Settings
+) -> dict[str, Any]:
+    plan = planned(engine, settings)
+    response = client.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 5)
+    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    route = plan["routes"][0]
+    first, second = route["stops"][0], route["stops"][1]
+
+    def event(n: str, kind: str, at: datetime, **more: Any) -> Any:
+        body = {"id": n, "type": kind, "van": "VAN1", "at": at.isoformat(), **more}
+        return seeded.post("/v1/driver-events", json=body, headers=driver)
+
+    start = datetime.fromisoformat(route["depart_at"])
+    assert event("e1", "route_started", start, lat=53.546, lon=-113.494).status_code == 200
+    done_at = datetime.fromisoformat(first["eta"]) + timedelta(minutes=2)
+    delivered = event("e2", "delivered", done_at, stop=first["fulfillment"],
+                      proof={"signed_by": "Ada"})  # fmt: skip
+    assert delivered.status_code == 200 and delivered.json() == {
+        "id": "e2",
+        "replayed": False,
+        "late": [],
+    }
+    # Stuck in traffic far away, four hours later: every stop ahead is now late.
+    stuck = start + timedelta(hours=4)
+    late = event("e3", "position", stuck, lat=53.30, lon=-113.90)
+    assert late.status_code == 200 and set(late.json()["late"]) == {
+        s["fulfillment"] for s in route["stops"][1:]
+    }
+    replay = event("e3", "position", stuck, lat=53.30, lon=-113.90)
+    assert replay.json() == {"id": "e3", "replayed": True, "late": []}
+    now_plan = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()
+    stops = now_plan["routes"][0]["stops"]
+    assert stops[0]["status"] == "delivered" and all(s["late"] for s in stops[1:])
+    assert all(s["eta"] > s["window"]["end"] for s in stops[1:])
+    assert now_plan["routes"][0]["last_position"]["lat"] == 53.30
+    order = seeded.get(f"/v1/orders/{second['order']}", headers=dispatcher).json()
+    kinds = [e["kind"] for e in order["timeline"]]
+    assert kinds.count("delivery.late_predicted") == 1 and "delivery.scheduled" in kinds
+    first_order = seeded.get(f"/v1/orders/{first['order']}", headers=dispatcher).json()
+    assert "delivery.delivered" in [e["kind"] for e in first_order["timeline"]]
+    again = event("e4", "delivered", stuck, stop=first["fulfillment"])
+    assert_refused(again, 409, "conflict")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "delivered"}, "body"),  # no stop
+        ({"type": "teleported"}, "type"),
+        ({"type": "position", "lat": 53.5}, "body"),  # lat without lon
+        ({"type": "failed", "stop": "x"}, "body"),  # no reason
+        ({"type": "route_started", "at": "2026-11-18T18:00:00"}, "body"),  # no timezone
+    ],
+)
+def test_malformed_driver_events_are_refused_and_change_nothing(
+    seeded: TestClient, driver: Headers, engine: Engine, body: dict[str, Any], field: str
+) -> None:
+    event = {"id": "bad", "van": "VAN1", "at": "2026-11-18T18:00:00Z", **body}
+    response = seeded.post("/v1/driver-events", json=event, headers=driver)
+    assert_refused(response, 422, "validation")
+    assert response.json()["errors"][0]["field"] == field
+    with Session(engine) as session:
+        assert session.exec(select(DriverEvent)).all() == []
+
+
+def test_an_event_for_a_van_without_a_published_route_is_a_404(
+    seeded: TestClient, driver: Headers, shop: Headers
+) -> None:
+    body = {"id": "x1", "type": "route_started", "van": "VAN9", "at": "2026-11-18T18:00:00Z"}
+    assert_refused(seeded.post("/v1/driver-events", json=body, headers=driver), 404, "not-found")
+    assert seeded.post("/v1/driver-events", json=body, headers=shop).status_code == 403
+
+
+def test_stops_no_van_can_serve_move_to_the_next_wave_on_publication(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "TINY", capacity_parcels=2)
+    orders = place_orders(seeded, shop, 5)
+    app.state.clock = lambda: AFTER_CUTOFF
+    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    left = [s["order"] for s in plan["unassigned_stops"]]
+    assert len(left) == 3 and all(s["reason"] for s in plan["unassigned_stops"])
+    with Session(engine) as session:
+        waves = session.exec(select(Wave).order_by(Wave.cutoff_at)).all()  # type: ignore[arg-type]
+        assert [w.cutoff_at for w in waves] == [CUTOFF_10, CUTOFF_10 + timedelta(hours=3)]
+        moved = session.exec(select(Fulfillment).where(Fulfillment.wave_id == waves[1].id)).all()
+        assert sorted(f.order_id for f in moved) == sorted(left)
+    for order_id in orders:
+        timeline = seeded.get(f"/v1/orders/{order_id}", headers=dispatcher).json()["timeline"]
+        kinds = [e["kind"] for e in timeline]
+        expected = "delivery.moved_to_next_wave" if order_id in left else "delivery.scheduled"
+        assert expected in kinds
+        if order_id in left:
+            moved_event = next(e for e in timeline if e["kind"] == expected)
+            assert moved_event["data"]["reason"]
+
+
+def test_van_input_is_checked(seeded: TestClient, admin: Headers) -> None:
+    base = {"code": "V1", "node": "WH1", "capacity_parcels": 10, "capacity_kg": 100,
+            "shift_start": "09:00", "shift_end": "17:00"}  # fmt: skip
+    cases = [
+        ({"shift_end": "08:00"}, 422),
+        ({"shift_start": "25:00"}, 422),
+        ({"break_start": "12:00"}, 422),
+        ({"node": "NOPE"}, 422),
+        ({"capacity_parcels": 0}, 422),
+    ]
+    for change, code in cases:
+        response = seeded.post("/v1/vans", json={**base, **change}, headers=admin)
+        assert response.status_code == code, (change, response.text)
+    assert seeded.post("/v1/vans", json=base, headers=admin).status_code == 201
+    assert_refused(seeded.post("/v1/vans", json=base, headers=admin), 409, "conflict")
