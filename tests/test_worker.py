@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
+from fulfill.dispatch.models import Plan, PlanStatus, Wave, WaveStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from tests.support import MORNING, WebhookReceiver, order_body, seed_catalog
@@ -117,3 +118,43 @@ def test_on_the_embedded_broker_beat_sweeps_what_no_kick_announced(
             fulfill_process(["beat"], env, tmp_path / "beat.log"),
         ):
             assert_delivered_once(receiver, engine, order_ids)
+
+
+def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
+    db_url: str, tmp_path: Path, engine: Engine
+) -> None:
+    """The whole dispatch chain on real processes: orders placed before the 10:00 cutoff (of
+    18 Nov; the worker's clock is past it), beat's sweep closes the wave, a worker plans it on
+    the planning queue, and the plan made at the cutoff is published."""
+    settings = Settings(data_dir=tmp_path, database_url=db_url)
+    app = create_app(settings)
+    app.state.clock = lambda: MORNING
+    with Session(engine) as session:
+        admin = {"Authorization": f"Bearer {create_key(session, [Scope.ADMIN])}"}
+        session.commit()
+    with TestClient(app) as client:
+        seed_catalog(client, admin)
+        van = {"code": "VAN1", "node": "WH1", "capacity_parcels": 20, "capacity_kg": 200,
+               "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
+        assert client.post("/v1/vans", json=van, headers=admin).status_code == 201
+        orders = [client.post("/v1/orders", json=order_body(f"w-{n}"), headers=admin)
+                  for n in range(3)]  # fmt: skip
+        assert all(o.status_code == 201 for o in orders)
+    env = {"FULFILL_DATA_DIR": str(tmp_path), "FULFILL_DATABASE_URL": db_url,
+           "FULFILL_DISPATCH_SWEEP_S": "1", "FULFILL_DISPATCH_TIME_LIMIT_S": "1"}  # fmt: skip
+    with (
+        fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"),
+        fulfill_process(["beat"], env, tmp_path / "beat.log"),
+    ):
+        deadline = time.monotonic() + 60
+        while True:
+            with Session(engine) as session:
+                plans = session.exec(select(Plan)).all()
+            if plans and plans[0].status == PlanStatus.PUBLISHED:
+                break
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.2)
+    assert [(p.version, p.origin, p.stops, p.unassigned) for p in plans] == [(1, "cutoff", 3, 0)]
+    with Session(engine) as session:
+        wave = session.exec(select(Wave)).one()
+        assert (wave.status, wave.planned_version) == (WaveStatus.PUBLISHED, 1)

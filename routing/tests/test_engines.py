@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,3 +183,24 @@ def test_a_problem_with_locations_gets_its_matrix_from_the_travel_provider() -> 
     )
     solution = solved(problem, "auto")
     assert solution.feasible and len(solution.routes[0].visits) == 5
+
+
+def _solve_in_child(sender: Any) -> None:
+    try:
+        solution = solve(grid_problem(30, vehicles=4, seed=8), engine="auto", time_limit_s=1.0)
+        sender.send(("ok", solution.engine, solution.feasible))
+    except Exception as exc:
+        sender.send(("error", repr(exc), False))
+
+
+def test_auto_runs_inside_a_daemonic_worker_process() -> None:
+    """Celery's prefork workers are daemonic, and ``multiprocessing`` forbids them children."""
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    worker = fork.Process(target=_solve_in_child, args=(sender,), daemon=True)
+    worker.start()
+    assert receiver.poll(30)
+    outcome, engine, feasible = receiver.recv()
+    worker.join(5)
+    assert outcome == "ok", engine
+    assert engine in {"ortools", "pyvrp"} and feasible

@@ -21,6 +21,7 @@ from fulfill import __version__
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
 from fulfill.dispatch.api import router as dispatch_router
+from fulfill.dispatch.page import router as dispatch_page
 from fulfill.errors import FulfillError
 from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router)
     app.include_router(orders_router)
     app.include_router(dispatch_router)
+    app.include_router(dispatch_page)
     _add_operations_routes(app)
     return app
 

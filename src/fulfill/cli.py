@@ -62,10 +62,11 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1)] = 2,
     loglevel: str = "INFO",
 ) -> None:
-    """Run a Celery worker."""
-    from fulfill.worker import app
+    """Run a Celery worker (it takes both queues: default and planning)."""
+    from fulfill.worker import DEFAULT_QUEUE, PLANNING_QUEUE, app
 
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "fulfill"]
+    queues = f"{DEFAULT_QUEUE},{PLANNING_QUEUE}"
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queues]
     if get_settings().is_embedded_broker:
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     app.worker_main(argv)

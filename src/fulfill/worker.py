@@ -15,6 +15,8 @@ from fulfill.config import Settings, get_settings
 
 TASK_MODULES = ["fulfill.outbox.tasks", "fulfill.maintenance", "fulfill.dispatch.tasks"]
 VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
+DEFAULT_QUEUE = "fulfill"
+PLANNING_QUEUE = "planning"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,7 +28,10 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_default_queue="fulfill",
+        task_default_queue=DEFAULT_QUEUE,
+        # Planning gets its own queue (``fulfill worker`` takes both): a wave's plan never
+        # waits behind a burst of relays.
+        task_routes={"dispatch.*": {"queue": PLANNING_QUEUE}},
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
         broker_connection_retry_on_startup=True,
@@ -62,6 +67,9 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
         "data_folder_out": str(queue_dir),
         "control_folder": str(control_dir),
         "store_processed": False,
+        # The default (1 s) lets a worker take about one message a second: a burst of outbox
+        # kicks then queued a wave's plan behind it for 40 s (bench/dispatch.py).
+        "polling_interval": 0.1,
     }
 
 

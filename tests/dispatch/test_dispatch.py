@@ -150,7 +150,7 @@ def test_a_wave_is_planned_once_per_version_whatever_the_retries(
     with Session(engine) as session:
         close_due_waves(session, AFTER_CUTOFF)
         session.commit()
-    results: list[Plan | None | Exception] = []
+    results: list[Plan | Exception | None] = []
 
     def work() -> None:
         try:

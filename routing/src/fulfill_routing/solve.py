@@ -8,7 +8,10 @@ and the cheapest valid one wins. Naming an engine that cannot model the problem 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
@@ -185,18 +188,14 @@ def _in_parallel(
     """The last engine (the strongest on large waves) runs here with the whole budget; the
     others each in a forked process (the context is inherited, nothing re-imported). An engine
     still running at the deadline is stopped and contributes nothing."""
-    fork = multiprocessing.get_context("fork")
     deadline = time.perf_counter() + params.time_limit_s
     # Engines sharing the machine set up more slowly than alone: keep a margin for that.
     shared = SolveParams(time_limit_s=params.time_limit_s * PARALLEL_SHARE, seed=params.seed)
     *others, local = names
-    running: dict[Any, tuple[str, Any]] = {}
+    running: dict[Connection, tuple[str, int]] = {}
     for name in others:
-        receiver, sender = fork.Pipe(duplex=False)
-        process = fork.Process(target=_engine_process, args=(name, ctx, shared, sender))
-        process.start()
-        sender.close()
-        running[receiver] = (name, process)
+        pid, receiver = _fork(name, ctx, shared)
+        running[receiver] = (name, pid)
     answers: dict[str, Sequences] = {}
     try:
         answers[local] = ENGINES[local].solve(ctx, params)
@@ -208,7 +207,7 @@ def _in_parallel(
             break
         for answered in ready:
             connection = cast(Connection, answered)
-            name, process = running.pop(connection)
+            name, pid = running.pop(connection)
             try:
                 ok, payload = connection.recv()
             except EOFError:  # the engine's process died
@@ -217,12 +216,34 @@ def _in_parallel(
                 answers[name] = cast(Sequences, payload)
             else:
                 errors.append(f"{name}: {payload or 'its process died'}")
-            process.join(timeout=1)
-    for name, process in running.values():
+            _reap(pid)
+    for connection, (name, pid) in running.items():
         errors.append(f"{name}: no answer within the time limit")
-        process.terminate()
-        process.join(timeout=1)
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+        connection.close()
     return answers
+
+
+def _fork(name: str, ctx: Context, params: SolveParams) -> tuple[int, Connection]:
+    """A child process for one engine. A bare fork rather than ``multiprocessing.Process``:
+    a Celery prefork worker is a daemonic process, which ``multiprocessing`` forbids to have
+    children, and planning runs in such workers."""
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe and leave without cleanup handlers
+        receiver.close()
+        try:
+            _engine_process(name, ctx, params, sender)
+        finally:
+            os._exit(0)
+    sender.close()
+    return pid, receiver
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):  # already reaped
+        os.waitpid(pid, 0)
 
 
 def _engine_process(name: str, ctx: Context, params: SolveParams, sender: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -132,6 +133,7 @@ def _wave_public(session: Session, wave: Wave, node: Node) -> WavePublic:
         id=wave.id,
         node=node.code,
         local_date=wave.local_date,
+        utc_offset_min=_utc_offset_min(node, wave.cutoff_at),
         cutoff_at=wave.cutoff_at,
         status=wave.status,
         version=wave.version,
@@ -141,6 +143,12 @@ def _wave_public(session: Session, wave: Wave, node: Node) -> WavePublic:
         latest_plan=_summary(latest) if latest else None,
         published_plan=_summary(published) if published else None,
     )
+
+
+def _utc_offset_min(node: Node, at: datetime) -> int:
+    """The page shows the node's local times as the server's time zone database has them."""
+    offset = at.astimezone(ZoneInfo(node.timezone)).utcoffset()
+    return 0 if offset is None else int(offset.total_seconds() // 60)
 
 
 def _summary(plan: Plan) -> PlanSummary:
@@ -308,6 +316,7 @@ def plan_public(view: service.PlanView) -> PlanPublic:
         **summary.model_dump(),
         wave=plan.wave_id,
         node=view.node.code,
+        utc_offset_min=_utc_offset_min(view.node, view.wave.cutoff_at),
         depot=Position(lat=view.node.lat, lon=view.node.lon, at=plan.created_at),
         engine=plan.engine,
         duration_h=round(plan.duration_s / 3600, 3),

@@ -72,6 +72,7 @@ class WavePublic(BaseModel):
     id: int
     node: str
     local_date: str
+    utc_offset_min: int = Field(description="the node's offset from UTC on that date")
     cutoff_at: datetime
     status: str
     version: int
@@ -130,6 +131,7 @@ class RoutePublic(BaseModel):
 class PlanPublic(PlanSummary):
     wave: int
     node: str
+    utc_offset_min: int = Field(description="the node's offset from UTC at the wave's cutoff")
     depot: Position | None
     engine: str
     duration_h: float
