@@ -1,0 +1,358 @@
+"""Which sources ship which units of a cart: OR-Tools CP-SAT over every way to split it.
+
+Pure: no database, no clock. The caller describes the cart and each candidate source (what it
+holds, what it can still pick, and what a shipment from it costs); the optimiser returns the
+cheapest assignment within its time limit, falls back to a greedy one if the solver has none by
+then, and ranks the alternatives with the reason each lost.
+
+Cost of a decision = for each source used: its per-shipment cost + per-unit handling + the
+delivery cost of that shipment (a bracket of a rate card by the shipment's weight) + a penalty
+for every shipment after the first (customers prefer one parcel).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+CENTS = 100
+GRAMS = 1000
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    quantity: int
+    weight_kg: float
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """A shipment up to ``max_kg`` costs ``cost`` to deliver."""
+
+    max_kg: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class Source:
+    code: str
+    available: dict[str, int]  # sku -> units free to promise
+    shipment_cost: float
+    handling_per_unit: float
+    brackets: tuple[Bracket, ...]  # empty: cannot deliver this cart at this service level
+    pick_capacity: int | None = None  # units it can still pick for the wave or day
+    distance_km: float = 0.0
+    unreachable_reason: str | None = None
+
+    def delivery_cost(self, weight_kg: float) -> float | None:
+        """The cheapest bracket the weight fits (cards are usually monotone, not always)."""
+        fitting = [b.cost for b in self.brackets if weight_kg <= b.max_kg + 1e-9]
+        return min(fitting, default=None)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    source: str
+    units: dict[str, int]
+    weight_kg: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to ship the cart, with its total cost (penalty included)."""
+
+    shipments: tuple[Shipment, ...]
+    cost: float
+    method: str
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(s.source for s in self.shipments)
+
+    @property
+    def fulfillment_cost(self) -> float:
+        """What the shop pays: the cost without the penalty for extra shipments."""
+        return round(sum(s.cost for s in self.shipments), 2)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    label: str
+    cost: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    chosen: Plan
+    alternatives: tuple[Alternative, ...]
+    optimal: bool
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+
+class NoSource(Exception):
+    """No combination of sources can ship the cart; the message says what is short."""
+
+
+@dataclass(frozen=True)
+class Costs:
+    extra_shipment_penalty: float = 4.0
+
+
+def decide(
+    lines: Sequence[Line],
+    sources: Sequence[Source],
+    *,
+    costs: Costs | None = None,
+    time_limit_s: float = 0.05,
+) -> Decision:
+    """The cheapest way to ship ``lines`` from ``sources``, with ranked alternatives."""
+    started = time.perf_counter()
+    costs = costs or Costs()
+    usable = [s for s in sources if s.brackets and any(s.available.get(ln.sku, 0) for ln in lines)]
+    _refuse_shortages(lines, usable)
+    greedy = greedy_cheapest(lines, usable, costs)
+    best, optimal = _solve(lines, usable, costs, time_limit_s, greedy)
+    chosen = best or greedy
+    if chosen is None:
+        raise NoSource("no source can take the cart within its weight limits and pick capacity")
+    notes = () if best is not None else ("the solver had no answer in time: greedy fallback",)
+    alternatives = _alternatives(lines, sources, costs, chosen, greedy)
+    return Decision(chosen, alternatives, optimal, time.perf_counter() - started, notes)
+
+
+def _refuse_shortages(lines: Sequence[Line], sources: Sequence[Source]) -> None:
+    for line in lines:
+        total = sum(s.available.get(line.sku, 0) for s in sources)
+        if total < line.quantity:
+            raise NoSource(
+                f"{line.sku}: {line.quantity} wanted, {total} available at sources that can deliver"
+            )
+
+
+def plan_cost(lines: Sequence[Line], by_source: dict[str, dict[str, int]],
+              sources: Sequence[Source], costs: Costs, method: str) -> Plan | None:  # fmt: skip
+    """The cost of shipping ``by_source`` (source -> sku -> units); None if impossible."""
+    weights = {ln.sku: ln.weight_kg for ln in lines}
+    index = {s.code: s for s in sources}
+    shipments = []
+    for code, asked in by_source.items():
+        units = {sku: n for sku, n in asked.items() if n > 0}
+        if not units:
+            continue
+        source = index[code]
+        count = sum(units.values())
+        if any(source.available.get(sku, 0) < n for sku, n in units.items()):
+            return None
+        if source.pick_capacity is not None and count > source.pick_capacity:
+            return None
+        weight = sum(weights[sku] * n for sku, n in units.items())
+        delivery = source.delivery_cost(weight)
+        if delivery is None:
+            return None
+        cost = source.shipment_cost + source.handling_per_unit * count + delivery
+        shipments.append(Shipment(code, units, round(weight, 3), round(cost, 2)))
+    shipped = {ln.sku: sum(u.units.get(ln.sku, 0) for u in shipments) for ln in lines}
+    if any(shipped[ln.sku] != ln.quantity for ln in lines):
+        return None
+    total = sum(s.cost for s in shipments) + costs.extra_shipment_penalty * max(
+        0, len(shipments) - 1
+    )
+    return Plan(tuple(sorted(shipments, key=lambda s: s.source)), round(total, 2), method)
+
+
+def _solve(
+    lines: Sequence[Line], sources: Sequence[Source], costs: Costs, time_limit_s: float,
+    hint: Plan | None,
+) -> tuple[Plan | None, bool]:  # fmt: skip
+    model = cp_model.CpModel()
+    x: dict[tuple[int, int], cp_model.IntVar] = {}
+    used: dict[int, cp_model.IntVar] = {}
+    objective = []
+    for j, source in enumerate(sources):
+        used[j] = model.new_bool_var(f"use_{source.code}")
+        held = []
+        for i, line in enumerate(lines):
+            most = min(line.quantity, source.available.get(line.sku, 0))
+            if most <= 0:
+                continue
+            x[i, j] = model.new_int_var(0, most, f"x_{i}_{j}")
+            model.add(x[i, j] <= most * used[j])
+            held.append((i, x[i, j]))
+        if not held:
+            model.add(used[j] == 0)
+            continue
+        units = sum(v for _, v in held)
+        model.add(units >= used[j])  # a source used ships something
+        if source.pick_capacity is not None:
+            model.add(units <= source.pick_capacity)
+        grams = sum(round(lines[i].weight_kg * GRAMS) * v for i, v in held)
+        brackets = [model.new_bool_var(f"b_{j}_{k}") for k in range(len(source.brackets))]
+        model.add(sum(brackets) == used[j])
+        model.add(
+            grams
+            <= sum(
+                round(b.max_kg * GRAMS) * z for b, z in zip(source.brackets, brackets, strict=True)
+            )
+        )
+        fixed = round((source.shipment_cost + costs.extra_shipment_penalty) * CENTS)
+        objective.append(fixed * used[j])
+        objective.extend(
+            round(b.cost * CENTS) * z for b, z in zip(source.brackets, brackets, strict=True)
+        )
+        objective.append(round(source.handling_per_unit * CENTS) * units)
+    for i, line in enumerate(lines):
+        model.add(sum(v for (li, _), v in x.items() if li == i) == line.quantity)
+    model.minimize(sum(objective))
+    if hint is not None:
+        _hint(model, hint, lines, sources, x, used)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.005, time_limit_s)
+    solver.parameters.num_workers = 1  # a cart is small; one worker answers fastest
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None, False
+    by_source: dict[str, dict[str, int]] = {}
+    for (i, j), var in x.items():
+        n = solver.value(var)
+        if n:
+            by_source.setdefault(sources[j].code, {})[lines[i].sku] = n
+    plan = plan_cost(lines, by_source, sources, costs, "cp-sat")
+    return plan, status == cp_model.OPTIMAL
+
+
+def _hint(
+    model: cp_model.CpModel, hint: Plan, lines: Sequence[Line], sources: Sequence[Source],
+    x: dict[tuple[int, int], cp_model.IntVar], used: dict[int, cp_model.IntVar],
+) -> None:  # fmt: skip
+    """Start the search from the greedy plan: an incumbent from the first moment."""
+    shipped = {s.source: s.units for s in hint.shipments}
+    for j, source in enumerate(sources):
+        model.add_hint(used[j], source.code in shipped)
+        for i, line in enumerate(lines):
+            if (i, j) in x:
+                model.add_hint(x[i, j], shipped.get(source.code, {}).get(line.sku, 0))
+
+
+def greedy_cheapest(lines: Sequence[Line], sources: Sequence[Source], costs: Costs) -> Plan | None:
+    """Each line, largest first, whole from the source where it adds least to the cost so far
+    (split over sources only when no single one holds it)."""
+    taken: dict[str, dict[str, int]] = {}
+    for line in sorted(lines, key=lambda ln: -ln.quantity * ln.weight_kg):
+        left = line.quantity
+        while left:
+            best: tuple[float, str, int] | None = None
+            base = plan_cost(lines, taken, sources, Costs(0.0), "partial") if taken else None
+            for source in sources:
+                room = source.available.get(line.sku, 0) - taken.get(source.code, {}).get(
+                    line.sku, 0
+                )
+                n = min(left, room)
+                if n <= 0:
+                    continue
+                trial = {code: dict(units) for code, units in taken.items()}
+                trial.setdefault(source.code, {})[line.sku] = (
+                    trial.get(source.code, {}).get(line.sku, 0) + n
+                )
+                added = _partial_cost(lines, trial, sources, costs)
+                if added is None:
+                    continue
+                score = (added - (base.cost if base else 0.0)) / n + (0 if n == left else 1e6)
+                if best is None or score < best[0]:
+                    best = (score, source.code, n)
+            if best is None:
+                return None
+            _, code, n = best
+            taken.setdefault(code, {})[line.sku] = taken.get(code, {}).get(line.sku, 0) + n
+            left -= n
+    return plan_cost(lines, taken, sources, costs, "greedy")
+
+
+def _partial_cost(lines: Sequence[Line], taken: dict[str, dict[str, int]],
+                  sources: Sequence[Source], costs: Costs) -> float | None:  # fmt: skip
+    """The cost of what is assigned so far, as if the cart were only that."""
+    partial = [
+        Line(ln.sku, sum(u.get(ln.sku, 0) for u in taken.values()), ln.weight_kg) for ln in lines
+    ]
+    partial = [ln for ln in partial if ln.quantity]
+    plan = plan_cost(partial, taken, sources, costs, "partial")
+    return None if plan is None else plan.cost
+
+
+def nearest_rule(lines: Sequence[Line], sources: Sequence[Source], costs: Costs) -> Plan | None:
+    """What most shops do: the nearest source that has everything, else split by nearness."""
+    ordered = sorted(sources, key=lambda s: (s.distance_km, s.code))
+    for source in ordered:
+        whole = {source.code: {ln.sku: ln.quantity for ln in lines}}
+        plan = plan_cost(lines, whole, sources, costs, "nearest")
+        if plan is not None:
+            return plan
+    taken: dict[str, dict[str, int]] = {}
+    for line in lines:
+        left = line.quantity
+        for source in ordered:
+            n = min(
+                left,
+                source.available.get(line.sku, 0) - taken.get(source.code, {}).get(line.sku, 0),
+            )
+            if n > 0:
+                taken.setdefault(source.code, {})[line.sku] = (
+                    taken.get(source.code, {}).get(line.sku, 0) + n
+                )
+                left -= n
+            if not left:
+                break
+    return plan_cost(lines, taken, sources, costs, "nearest-split")
+
+
+def _alternatives(
+    lines: Sequence[Line], sources: Sequence[Source], costs: Costs, chosen: Plan,
+    greedy: Plan | None,
+) -> tuple[Alternative, ...]:  # fmt: skip
+    """Every single source, and the two rules, ranked by cost, each with why it lost."""
+    found: list[Alternative] = []
+    for source in sources:
+        label = f"all from {source.code}"
+        if not source.brackets:
+            found.append(
+                Alternative(
+                    label, None, source.unreachable_reason or "cannot deliver at this service level"
+                )
+            )
+            continue
+        short = [ln.sku for ln in lines if source.available.get(ln.sku, 0) < ln.quantity]
+        if short:
+            found.append(Alternative(label, None, f"short of {', '.join(short)}"))
+            continue
+        plan = plan_cost(
+            lines, {source.code: {ln.sku: ln.quantity for ln in lines}}, sources, costs, label
+        )
+        if plan is None:
+            found.append(Alternative(label, None, "over its pick capacity or weight limit"))
+        elif plan.sources != chosen.sources or plan.cost > chosen.cost:
+            found.append(Alternative(label, plan.cost, _dearer(plan.cost, chosen.cost)))
+    rule = nearest_rule(lines, sources, costs)
+    for name, plan in (("nearest node rule", rule), ("greedy cheapest per line", greedy)):
+        if plan is not None and plan.shipments != chosen.shipments:
+            found.append(
+                Alternative(
+                    f"{name}: {'+'.join(plan.sources)}", plan.cost, _dearer(plan.cost, chosen.cost)
+                )
+            )
+    return tuple(sorted(found, key=lambda a: (a.cost is None, a.cost or 0.0, a.label)))
+
+
+def _dearer(cost: float, best: float) -> str:
+    more = cost - best
+    return (
+        "costs the same, ships the same way"
+        if math.isclose(more, 0, abs_tol=0.005)
+        else f"costs {more:.2f} more"
+    )
