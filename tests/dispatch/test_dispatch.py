@@ -18,11 +18,12 @@ from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.dispatch import service
 from fulfill.dispatch.models import DriverEvent, Plan, Wave
-from fulfill.dispatch.waves import close_due_waves, wave_for
+from fulfill.dispatch.planning import Clock
+from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
 from tests.inventory.test_catalog_api import assert_problem
-from tests.support import DOWNTOWN, order_body, seed_catalog
+from tests.support import DOWNTOWN, MORNING, order_body, seed_catalog
 
 Headers = dict[str, str]
 CUTOFF_10 = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)  # 10:00 in Edmonton (UTC-7)
@@ -224,7 +225,7 @@ def test_a_move_that_breaks_the_plan_is_refused_or_forced_with_a_warning(
             "stop": stop, "van": "SMALL"})  # fmt: skip
     body = assert_refused(refused, 409, "move-refused")
     assert "over capacity [1, 300]" in body["detail"] and body["reasons"]
-    versions = seeded.get(f"/v1/waves/{plan.wave_id}", headers=dispatcher).json()["version"]
+    versions = seeded.get(f"/v1/plans/{plan_id}", headers=dispatcher).json()["version"]
     forced = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
         "stop": stop, "van": "SMALL", "force": True})  # fmt: skip
     assert forced.status_code == 201, forced.text
@@ -233,7 +234,7 @@ def test_a_move_that_breaks_the_plan_is_refused_or_forced_with_a_warning(
     assert result["plan"]["version"] == versions + 1 and result["plan"]["origin"] == "move"
     moved = next(r for r in result["plan"]["routes"] if r["van"] == "SMALL")
     assert stop in [s["fulfillment"] for s in moved["stops"]]
-    bad = seeded.post(f"/v1/plans/{plan.id}/moves", headers=dispatcher, json={
+    bad = seeded.post(f"/v1/plans/{result['plan']['id']}/moves", headers=dispatcher, json={
         "stop": stop, "van": "NOPE"})  # fmt: skip
     assert_problem(bad, 422)
 
@@ -286,6 +287,7 @@ def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
     add_van(seeded, admin, "VAN1")
     place_orders(seeded, shop, 5)
     plan = published(seeded, dispatcher, engine, dispatch_settings)
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)  # the day is over by then
     route = plan["routes"][0]
     first, second = route["stops"][0], route["stops"][1]
 
@@ -349,7 +351,7 @@ def test_malformed_driver_events_are_refused_and_change_nothing(
 def test_an_event_for_a_van_without_a_published_route_is_a_404(
     seeded: TestClient, driver: Headers, shop: Headers
 ) -> None:
-    body = {"id": "x1", "type": "route_started", "van": "VAN9", "at": "2026-11-18T18:00:00Z"}
+    body = {"id": "x1", "type": "route_started", "van": "VAN9", "at": "2026-11-18T15:00:00Z"}
     assert_refused(seeded.post("/v1/driver-events", json=body, headers=driver), 404, "not-found")
     assert seeded.post("/v1/driver-events", json=body, headers=shop).status_code == 403
 
@@ -395,3 +397,121 @@ def test_van_input_is_checked(seeded: TestClient, admin: Headers) -> None:
         assert response.status_code == code, (change, response.text)
     assert seeded.post("/v1/vans", json=base, headers=admin).status_code == 201
     assert_refused(seeded.post("/v1/vans", json=base, headers=admin), 409, "conflict")
+
+
+def test_times_stay_exact_across_a_daylight_saving_change() -> None:
+    berlin = Node(code="BER", name="Berlin", kind="store", lat=52.5, lon=13.4,
+                  timezone="Europe/Berlin", wave_cutoffs=["10:00"])  # fmt: skip
+    clock = Clock.of(berlin, "2026-03-29")  # clocks go forward at 02:00
+    noon = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)  # 12:00 in Berlin (UTC+2 from 02:00)
+    assert clock.local("12:00") == clock.seconds(noon) == 11 * 3600  # 23 hours that day
+    assert clock.at(clock.local("12:00")) == noon
+
+
+def test_moves_need_the_newest_version_and_never_swallow_a_plan_request(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    app.state.send_task = lambda *args: None
+    add_van(seeded, admin, "VAN1")
+    add_van(seeded, admin, "VAN2")
+    place_orders(seeded, shop, 6)
+    plan = planned(engine, dispatch_settings)
+    body = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    stop = body["routes"][0]["stops"][0]["fulfillment"]
+    asked = seeded.post(f"/v1/waves/{plan.wave_id}/plan", headers=dispatcher).json()
+    move = {"stop": stop, "van": body["routes"][-1]["van"], "force": True}
+    moved = seeded.post(f"/v1/plans/{plan.id}/moves", json=move, headers=dispatcher)
+    assert moved.status_code == 201, moved.text
+    stale = seeded.post(f"/v1/plans/{plan.id}/moves", json=move, headers=dispatcher)
+    assert_refused(stale, 409, "conflict")
+    assert_refused(seeded.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher), 409, "conflict")
+    with Session(engine) as session:
+        assert waves_to_plan(session) == [plan.wave_id]  # the re-plan request still stands
+    again = service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
+    assert again is not None and again.version == 3 and again.request == asked["version"]
+    with Session(engine) as session:
+        assert waves_to_plan(session) == []  # answered: nothing plans again and again
+    assert service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF) is None
+
+
+def test_a_node_without_vans_gets_a_plan_that_hands_its_stops_on(
+    seeded: TestClient, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    orders = place_orders(seeded, shop, 2)
+    app.state.clock = lambda: AFTER_CUTOFF
+    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    assert plan["routes"] == [] and len(plan["unassigned_stops"]) == 2
+    assert "no van is free" in plan["unassigned_stops"][0]["reason"]
+    timeline = seeded.get(f"/v1/orders/{orders[0]}", headers=dispatcher).json()["timeline"]
+    moved = next(e for e in timeline if e["kind"] == "delivery.moved_to_next_wave")
+    new, before = moved["data"]["promise"], moved["data"]["promise_before"]
+    assert datetime.fromisoformat(new["start"]) == CUTOFF_10 + timedelta(hours=4)  # 13:00 + 1 h
+    assert datetime.fromisoformat(before["start"]) == CUTOFF_10 + timedelta(hours=1)
+
+
+def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_progress(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    app.state.send_task = lambda *args: None
+    add_van(seeded, admin, "VAN1", capacity_parcels=4)
+    add_van(seeded, admin, "VAN2", capacity_parcels=4)
+    orders = place_orders(seeded, shop, 6)
+    first = published(seeded, dispatcher, engine, dispatch_settings)
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
+    route = first["routes"][0]
+    start = datetime.fromisoformat(route["depart_at"])
+    events = [
+        {"id": "s1", "type": "route_started", "van": route["van"], "at": start.isoformat()},
+        {"id": "d1", "type": "delivered", "van": route["van"],
+         "stop": route["stops"][0]["fulfillment"],
+         "at": (start + timedelta(minutes=20)).isoformat()},
+    ]  # fmt: skip
+    for event in events:
+        assert seeded.post("/v1/driver-events", json=event, headers=driver).status_code == 200
+    on_board = route["stops"][1]["order"]
+    refused = seeded.post(f"/v1/orders/{on_board}/cancel", json={}, headers=shop)
+    assert_refused(refused, 409, "conflict")  # the parcel left with the van
+    seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
+    second = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    assert second is not None and second.status == "draft"  # a dispatcher's re-plan waits
+    published_again = seeded.post(f"/v1/plans/{second.id}/publish", headers=dispatcher).json()
+    kept = next(r for r in published_again["routes"] if r["van"] == route["van"])
+    assert kept["status"] == "started"
+    assert [s["fulfillment"] for s in kept["stops"]] == [s["fulfillment"] for s in route["stops"]]
+    assert kept["stops"][0]["status"] == "delivered"
+    for order_id in orders:
+        timeline = seeded.get(f"/v1/orders/{order_id}", headers=dispatcher).json()["timeline"]
+        assert [e["kind"] for e in timeline].count("delivery.scheduled") == 1
+
+
+def test_an_order_that_joins_a_planned_wave_asks_for_a_new_plan(
+    seeded: TestClient, admin: Headers, shop: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 2)
+    planned(engine, dispatch_settings)
+    place_orders(seeded, shop, 1, seed=9)  # placed at 08:30 by the app's clock: same wave
+    with Session(engine) as session:
+        wave = session.exec(select(Wave)).one()
+        assert (wave.version, wave.planned_version, wave.requested_by) == (2, 1, "order")
+
+
+def test_a_report_from_a_clock_in_the_future_is_refused(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings,
+) -> None:  # fmt: skip
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 2)
+    published(seeded, dispatcher, engine, dispatch_settings)
+    event = {"id": "f1", "type": "position", "van": "VAN1", "lat": 53.5, "lon": -113.5,
+             "at": (MORNING + timedelta(hours=1)).isoformat()}  # fmt: skip
+    response = seeded.post("/v1/driver-events", json=event, headers=driver)
+    assert_refused(response, 422, "unprocessable")
+    assert response.json()["errors"][0]["field"] == "at"

@@ -173,6 +173,8 @@ def _without(problem: Problem, stop_ids: set[str]) -> Problem:
 def _engines_for(problem: Problem, engine: str) -> list[str]:
     if engine == "auto":
         able = [name for name, e in ENGINES.items() if not e.unsupported(problem)]
+        if not able:
+            raise UnsupportedFeature("no engine can model this problem")
         return able
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose auto, {', '.join(ENGINES)}")
@@ -198,30 +200,34 @@ def _in_parallel(
         running[receiver] = (name, pid)
     answers: dict[str, Sequences] = {}
     try:
-        answers[local] = ENGINES[local].solve(ctx, params)
-    except Exception as exc:  # the others may still answer
-        errors.append(f"{local}: {type(exc).__name__}: {exc}")
-    while running:
-        ready = wait(list(running), timeout=max(0.0, deadline - time.perf_counter()))
-        if not ready:
-            break
-        for answered in ready:
-            connection = cast(Connection, answered)
-            name, pid = running.pop(connection)
-            try:
-                ok, payload = connection.recv()
-            except EOFError:  # the engine's process died
-                ok, payload = False, None
-            if ok:
-                answers[name] = cast(Sequences, payload)
-            else:
-                errors.append(f"{name}: {payload or 'its process died'}")
+        try:
+            answers[local] = ENGINES[local].solve(ctx, params)
+        except Exception as exc:  # the others may still answer
+            errors.append(f"{local}: {type(exc).__name__}: {exc}")
+        while running:
+            ready = wait(list(running), timeout=max(0.0, deadline - time.perf_counter()))
+            if not ready:
+                break
+            for answered in ready:
+                connection = cast(Connection, answered)
+                name, pid = running.pop(connection)
+                try:
+                    ok, payload = connection.recv()
+                except (EOFError, OSError):  # the engine's process died
+                    ok, payload = False, None
+                if ok:
+                    answers[name] = cast(Sequences, payload)
+                else:
+                    errors.append(f"{name}: {payload or 'its process died'}")
+                _reap(pid)
+                connection.close()
+    finally:  # whatever happened here, no engine outlives the call
+        for connection, (name, pid) in running.items():
+            errors.append(f"{name}: no answer within the time limit")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             _reap(pid)
-    for connection, (name, pid) in running.items():
-        errors.append(f"{name}: no answer within the time limit")
-        os.kill(pid, signal.SIGKILL)
-        _reap(pid)
-        connection.close()
+            connection.close()
     return answers
 
 

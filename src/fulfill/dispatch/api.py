@@ -287,7 +287,11 @@ def publish_plan(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def driver_event(
-    payload: DriverEventIn, session: SessionDep, caller: CarrierCaller, settings: SettingsDep
+    payload: DriverEventIn,
+    session: SessionDep,
+    caller: CarrierCaller,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> DriverEventAccepted:
     """A van's report. The event id makes a replay a no-op (answered with ``replayed``)."""
     report = progress.Report(
@@ -301,7 +305,7 @@ def driver_event(
         proof=payload.proof,
         reason=payload.reason,
     )
-    applied = progress.record_report(session, caller.name, report, settings)
+    applied = progress.record_report(session, caller.name, report, settings, now=clock())
     session.commit()
     return DriverEventAccepted(id=payload.id, replayed=applied.replayed, late=applied.late)
 

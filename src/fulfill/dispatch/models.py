@@ -71,8 +71,10 @@ class Van(SQLModel, table=True):
 class Wave(SQLModel, table=True):
     """The same-day fulfillments of one node that leave after one cutoff.
 
-    ``version`` counts the plans asked for; ``planned_version`` is the newest one stored. The
-    difference is work to do, kept as a row so that a lost task costs a sweep, not a plan.
+    ``version`` counts the plans asked for (``requested_by`` says who asked last);
+    ``planned_version`` is the newest request answered. The difference is work to do, kept as a
+    row so that a lost task costs a sweep, not a plan. ``plan_seq`` numbers the stored plans
+    (planned, moved or re-planned) and is separate, so a move never swallows a request.
     """
 
     __tablename__ = "waves"
@@ -88,6 +90,8 @@ class Wave(SQLModel, table=True):
     status: str = Field(default=WaveStatus.OPEN, max_length=16)
     version: int = 0
     planned_version: int = 0
+    requested_by: str | None = Field(default=None, max_length=16)
+    plan_seq: int = 0
     planning_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -100,8 +104,9 @@ class Plan(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     wave_id: int = Field(foreign_key="waves.id", index=True)
     version: int
+    request: int | None = Field(default=None, description="the wave's plan request it answers")
     status: str = Field(default=PlanStatus.DRAFT, max_length=16)
-    origin: str = Field(max_length=16, description="cutoff, dispatcher, move or replan")
+    origin: str = Field(max_length=16, description="cutoff, order, dispatcher or move")
     engine: str = Field(max_length=16)
     cost: float = 0.0
     distance_m: int = 0

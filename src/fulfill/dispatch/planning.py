@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -30,7 +30,7 @@ from fulfill_routing.model import (
     TimeWindow,
 )
 from fulfill_routing.model import Vehicle as RoutingVehicle
-from fulfill_routing.schedule import Context, Projection
+from fulfill_routing.schedule import Context
 from fulfill_routing.travel import GreatCircle, OsrmTable, TravelTimeProvider
 
 COST_SCALE = 1_000_000  # problem cost units per currency unit
@@ -47,26 +47,30 @@ def travel_provider(settings: Settings) -> TravelTimeProvider:
 
 @dataclass(frozen=True)
 class Clock:
-    """Converts between aware datetimes and the problem's seconds after local midnight."""
+    """Converts between aware datetimes and the problem's seconds after local midnight.
 
-    midnight: datetime
+    Arithmetic happens in UTC: Python subtracts two datetimes of the same zone by their wall
+    clocks, which is an hour off across a daylight-saving change."""
+
+    midnight: datetime  # local midnight of the wave's date, in UTC
     tz: ZoneInfo
 
     @classmethod
     def of(cls, node: Node, local_date: str) -> Clock:
         tz = ZoneInfo(node.timezone)
-        return cls(datetime.combine(date.fromisoformat(local_date), time(0), tzinfo=tz), tz)
+        local = datetime.combine(date.fromisoformat(local_date), time(0), tzinfo=tz)
+        return cls(local.astimezone(UTC), tz)
 
     def seconds(self, at: datetime) -> int:
-        return max(0, math.floor((at - self.midnight).total_seconds()))
+        return max(0, math.floor((at.astimezone(UTC) - self.midnight).total_seconds()))
 
     def at(self, seconds: int) -> datetime:
         return self.midnight + timedelta(seconds=seconds)
 
     def local(self, hhmm: str) -> int:
         """Seconds of a local wall-clock time on this date (daylight saving included)."""
-        local = datetime.combine(self.midnight.date(), time.fromisoformat(hhmm), tzinfo=self.tz)
-        return self.seconds(local)
+        day = self.midnight.astimezone(self.tz).date()
+        return self.seconds(datetime.combine(day, time.fromisoformat(hhmm), tzinfo=self.tz))
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,17 @@ class Delivery:
 
 @dataclass(frozen=True)
 class WaveProblem:
-    problem: Problem
+    """The wave for the planner; ``problem`` is None when no van is free to plan with."""
+
+    problem: Problem | None
     clock: Clock
     deliveries: dict[str, Delivery]
     vans: dict[str, Van]
-    context: Context
+    context: Context | None
 
-    def projection_to_utc(self, projection: Projection) -> list[datetime]:
-        return [self.clock.at(s) for s in projection.starts]
+    def routing(self) -> tuple[Problem, Context]:
+        assert self.problem is not None and self.context is not None, "no van to plan with"
+        return self.problem, self.context
 
 
 def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
@@ -172,6 +179,8 @@ def build_problem(
         )
         for k, d in enumerate(by_id.values())
     )
+    if not van_by_code:
+        return WaveProblem(None, clock, by_id, van_by_code, None)
     depot = Location(lat=node.lat, lon=node.lon)
     locations = (depot, *(Location(lat=d.lat, lon=d.lon) for d in by_id.values()))
     fleet = tuple(_vehicle(v, clock, ready) for v in van_by_code.values())
@@ -225,7 +234,7 @@ def store_plan(
     wp: WaveProblem,
     solution: Solution,
     *,
-    locked: Iterable[str] = (),
+    request: int | None = None,
     warnings: Sequence[str] = (),
 ) -> Plan:
     """Write ``solution`` as plan ``version`` of ``wave``, with every stop and route."""
@@ -233,6 +242,7 @@ def store_plan(
     plan = Plan(
         wave_id=wave.id,
         version=version,
+        request=request,
         origin=origin,
         engine=solution.engine,
         cost=solution.cost / COST_SCALE,
@@ -247,7 +257,6 @@ def store_plan(
     session.add(plan)
     session.flush()
     assert plan.id is not None
-    locked_vans = set(locked)
     routes: list[tuple[PlanRoute, list[PlanStop]]] = []
     for route in solution.routes:
         if not route.visits:
@@ -257,7 +266,6 @@ def store_plan(
         row = PlanRoute(
             plan_id=plan.id,
             van_id=van.id,
-            locked=route.vehicle in locked_vans,
             depart_at=wp.clock.at(route.start),
             return_at=wp.clock.at(route.end),
             distance_m=route.distance,

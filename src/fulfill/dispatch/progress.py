@@ -9,7 +9,7 @@ there is still time to warn the customer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -69,12 +69,19 @@ class Applied:
     late: list[str]  # fulfillments newly predicted late
 
 
-def record_report(session: Session, source: str, report: Report, settings: Settings) -> Applied:
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def record_report(
+    session: Session, source: str, report: Report, settings: Settings, *, now: datetime
+) -> Applied:
     """Store and apply one report; a replay (same source and event id) changes nothing."""
     existing = _stored(session, source, report.event_id)
     if existing is not None:
         return Applied(existing, True, [])
-    plan, route = _current_route(session, report.van)
+    if report.at > now + CLOCK_TOLERANCE:  # a device clock ahead would freeze the van's ETAs
+        raise Unprocessable(f"at {report.at.isoformat()} is in the future", field="at")
+    plan, route = _current_route(session, report.van, report.fulfillment_id)
     stop = _stop_of(session, route, report) if report.kind.names_a_stop else None
     event = DriverEvent(
         source=source,
@@ -95,7 +102,7 @@ def record_report(session: Session, source: str, report: Report, settings: Setti
         assert stored is not None
         return Applied(stored, True, [])
     _apply(session, route, stop, report)
-    late = reproject(session, plan, route, settings, now=report.at)
+    late = reproject(session, plan, route, settings, now=report.at, van_code=report.van)
     return Applied(event, False, late)
 
 
@@ -105,20 +112,32 @@ def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:
     ).first()
 
 
-def _current_route(session: Session, van_code: str) -> tuple[Plan, PlanRoute]:
-    """The van's route being driven: the earliest unfinished one among published plans."""
-    rows = session.exec(
+def _current_route(
+    session: Session, van_code: str, fulfillment_id: str | None
+) -> tuple[Plan, PlanRoute]:
+    """The van's route the report is about: the published one holding the stop it names, else
+    the earliest unfinished published one (a van drives its waves in order)."""
+    query = (
         select(Plan, PlanRoute)
         .join(PlanRoute, col(PlanRoute.plan_id) == Plan.id)
         .join(Van, col(Van.id) == PlanRoute.van_id)
         .join(Wave, col(Wave.id) == Plan.wave_id)
         .where(Van.code == van_code, Plan.status == PlanStatus.PUBLISHED)
         .order_by(col(Wave.cutoff_at))
-    ).all()
+    )
+    if fulfillment_id is not None:
+        holding = session.exec(
+            query.join(PlanStop, col(PlanStop.route_id) == PlanRoute.id).where(
+                PlanStop.fulfillment_id == fulfillment_id
+            )
+        ).first()
+        if holding is not None:
+            return holding[0], holding[1]
+    rows = session.exec(query).all()
     if not rows:
         raise NotFound(f"van {van_code} has no published route", van=van_code)
     unfinished = [r for r in rows if r[1].status != RouteStatus.FINISHED]
-    plan, route = (unfinished or rows)[-1 if not unfinished else 0]
+    plan, route = unfinished[0] if unfinished else rows[-1]
     return plan, route
 
 
@@ -143,6 +162,7 @@ def _apply(session: Session, route: PlanRoute, stop: PlanStop | None, report: Re
         route.last_lat, route.last_lon, route.last_seen_at = report.lat, report.lon, report.at
     if report.kind is DriverEventKind.ROUTE_STARTED and route.status == RouteStatus.PLANNED:
         route.status = RouteStatus.STARTED
+        _out_for_delivery(session, route)
     if stop is not None:
         _apply_to_stop(session, route, stop, report)
     session.add(route)
@@ -157,6 +177,8 @@ def _apply_to_stop(session: Session, route: PlanRoute, stop: PlanStop, report: R
         return  # an arrival reported after the outcome: stored, nothing moves back
     if route.status == RouteStatus.PLANNED:
         route.status = RouteStatus.STARTED
+        _out_for_delivery(session, route)
+    stop.late = stop.late or report.at > stop.window_end  # what happened, not a prediction
     if report.kind is DriverEventKind.ARRIVED:
         stop.status = StopStatus.ARRIVED
         stop.eta = report.at
@@ -177,9 +199,25 @@ def _statuses(session: Session, route: PlanRoute) -> list[str]:
     return list(session.exec(select(PlanStop.status).where(PlanStop.route_id == route.id)).all())
 
 
+def _out_for_delivery(session: Session, route: PlanRoute) -> None:
+    """The van has left: its orders can no longer be cancelled (the parcels are on board)."""
+    ids = session.exec(select(PlanStop.fulfillment_id).where(PlanStop.route_id == route.id)).all()
+    for fulfillment in session.exec(
+        select(Fulfillment).where(
+            col(Fulfillment.id).in_(ids), Fulfillment.status == FulfillmentStatus.PENDING
+        )
+    ).all():
+        fulfillment.status = FulfillmentStatus.OUT_FOR_DELIVERY
+        session.add(fulfillment)
+
+
 def _close_fulfillment(session: Session, stop: PlanStop, report: Report) -> None:
     fulfillment = session.get(Fulfillment, stop.fulfillment_id)
     assert fulfillment is not None
+    if fulfillment.status == FulfillmentStatus.CANCELLED:
+        raise Conflict(
+            f"the order of stop {stop.fulfillment_id} was cancelled", stop=stop.fulfillment_id
+        )
     delivered = report.kind is DriverEventKind.DELIVERED
     fulfillment.status = FulfillmentStatus.DELIVERED if delivered else FulfillmentStatus.FAILED
     session.add(fulfillment)
@@ -190,7 +228,13 @@ def _close_fulfillment(session: Session, stop: PlanStop, report: Report) -> None
 
 
 def reproject(
-    session: Session, plan: Plan, route: PlanRoute, settings: Settings, *, now: datetime
+    session: Session,
+    plan: Plan,
+    route: PlanRoute,
+    settings: Settings,
+    *,
+    now: datetime,
+    van_code: str,
 ) -> list[str]:
     """ETAs of the route's open stops from the van's last known place and time; the
     fulfillments that this makes late for the first time."""
@@ -239,7 +283,7 @@ def reproject(
             newly_late.append(stop.fulfillment_id)
             record_event(session, stop.order_id, "delivery.late_predicted", {
                 "eta": stop.eta.isoformat(), "promised_end": stop.window_end.isoformat(),
-                "minutes_late": round(late / 60), "van": route.van_id,
+                "minutes_late": round(late / 60), "van": van_code,
             }, at=now)  # fmt: skip
         stop.late = stop.late or late > 0
         session.add(stop)

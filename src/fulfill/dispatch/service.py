@@ -6,14 +6,12 @@ plan, so what a dispatcher saw, what was published and what the drivers did stay
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
@@ -32,20 +30,22 @@ from fulfill.dispatch.models import (
 )
 from fulfill.dispatch.planning import Delivery, WaveProblem
 from fulfill.dispatch.waves import (
+    answer_request,
     claim_planning,
-    finish_planning,
+    next_plan_number,
     next_wave,
+    release_planning,
     request_plan,
     wave_for,
 )
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
-from fulfill.orders.models import Fulfillment, FulfillmentStatus
+from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.service import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.service import next_cutoff
 from fulfill_routing.checker import check
-from fulfill_routing.model import Route, Solution, Unserved
+from fulfill_routing.model import Solution, Unserved
 from fulfill_routing.schedule import Infeasible, projected, schedule_route
 from fulfill_routing.solve import solve
 
@@ -120,55 +120,71 @@ def plan_view(session: Session, plan: Plan) -> PlanView:
 def plan_wave(
     engine: Engine, wave_id: int, settings: Settings, now: datetime | None = None
 ) -> Plan | None:
-    """Plan the wave's newest requested version, once: a second worker, a retry or a stale
-    request finds nothing to do. The solve runs outside any transaction."""
+    """Answer the wave's newest plan request, once: a second worker, a retry or a stale request
+    finds nothing to do. Routes locked by the dispatcher or already on the road are kept as
+    they are; the rest is solved (outside any transaction) from the current plan."""
     now = now or utcnow()
     with session_scope(engine) as session:
-        version = claim_planning(session, wave_id, now, settings.dispatch_planning_lease_s)
+        claim = claim_planning(session, wave_id, now, settings.dispatch_planning_lease_s)
         session.commit()
-    if version is None:
+    if claim is None:
         return None
     try:
         with session_scope(engine) as session:
             wave = get_wave(session, wave_id)
             node = session.get(Node, wave.node_id)
-            assert node is not None
-            previous = latest_plan(session, wave_id)
-            kept = _kept_routes(session, previous) if previous else {}
-            previous_routes = _sequences(session, previous) if previous else {}
-            deliveries = planning.wave_deliveries(session, wave)
-            vans = planning.active_vans(session, node.id)  # type: ignore[arg-type]
-            wp = planning.build_problem(
-                node, wave, deliveries, vans, settings, previous=previous_routes
-            )
-            origin = _origin(wave, previous)
+            assert node is not None and node.id is not None
+            source = _current(session, wave_id)
+            kept = _kept_routes(session, source) if source else []
+            kept_vans = {van.code for _, van, _ in kept}
+            kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
+            deliveries = [
+                d
+                for d in planning.wave_deliveries(session, wave)
+                if d.fulfillment_id not in kept_stops
+            ]
+            vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
+            previous = _sequences(session, source) if source else {}
+            wp = planning.build_problem(node, wave, deliveries, vans, settings, previous=previous)
             session.expunge_all()
-        solution, warnings = _solve_keeping(wp, kept, settings)
+        solution = _solve(wp, settings)
         with session_scope(engine) as session:
+            if not answer_request(session, wave_id, claim.version):
+                return None  # another worker answered this request first
             wave = get_wave(session, wave_id)
-            try:
-                with session.begin_nested():
-                    plan = planning.store_plan(
-                        session, wave, version, origin, wp, solution, locked=kept, warnings=warnings
-                    )
-            except IntegrityError:  # this version was stored by another worker
-                return None
-            _carry_progress(session, previous, plan)
-            finish_planning(session, wave_id, version)
-            if settings.dispatch_auto_publish and wave.status == WaveStatus.CLOSED:
+            origin = claim.requested_by or "dispatcher"
+            number = next_plan_number(session, wave_id)
+            plan = planning.store_plan(
+                session, wave, number, origin, wp, solution, request=claim.version
+            )
+            assert plan.id is not None
+            for route, van, stops in kept:
+                _copy_route(session, plan.id, route, van, stops)
+            _total(session, plan)
+            # An order that joined meanwhile asked for the next plan, which publishes itself.
+            if _publishes_itself(wave, origin, settings) and not unplanned(session, wave, plan):
                 publish(session, plan, settings, now=utcnow())
             session.commit()
             return plan
     finally:
         with session_scope(engine) as session:
-            finish_planning(session, wave_id, 0)  # releases the lease if planning failed
+            release_planning(session, wave_id, claim)
             session.commit()
 
 
-def _origin(wave: Wave, previous: Plan | None) -> str:
-    if wave.status == WaveStatus.OPEN:
-        return "dispatcher"  # planned ahead of the cutoff
-    return "replan" if previous is not None else "cutoff"
+def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:
+    """The plan made at the cutoff, or for an order that joined a planned wave, goes out by
+    itself (unless the setting says a dispatcher publishes)."""
+    return (
+        settings.dispatch_auto_publish
+        and origin in ("cutoff", "order")
+        and wave.status != WaveStatus.OPEN
+    )
+
+
+def _current(session: Session, wave_id: int) -> Plan | None:
+    """The plan the vans follow if one is published, else the newest draft."""
+    return published_plan(session, wave_id) or latest_plan(session, wave_id)
 
 
 def _sequences(session: Session, plan: Plan) -> dict[str, list[str]]:
@@ -176,81 +192,59 @@ def _sequences(session: Session, plan: Plan) -> dict[str, list[str]]:
     return {van.code: [s.fulfillment_id for s in stops] for _, van, stops in view.routes}
 
 
-def _kept_routes(session: Session, plan: Plan) -> dict[str, list[str]]:
-    """Routes a re-plan leaves alone: locked by the dispatcher, or already on the road."""
-    view = plan_view(session, plan)
-    return {
-        van.code: [s.fulfillment_id for s in stops]
-        for route, van, stops in view.routes
+def _kept_routes(session: Session, plan: Plan) -> list[tuple[PlanRoute, Van, list[PlanStop]]]:
+    """Routes a re-plan leaves as they are: locked by the dispatcher, or already on the road."""
+    return [
+        (route, van, stops)
+        for route, van, stops in plan_view(session, plan).routes
         if route.locked or route.status != RouteStatus.PLANNED
-    }
+    ]
 
 
-def _solve_keeping(
-    wp: WaveProblem, kept: dict[str, list[str]], settings: Settings
-) -> tuple[Solution, list[str]]:
-    """Solve the wave without the kept routes' vans and stops, then put those routes back."""
-    started = time.perf_counter()
-    problem = wp.problem
-    warnings: list[str] = []
-    kept = {
-        v: [s for s in stops if s in wp.deliveries] for v, stops in kept.items() if v in wp.vans
-    }
-    kept_routes: list[Route] = []
-    for van_code, stops in kept.items():
-        vehicle = next(v for v in problem.vehicles if v.id == van_code)
-        try:
-            kept_routes.append(schedule_route(wp.context, vehicle, stops))
-        except Infeasible as exc:
-            warnings.append(f"van {van_code}: kept route re-planned because {exc}")
-    kept_vans = {r.vehicle for r in kept_routes}
-    kept_stops = {v.stop for r in kept_routes for v in r.visits}
-    rest = problem.model_copy(
-        update={
-            "vehicles": tuple(v for v in problem.vehicles if v.id not in kept_vans),
-            "stops": tuple(s for s in problem.stops if s.id not in kept_stops),
-            "initial_routes": {
-                v: tuple(s for s in r if s not in kept_stops)
-                for v, r in problem.initial_routes.items()
-                if v not in kept_vans
-            },
-        }
-    )
-    if not rest.stops:
-        solved = Solution(routes=(), cost=0, distance=0, engine="none")
-    elif not rest.vehicles:
-        reason = "no van is free: every van of the node is locked or on the road"
-        solved = Solution(
+def _solve(wp: WaveProblem, settings: Settings) -> Solution:
+    if not wp.deliveries:
+        return Solution(routes=(), cost=0, distance=0, engine="none")
+    if wp.problem is None:
+        reason = "no van is free: the node has no active van, or every one is locked or on the road"
+        return Solution(
             routes=(),
-            unserved=tuple(Unserved(stop=s.id, reason=reason) for s in rest.stops),
+            unserved=tuple(Unserved(stop=s, reason=reason) for s in wp.deliveries),
             cost=0,
             distance=0,
             engine="none",
         )
-    else:
-        solved = solve(
-            rest, engine=settings.dispatch_engine, time_limit_s=settings.dispatch_time_limit_s
-        )
-    routes = solved.routes + tuple(kept_routes)
-    return (
-        Solution(
-            routes=routes,
-            unserved=solved.unserved,
-            cost=sum(r.cost for r in routes),
-            distance=sum(r.distance for r in routes),
-            engine=solved.engine,
-            seconds=time.perf_counter() - started,
-            feasible=solved.feasible,
-        ),
-        warnings,
+    return solve(
+        wp.problem, engine=settings.dispatch_engine, time_limit_s=settings.dispatch_time_limit_s
     )
 
 
-def _carry_progress(session: Session, previous: Plan | None, plan: Plan) -> None:
-    """What the drivers already reported stays true in the new version."""
-    if previous is None:
-        return
-    source = published_plan(session, plan.wave_id) or previous
+def _copy_route(
+    session: Session, plan_id: int, route: PlanRoute, van: Van, stops: Sequence[PlanStop]
+) -> PlanRoute:
+    """A route of an earlier version into ``plan_id``, exactly as it is (progress included)."""
+    copy = PlanRoute(**route.model_dump(exclude={"id", "plan_id"}), plan_id=plan_id)
+    session.add(copy)
+    session.flush()
+    assert copy.id is not None
+    session.add_all(_copy_stop(s, plan_id, copy.id, k) for k, s in enumerate(stops))
+    return copy
+
+
+def unplanned(session: Session, wave: Wave, plan: Plan) -> list[str]:
+    """The wave's pending fulfillments that ``plan`` does not know (they joined after it)."""
+    in_plan = set(
+        session.exec(select(PlanStop.fulfillment_id).where(PlanStop.plan_id == plan.id)).all()
+    )
+    pending = session.exec(
+        select(Fulfillment.id).where(
+            Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING
+        )
+    ).all()
+    return sorted(set(pending) - in_plan)
+
+
+def _carry_progress(session: Session, source: Plan, plan: Plan) -> None:
+    """What the drivers reported on the plan they follow stays true in the one replacing it."""
     old_stops = {
         s.fulfillment_id: s
         for s in session.exec(select(PlanStop).where(PlanStop.plan_id == source.id)).all()
@@ -261,17 +255,18 @@ def _carry_progress(session: Session, previous: Plan | None, plan: Plan) -> None
     }
     for route in session.exec(select(PlanRoute).where(PlanRoute.plan_id == plan.id)).all():
         before = old_routes.get(route.van_id)
-        if before is not None:
+        if before is not None and before.status != RouteStatus.PLANNED:
             route.status = before.status
             route.last_lat, route.last_lon, route.last_seen_at = (
                 before.last_lat, before.last_lon, before.last_seen_at,
             )  # fmt: skip
-            route.locked = route.locked or before.locked
+            session.add(route)
     for stop in session.exec(select(PlanStop).where(PlanStop.plan_id == plan.id)).all():
         old = old_stops.get(stop.fulfillment_id)
         if old is not None and old.status != StopStatus.PLANNED:
             stop.status, stop.done_at, stop.outcome = old.status, old.done_at, old.outcome
             stop.late = old.late
+            session.add(stop)
     session.flush()
 
 
@@ -279,8 +274,29 @@ def _carry_progress(session: Session, previous: Plan | None, plan: Plan) -> None
 
 
 def ask_for_plan(session: Session, wave: Wave) -> int:
-    """Plan the wave now (it stays open until its cutoff if it is open); the version to expect."""
-    return request_plan(session, wave)
+    """Plan the wave now (it stays open until its cutoff if it is open); the request's number,
+    which the wave's ``planned_version`` reaches when the plan is stored."""
+    return request_plan(session, wave, "dispatcher")
+
+
+def _lock_wave(session: Session, wave_id: int) -> Wave:
+    """The wave's row, locked for this transaction: publications and moves of one wave queue
+    up instead of each building on a version the other is replacing."""
+    wave = session.exec(select(Wave).where(Wave.id == wave_id).with_for_update()).first()
+    if wave is None:
+        raise NotFound(f"no wave {wave_id}")
+    return wave
+
+
+def _require_newest(session: Session, plan: Plan, action: str) -> None:
+    newest = latest_plan(session, plan.wave_id)
+    if newest is not None and newest.id != plan.id:
+        raise Conflict(
+            f"plan {plan.id} is version {plan.version}; {action} the newest version "
+            f"({newest.version}, plan {newest.id})",
+            plan=plan.id,
+            newest=newest.id,
+        )
 
 
 def set_route_lock(session: Session, plan: Plan, van_code: str, locked: bool) -> PlanRoute:
@@ -315,6 +331,8 @@ def move_stop(
     route (``van_code`` None), as a new version of the plan. A move that breaks a window, a
     capacity or a shift is refused with the reason, unless forced: then it is kept with the
     reason as a warning, and the ETAs show how late the van will be."""
+    _lock_wave(session, plan.wave_id)
+    _require_newest(session, plan, "move stops on")
     view = plan_view(session, plan)
     sequences = {van.code: [s.fulfillment_id for s in stops] for _, van, stops in view.routes}
     unassigned = [s.fulfillment_id for s in view.unassigned]
@@ -387,18 +405,19 @@ def _delivery_of(stop: PlanStop) -> Delivery:
 
 def _why_infeasible(wp: WaveProblem, van_code: str, stops: list[str]) -> str | None:
     """The planner's own scheduler and checker decide whether a route holds."""
-    vehicle = next(v for v in wp.problem.vehicles if v.id == van_code)
+    problem, context = wp.routing()
+    vehicle = next(v for v in problem.vehicles if v.id == van_code)
     try:
-        route = schedule_route(wp.context, vehicle, stops)
+        route = schedule_route(context, vehicle, stops)
     except Infeasible as exc:
         return str(exc)
-    alone = wp.problem.model_copy(
-        update={"vehicles": (vehicle,), "stops": tuple(wp.context.stops_of(stops))}
+    alone = problem.model_copy(
+        update={"vehicles": (vehicle,), "stops": tuple(context.stops_of(stops))}
     )
     solution = Solution(
         routes=(route,), cost=route.cost, distance=route.distance, engine="dispatcher"
     )
-    violations = check(alone, solution, wp.context.distances, wp.context.durations)
+    violations = check(alone, solution, context.distances, context.durations)
     return violations[0] if violations else None
 
 
@@ -412,7 +431,8 @@ def _copy_plan(
     warnings: list[str],
 ) -> Plan:
     """The next version: unchanged routes copied, changed ones re-timed (late if forced)."""
-    version = request_plan(session, view.wave)
+    assert view.wave.id is not None
+    version = next_plan_number(session, view.wave.id)
     old = view.plan
     plan = Plan(
         wave_id=old.wave_id,
@@ -477,9 +497,10 @@ def _copy_stop(stop: PlanStop, plan_id: int, route_id: int | None, position: int
 def _retime(
     wp: WaveProblem, van_code: str, stop_ids: list[str], route: PlanRoute, stops: list[PlanStop]
 ) -> None:
-    vehicle = next(v for v in wp.problem.vehicles if v.id == van_code)
+    problem, context = wp.routing()
+    vehicle = next(v for v in problem.vehicles if v.id == van_code)
     try:
-        scheduled = schedule_route(wp.context, vehicle, stop_ids)
+        scheduled = schedule_route(context, vehicle, stop_ids)
     except Infeasible:
         scheduled = None
     if scheduled is not None:
@@ -491,7 +512,7 @@ def _retime(
             stop.eta, stop.departure = wp.clock.at(visit.start), wp.clock.at(visit.departure)
             stop.wait_s, stop.late = visit.wait, False
         return
-    times = projected(wp.context, vehicle, stop_ids, vehicle.shift.start)
+    times = projected(context, vehicle, stop_ids, vehicle.shift.start)
     route.depart_at, route.return_at = wp.clock.at(vehicle.shift.start), wp.clock.at(times.end)
     route.duration_s = times.end - vehicle.shift.start
     for stop, start, late in zip(stops, times.starts, times.late, strict=True):
@@ -515,18 +536,30 @@ def _total(session: Session, plan: Plan) -> None:
 
 def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) -> Plan:
     """Send the plan to the drivers and fix the customers' ETAs; a stop no van serves moves to
-    the next wave today, or to a carrier or the next day, with the reason on its timeline."""
+    the next wave today, or to a carrier or the next day, with the reason on its timeline.
+
+    Only the newest version is published, and only if it knows every order of the wave; what
+    drivers reported on the plan it replaces is carried over."""
     if plan.status == PlanStatus.PUBLISHED:
         return plan
     if plan.status == PlanStatus.SUPERSEDED:
         raise Conflict(f"plan {plan.id} was superseded by a later version", plan=plan.id)
-    wave = get_wave(session, plan.wave_id)
+    wave = _lock_wave(session, plan.wave_id)
+    _require_newest(session, plan, "publish")
+    missing = unplanned(session, wave, plan)
+    if missing:
+        raise Conflict(
+            f"{len(missing)} order(s) joined the wave after this plan was made: re-plan first",
+            fulfillments=missing[:20],
+        )
     node = session.get(Node, wave.node_id)
     assert node is not None
+    told: dict[str, tuple[str, datetime | None]] = {}
     current = published_plan(session, plan.wave_id)
     if current is not None:
-        if current.version > plan.version:
-            raise Conflict(f"a later version ({current.version}) is published", plan=plan.id)
+        _carry_progress(session, current, plan)
+        for _, van, stops in plan_view(session, current).routes:
+            told.update({s.fulfillment_id: (van.code, s.eta) for s in stops})
         current.status = PlanStatus.SUPERSEDED
         session.add(current)
         session.flush()
@@ -534,19 +567,49 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
     wave.status = WaveStatus.PUBLISHED
     session.add_all([plan, wave])
     view = plan_view(session, plan)
+    live = _live(session, view)
     for route, van, stops in view.routes:
-        enqueue(session, "route.dispatched", _route_message(view, route, van, stops))
-        for stop in stops:
-            if stop.status == StopStatus.PLANNED:
+        active = [s for s in stops if s.fulfillment_id in live]
+        enqueue(session, "route.dispatched", _route_message(view, route, van, active))
+        for stop in active:
+            if stop.status == StopStatus.PLANNED and _changed(
+                told.get(stop.fulfillment_id), van.code, stop.eta
+            ):
                 record_event(session, stop.order_id, "delivery.scheduled", {
                     "wave": wave.id, "plan": plan.id, "van": van.code,
-                    "eta": stop.eta.isoformat() if stop.eta else None,
-                    "late": stop.late,
+                    "eta": stop.eta.isoformat() if stop.eta else None, "late": stop.late,
                 }, at=now)  # fmt: skip
     for stop in view.unassigned:
         _reschedule(session, wave, node, stop, settings, now)
     session.flush()
     return plan
+
+
+def _live(session: Session, view: PlanView) -> set[str]:
+    """The plan's fulfillments still to deliver (a cancelled order leaves the driver's list)."""
+    ids = [s.fulfillment_id for _, _, stops in view.routes for s in stops]
+    rows = session.exec(
+        select(Fulfillment.id).where(
+            col(Fulfillment.id).in_(ids),
+            col(Fulfillment.status).in_(
+                [FulfillmentStatus.PENDING, FulfillmentStatus.OUT_FOR_DELIVERY]
+            ),
+        )
+    ).all()
+    return set(rows)
+
+
+ETA_NEWS = timedelta(minutes=5)
+
+
+def _changed(told: tuple[str, datetime | None] | None, van: str, eta: datetime | None) -> bool:
+    """Whether a customer's delivery changed enough since the last publication to say so."""
+    if told is None:
+        return True
+    van_before, eta_before = told
+    if van_before != van or (eta_before is None) != (eta is None):
+        return True
+    return eta is not None and eta_before is not None and abs(eta - eta_before) > ETA_NEWS
 
 
 def _route_message(
@@ -574,33 +637,53 @@ def _route_message(
 def _reschedule(
     session: Session, wave: Wave, node: Node, stop: PlanStop, settings: Settings, now: datetime
 ) -> None:
+    """A stop no van of this wave serves: the next wave today with a new window, else a
+    carrier (or the next day's first wave), recorded on the order's timeline with the reason."""
     fulfillment = session.get(Fulfillment, stop.fulfillment_id)
     if fulfillment is None or fulfillment.wave_id != wave.id:
         return  # already moved by an earlier publication
-    later = next_wave(session, wave, node, now)
+    if fulfillment.status != FulfillmentStatus.PENDING:
+        return  # cancelled meanwhile: nothing to deliver
     reason = stop.unassigned_reason or "no van could serve it"
-    if later is not None:
-        fulfillment.wave_id = later.id
-        kind, data = (
-            "delivery.moved_to_next_wave",
-            {"wave": later.id, "cutoff": later.cutoff_at.isoformat()},
-        )
-    elif settings.dispatch_last_resort == "next_day":
+    later = next_wave(session, wave, node, now)
+    if later is None and settings.dispatch_last_resort == "next_day":
         tomorrow = _first_cutoff_after(node, now)
-        if tomorrow is None:
-            fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
-            kind, data = "delivery.handed_to_carrier", {}
-        else:
-            fulfillment.wave_id = wave_for(session, node, tomorrow).id
-            kind, data = "delivery.moved_to_next_day", {"cutoff": tomorrow.isoformat()}
-    else:
+        later = wave_for(session, node, tomorrow) if tomorrow is not None else None
+    data: dict[str, object] = {"from_wave": wave.id, "reason": reason}
+    if later is None:
         fulfillment.wave_id = None
         fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
-        kind, data = "delivery.handed_to_carrier", {}
+        kind = "delivery.handed_to_carrier"
+    else:
+        fulfillment.wave_id = later.id
+        same_day = later.local_date == wave.local_date
+        kind = "delivery.moved_to_next_wave" if same_day else "delivery.moved_to_next_day"
+        data.update(_new_promise(session, stop.order_id, later, settings))
+        if later.status != WaveStatus.OPEN:
+            request_plan(session, later, "order")
     session.add(fulfillment)
-    record_event(
-        session, stop.order_id, kind, {**data, "from_wave": wave.id, "reason": reason}, at=now
-    )
+    record_event(session, stop.order_id, kind, data, at=now)
+
+
+def _new_promise(
+    session: Session, order_id: str, wave: Wave, settings: Settings
+) -> dict[str, object]:
+    """The window the moved delivery can now keep, from its new wave's cutoff; the order's
+    promise becomes that, and the timeline keeps the one it replaces."""
+    order = session.get(Order, order_id)
+    assert order is not None
+    before = {"start": order.promise_start.isoformat(), "end": order.promise_end.isoformat()}
+    start = wave.cutoff_at.astimezone(UTC) + timedelta(minutes=settings.same_day_window_offset_min)
+    order.promise_start = start
+    order.promise_end = start + timedelta(minutes=settings.same_day_window_length_min)
+    session.add(order)
+    after = {"start": order.promise_start.isoformat(), "end": order.promise_end.isoformat()}
+    return {
+        "wave": wave.id,
+        "cutoff": wave.cutoff_at.isoformat(),
+        "promise_before": before,
+        "promise": after,
+    }
 
 
 def _first_cutoff_after(node: Node, now: datetime) -> datetime | None:

@@ -4,10 +4,11 @@ the work survives any lost task and is done once per version (``claim_planning``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -42,8 +43,12 @@ def _find(session: Session, node_id: int, cutoff_at: datetime) -> Wave | None:
 
 
 def join_wave(session: Session, fulfillment: Fulfillment, node: Node, cutoff_at: datetime) -> Wave:
+    """Put a same-day fulfillment in its cutoff's wave. A wave already planned (an order that
+    crossed the cutoff in flight, or a wave dispatched early) is asked for a new plan."""
     wave = wave_for(session, node, cutoff_at)
     fulfillment.wave_id = wave.id
+    if wave.status != WaveStatus.OPEN:
+        request_plan(session, wave, "order")
     return wave
 
 
@@ -52,22 +57,38 @@ def close_due_waves(session: Session, now: datetime) -> list[int]:
     rows = session.exec(
         update(Wave)
         .where(col(Wave.status) == WaveStatus.OPEN, col(Wave.cutoff_at) <= now)
-        .values(status=WaveStatus.CLOSED, closed_at=now, version=col(Wave.version) + 1)
+        .values(
+            status=WaveStatus.CLOSED,
+            closed_at=now,
+            version=col(Wave.version) + 1,
+            requested_by="cutoff",
+        )
         .returning(col(Wave.id))
     ).all()
     return sorted(int(r[0]) for r in rows)
 
 
-def request_plan(session: Session, wave: Wave) -> int:
-    """Ask for a new plan of ``wave``; the version to expect."""
+def request_plan(session: Session, wave: Wave, by: str) -> int:
+    """Ask for a new plan of ``wave`` (``by``: cutoff, order or dispatcher); the request's
+    number, which the wave's ``planned_version`` reaches once it is answered."""
     result = session.exec(
         update(Wave)
         .where(col(Wave.id) == wave.id)
-        .values(version=col(Wave.version) + 1)
+        .values(version=col(Wave.version) + 1, requested_by=by)
         .returning(col(Wave.version))
     ).one()
     session.refresh(wave)
     return int(result[0])
+
+
+def next_plan_number(session: Session, wave_id: int) -> int:
+    row = session.exec(
+        update(Wave)
+        .where(col(Wave.id) == wave_id)
+        .values(plan_seq=col(Wave.plan_seq) + 1)
+        .returning(col(Wave.plan_seq))
+    ).one()
+    return int(row[0])
 
 
 def waves_to_plan(session: Session) -> list[int]:
@@ -79,9 +100,19 @@ def waves_to_plan(session: Session) -> list[int]:
     return [w.id for w in waves if w.id is not None]
 
 
-def claim_planning(session: Session, wave_id: int, now: datetime, lease_s: int) -> int | None:
-    """Take the wave's planning for a while; the version to plan, or None if there is nothing
-    to do or another worker holds it."""
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a wave's planning: the request to answer and the lease's mark."""
+
+    version: int
+    requested_by: str | None
+    until: datetime
+
+
+def claim_planning(session: Session, wave_id: int, now: datetime, lease_s: int) -> Claim | None:
+    """Take the wave's planning for a while; None if there is nothing to do or another worker
+    holds it."""
+    until = now + timedelta(seconds=lease_s)
     row = session.exec(
         update(Wave)
         .where(
@@ -89,22 +120,29 @@ def claim_planning(session: Session, wave_id: int, now: datetime, lease_s: int) 
             col(Wave.version) > col(Wave.planned_version),
             or_(col(Wave.planning_until).is_(None), col(Wave.planning_until) < now),
         )
-        .values(planning_until=now + timedelta(seconds=lease_s))
-        .returning(col(Wave.version))
+        .values(planning_until=until)
+        .returning(col(Wave.version), col(Wave.requested_by))
     ).first()
-    return None if row is None else int(row[0])
+    return None if row is None else Claim(int(row[0]), row[1], until)
 
 
-def finish_planning(session: Session, wave_id: int, version: int) -> None:
+def answer_request(session: Session, wave_id: int, version: int) -> bool:
+    """Record request ``version`` as answered; False if an answer to it (or a later one) was
+    stored meanwhile, in which case the caller stores nothing."""
+    result = session.exec(
+        update(Wave)
+        .where(col(Wave.id) == wave_id, col(Wave.planned_version) < version)
+        .values(planned_version=version)
+    )
+    return bool(result.rowcount)
+
+
+def release_planning(session: Session, wave_id: int, claim: Claim) -> None:
+    """Give the lease back, unless it expired and another worker holds it now."""
     session.exec(
         update(Wave)
-        .where(col(Wave.id) == wave_id)
-        .values(
-            planned_version=case(
-                (col(Wave.planned_version) < version, version), else_=col(Wave.planned_version)
-            ),
-            planning_until=None,
-        )
+        .where(col(Wave.id) == wave_id, col(Wave.planning_until) == claim.until)
+        .values(planning_until=None)
     )
 
 

@@ -175,7 +175,7 @@ def _solve(
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     used: dict[int, cp_model.IntVar] = {}
-    objective = []
+    objective: list[cp_model.LinearExprT] = []
     for j, source in enumerate(sources):
         used[j] = model.new_bool_var(f"use_{source.code}")
         held = []

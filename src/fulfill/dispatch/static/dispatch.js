@@ -33,8 +33,9 @@ async function api(method, path, body) {
 function say(text, kind = "") { $("message").textContent = text; $("message").className = kind; }
 // Local times of the node, with the offset the server computed: the browser's own time zone
 // database may differ from the server's, and the dispatcher must see what customers were told.
-let offsetMin = 0;
-const fmtTime = (iso) => iso ? new Date(Date.parse(iso) + offsetMin * 60000).toISOString().slice(11, 16) : "–";
+const offsetOf = () => (state.plan || state.wave || { utc_offset_min: 0 }).utc_offset_min;
+const fmtTime = (iso, offset = offsetOf()) => iso ? new Date(Date.parse(iso) + offset * 60000).toISOString().slice(11, 16) : "–";
+const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const colorOf = (index) => COLORS[index % COLORS.length];
 
 // Waves.
@@ -46,12 +47,11 @@ async function loadWaves() {
   list.replaceChildren();
   if (!state.waves.length) { list.innerHTML = '<p class="muted">No waves this day.</p>'; }
   for (const wave of state.waves) {
-    offsetMin = wave.utc_offset_min;
     const item = document.createElement("div");
     item.className = "wave" + (state.wave && state.wave.id === wave.id ? " selected" : "");
     item.dataset.wave = wave.id;
     const plan = wave.latest_plan;
-    item.innerHTML = `<b>${wave.node}</b> · cutoff ${fmtTime(wave.cutoff_at)}
+    item.innerHTML = `<b>${esc(wave.node)}</b> · cutoff ${fmtTime(wave.cutoff_at, wave.utc_offset_min)}
       <span class="badge ${wave.status}">${wave.status}</span><br>
       <small>${wave.fulfillments} deliveries${plan ? ` · plan v${plan.version} ${plan.status}, ${plan.distance_km.toFixed(1)} km, ${plan.unassigned} unassigned` : " · no plan yet"}${wave.planning ? " · planning…" : ""}</small>`;
     item.addEventListener("click", () => selectWave(wave.id));
@@ -73,7 +73,6 @@ async function loadPlan() {
   if (!state.wave) { return; }
   try {
     state.plan = await api("GET", `/v1/waves/${state.wave.id}/plan`);
-    offsetMin = state.plan.utc_offset_min;
   } catch (error) {
     state.plan = null;
     say(state.wave.planning ? "Planning…" : "This wave has no plan yet: plan it now.", "warn");
@@ -105,7 +104,7 @@ function renderFigures() {
     ["Engine", `${plan.engine} · ${plan.solve_seconds.toFixed(1)} s`],
   ];
   figures.innerHTML = items.map(([k, v]) => `<div><small class="muted">${k}</small><b data-figure="${k}">${v}</b></div>`).join("");
-  if (plan.warnings.length) { say(plan.warnings.join("; "), "warn"); }
+  if (plan.warnings.length && state.warnedFor !== plan.id) { state.warnedFor = plan.id; say(plan.warnings.join("; "), "warn"); }
 }
 
 function projection(points, width, height) {
@@ -163,9 +162,9 @@ function renderMap() {
   });
   for (const stop of plan.unassigned_stops) {
     const [cx, cy] = proj.at(stop);
-    parts.push(`<circle class="stop unassigned" data-stop="${stop.fulfillment}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4"><title>unassigned: ${stop.reason || ""}</title></circle>`);
+    parts.push(`<circle class="stop unassigned" data-stop="${stop.fulfillment}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4"><title>unassigned: ${esc(stop.reason)}</title></circle>`);
   }
-  parts.push(`<rect class="depot" x="${depot[0] - 7}" y="${depot[1] - 7}" width="14" height="14" fill="#1d2329"><title>${plan.node}</title></rect>`);
+  parts.push(`<rect class="depot" x="${depot[0] - 7}" y="${depot[1] - 7}" width="14" height="14" fill="#1d2329"><title>${esc(plan.node)}</title></rect>`);
   svg.innerHTML = parts.join("");
 }
 
@@ -191,7 +190,7 @@ function renderUnassigned() {
   const box = $("unassigned");
   if (!plan || !plan.unassigned_stops.length) { box.textContent = "None."; return; }
   box.innerHTML = `<table><tr><th>Order</th><th>Reason</th></tr>${plan.unassigned_stops.map((s) =>
-    `<tr data-stop="${s.fulfillment}"><td>${s.order.slice(0, 8)}</td><td>${s.reason || ""}</td></tr>`).join("")}</table>`;
+    `<tr data-stop="${s.fulfillment}"><td>${s.order.slice(0, 8)}</td><td>${esc(s.reason)}</td></tr>`).join("")}</table>`;
 }
 
 function findStop(id) {
@@ -202,8 +201,12 @@ function findStop(id) {
   return [state.plan.unassigned_stops.find((s) => s.fulfillment === id), null];
 }
 
-function renderStop() {
+function renderStop(force = false) {
   const box = $("stop");
+  // Live refreshes must not wipe a move the dispatcher is filling in.
+  const key = `${state.plan && state.plan.id}:${state.selected}`;
+  if (!force && key === state.formFor && $("move")) { return; }
+  state.formFor = key;
   if (!state.plan || !state.selected) { box.textContent = "Click a stop on the map or the timeline."; return; }
   const [stop, route] = findStop(state.selected);
   if (!stop) { state.selected = null; box.textContent = "Click a stop."; return; }
@@ -244,7 +247,7 @@ async function replan() {
   try {
     const asked = await api("POST", `/v1/waves/${state.wave.id}/plan`);
     state.version = asked.version;
-    say(`Planning version ${asked.version}… locked routes and routes on the road are kept.`);
+    say("Planning… locked routes and routes on the road are kept.");
     await loadWaves();
   } catch (error) { say(error.message, "error"); }
 }
@@ -278,7 +281,10 @@ async function refresh() {
     if (newest && (!state.plan || newest.id !== state.plan.id || moving)) {
       state.wave = wave;
       await loadPlan();
-      if (state.version && newest.version >= state.version) { say(`Plan v${newest.version} is ready.`); state.version = null; }
+    }
+    if (state.version && wave && wave.planned_version >= state.version) {
+      say(`Plan v${wave.latest_plan.version} is ready.`);
+      state.version = null;
     }
     $("live").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) { $("live").textContent = `offline: ${error.message}`; }
@@ -306,7 +312,7 @@ $("replan").addEventListener("click", replan);
 $("publish").addEventListener("click", publish);
 document.addEventListener("click", (event) => {
   const stop = event.target.closest("[data-stop]");
-  if (stop && state.plan) { state.selected = stop.dataset.stop; renderStop(); renderMap(); return; }
+  if (stop && state.plan) { state.selected = stop.dataset.stop; renderStop(true); renderMap(); return; }
   const lane = event.target.closest(".lane .name");
   if (lane && state.plan) { toggleLock(lane.parentElement.dataset.van); }
 });
