@@ -114,8 +114,8 @@ def generate(orders: int, skus: int, seed: int) -> tuple[list[Node], list[Order]
 
     def place(radius_km: float) -> tuple[float, float]:
         d, b = radius_km * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
-        return (METRO[0] + d * math.cos(b) / 111.2,
-                METRO[1] + d * math.sin(b) / (111.2 * math.cos(math.radians(METRO[0]))))  # fmt: skip
+        east = 111.2 * math.cos(math.radians(METRO[0]))
+        return METRO[0] + d * math.cos(b) / 111.2, METRO[1] + d * math.sin(b) / east
 
     for k in range(3):  # metro warehouses: most skus, deep stock
         stock = {s: int(rng.integers(0, 120)) if rng.random() < 0.85 else 0 for s in names}
@@ -255,8 +255,10 @@ def main() -> None:
     with Progress(console=Console(stderr=True), transient=True) as progress:
         for name, policy in policies.items():
             results[name] = run(policy, nodes, day, costs, progress, name)
-    figures: dict[str, object] = {"bench": "sourcing", "quick": args.quick, "orders": orders,
-                                  "nodes": len(nodes), "skus": args.skus, "seed": args.seed}  # fmt: skip
+    figures: dict[str, object] = {
+        "bench": "sourcing", "quick": args.quick, "orders": orders,
+        "nodes": len(nodes), "skus": args.skus, "seed": args.seed,
+    }  # fmt: skip
     table = Table(
         title=f"Sourcing a generated day: {orders} orders, {len(nodes)} nodes, {args.skus} skus"
     )
@@ -286,7 +288,8 @@ def main() -> None:
     figures["vs_greedy"] = round(1 - best / figures["greedy"]["cost_per_order"], 4)  # type: ignore[index]
     Console().print(table)
     Console().print(
-        f"optimiser saves {figures['vs_nearest']:.1%} against nearest, {figures['vs_greedy']:.1%} against greedy"
+        f"optimiser saves {figures['vs_nearest']:.1%} against nearest, "
+        f"{figures['vs_greedy']:.1%} against greedy"
     )
     print(json.dumps(figures))
 
