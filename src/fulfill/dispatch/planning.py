@@ -67,6 +67,11 @@ class Clock:
     def at(self, seconds: int) -> datetime:
         return self.midnight + timedelta(seconds=seconds)
 
+    def window(self, start: datetime, end: datetime) -> TimeWindow:
+        """A promised window in the problem's seconds (one that has ended is empty)."""
+        opens = self.seconds(start)
+        return TimeWindow(start=opens, end=max(opens, self.seconds(end)))
+
     def local(self, hhmm: str) -> int:
         """Seconds of a local wall-clock time on this date (daylight saving included)."""
         day = self.midnight.astimezone(self.tz).date()
@@ -168,12 +173,7 @@ def build_problem(
             id=d.fulfillment_id,
             location=k + 1,
             service_time=settings.dispatch_service_s,
-            time_windows=(
-                TimeWindow(
-                    start=clock.seconds(d.window_start),
-                    end=max(clock.seconds(d.window_start), clock.seconds(d.window_end)),
-                ),
-            ),
+            time_windows=(clock.window(d.window_start, d.window_end),),
             demand=(d.parcels, math.ceil(d.weight_kg)),
             penalty=penalty,
         )

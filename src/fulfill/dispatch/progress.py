@@ -263,12 +263,7 @@ def reproject(
                 id=s.fulfillment_id,
                 location=k + 1,
                 service_time=settings.dispatch_service_s,
-                time_windows=(
-                    TimeWindow(
-                        start=clock.seconds(s.window_start),
-                        end=max(clock.seconds(s.window_start), clock.seconds(s.window_end)),
-                    ),
-                ),
+                time_windows=(clock.window(s.window_start, s.window_end),),
             )
             for k, s in enumerate(ahead)
         ),

@@ -447,34 +447,28 @@ def _copy_plan(
     old_stops = {s.fulfillment_id: s for _, _, stops in view.routes for s in stops}
     old_stops.update({s.fulfillment_id: s for s in view.unassigned})
     old_routes = {van.code: route for route, van, _ in view.routes}
+    assert plan.id is not None
     for van_code, stop_ids in sequences.items():
         if not stop_ids:
             continue
         van = wp.vans[van_code]
         before = old_routes.get(van_code)
-        route = PlanRoute(
-            plan_id=plan.id,  # type: ignore[arg-type]
-            van_id=van.id,  # type: ignore[arg-type]
-            locked=before.locked if before else False,
-            status=before.status if before else RouteStatus.PLANNED,
-            depart_at=before.depart_at if before else wp.clock.at(0),
-            return_at=before.return_at if before else wp.clock.at(0),
-            distance_m=before.distance_m if before else 0,
-            duration_s=before.duration_s if before else 0,
-            cost=before.cost if before else 0.0,
-            load=list(before.load) if before else [],
-            rest=before.rest if before else None,
-            last_lat=before.last_lat if before else None,
-            last_lon=before.last_lon if before else None,
-            last_seen_at=before.last_seen_at if before else None,
-        )
+        if before is not None:  # as it was; re-timed below if the move touched it
+            route = PlanRoute(**before.model_dump(exclude={"id", "plan_id"}), plan_id=plan.id)
+        else:  # a van that had no route: timed below
+            route = PlanRoute(
+                plan_id=plan.id,
+                van_id=van.id,  # type: ignore[arg-type]
+                depart_at=wp.clock.at(0),
+                return_at=wp.clock.at(0),
+            )
         session.add(route)
         session.flush()
-        copies = [_copy_stop(old_stops[s], plan.id, route.id, k) for k, s in enumerate(stop_ids)]  # type: ignore[arg-type]
+        assert route.id is not None
+        copies = [_copy_stop(old_stops[s], plan.id, route.id, k) for k, s in enumerate(stop_ids)]
         if van_code in changed or before is None:
             _retime(wp, van_code, stop_ids, route, copies)
         session.add_all(copies)
-    assert plan.id is not None
     session.add_all(_copy_stop(old_stops[s], plan.id, None, k) for k, s in enumerate(unassigned))
     session.flush()
     _total(session, plan)
