@@ -106,6 +106,11 @@ class Costs:
     extra_shipment_penalty: float = 4.0
 
 
+# What ranking the alternatives may take after the solver stops, so the whole answer keeps the
+# caller's time limit.
+ALTERNATIVES_RESERVE_S = 0.004
+
+
 def decide(
     lines: Sequence[Line],
     sources: Sequence[Source],
@@ -119,13 +124,55 @@ def decide(
     usable = [s for s in sources if s.brackets and any(s.available.get(ln.sku, 0) for ln in lines)]
     _refuse_shortages(lines, usable)
     greedy = greedy_cheapest(lines, usable, costs)
-    best, optimal = _solve(lines, usable, costs, time_limit_s, greedy)
-    chosen = best or greedy
+    singles = [p for p in (_whole_from(lines, s, usable, costs) for s in usable) if p is not None]
+    incumbent = min([*singles, *([greedy] if greedy else [])], key=lambda p: p.cost, default=None)
+    kept = _could_be_in_an_optimum(usable, singles, incumbent, costs)
+    budget = time_limit_s - (time.perf_counter() - started) - ALTERNATIVES_RESERVE_S
+    best, optimal = _solve(lines, kept, costs, budget, incumbent)
+    found = [p for p in (best, incumbent) if p is not None]
+    chosen = min(found, key=lambda p: p.cost, default=None)
     if chosen is None:
         raise NoSource("no source can take the cart within its weight limits and pick capacity")
-    notes = () if best is not None else ("the solver had no answer in time: greedy fallback",)
+    notes = () if best is not None else ("the solver had no answer in time: best rule-based plan",)
     alternatives = _alternatives(lines, sources, costs, chosen, greedy)
     return Decision(chosen, alternatives, optimal, time.perf_counter() - started, notes)
+
+
+def _whole_from(
+    lines: Sequence[Line], source: Source, sources: Sequence[Source], costs: Costs
+) -> Plan | None:
+    return plan_cost(
+        lines, {source.code: {ln.sku: ln.quantity for ln in lines}}, sources, costs,
+        f"all from {source.code}",
+    )  # fmt: skip
+
+
+def _could_be_in_an_optimum(
+    sources: Sequence[Source], singles: Sequence[Plan], incumbent: Plan | None, costs: Costs
+) -> list[Source]:
+    """Drop the sources that no plan cheaper than ``incumbent`` can use, so the model stays small.
+
+    A source is kept if shipping everything from it alone is cheap enough, or if its least
+    possible shipment plus the least possible other one (and the extra-shipment penalty) is.
+    """
+    if incumbent is None or len(sources) < 3:
+        return list(sources)
+    bound = incumbent.cost + 0.005
+    alone = {p.shipments[0].source: p.cost for p in singles}
+    least = {s.code: _least_shipment(s) for s in sources}
+    ordered = sorted(least.values())
+    kept = []
+    for source in sources:
+        other = ordered[1] if least[source.code] == ordered[0] else ordered[0]
+        paired = least[source.code] + other + costs.extra_shipment_penalty
+        if alone.get(source.code, math.inf) <= bound or paired <= bound:
+            kept.append(source)
+    return kept
+
+
+def _least_shipment(source: Source) -> float:
+    """No shipment from ``source`` costs less: one unit in its cheapest bracket."""
+    return source.shipment_cost + source.handling_per_unit + min(b.cost for b in source.brackets)
 
 
 def _refuse_shortages(lines: Sequence[Line], sources: Sequence[Source]) -> None:
@@ -175,6 +222,7 @@ def _solve(
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     used: dict[int, cp_model.IntVar] = {}
+    tiers: dict[int, list[cp_model.IntVar]] = {}
     objective: list[cp_model.LinearExprT] = []
     for j, source in enumerate(sources):
         used[j] = model.new_bool_var(f"use_{source.code}")
@@ -195,6 +243,7 @@ def _solve(
             model.add(units <= source.pick_capacity)
         grams = sum(round(lines[i].weight_kg * GRAMS) * v for i, v in held)
         brackets = [model.new_bool_var(f"b_{j}_{k}") for k in range(len(source.brackets))]
+        tiers[j] = brackets
         model.add(sum(brackets) == used[j])
         model.add(
             grams
@@ -212,10 +261,14 @@ def _solve(
         model.add(sum(v for (li, _), v in x.items() if li == i) == line.quantity)
     model.minimize(sum(objective))
     if hint is not None:
-        _hint(model, hint, lines, sources, x, used)
+        _hint(model, hint, lines, sources, x, used, tiers)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.005, time_limit_s)
+    solver.parameters.max_time_in_seconds = max(0.001, time_limit_s)
     solver.parameters.num_workers = 1  # a cart is small; one worker answers fastest
+    # Measured on bench/sourcing.py: presolve costs more than it saves on models this small, and
+    # the stronger linear relaxation proves optimality sooner.
+    solver.parameters.cp_model_presolve = False
+    solver.parameters.linearization_level = 2
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, False
@@ -231,14 +284,24 @@ def _solve(
 def _hint(
     model: cp_model.CpModel, hint: Plan, lines: Sequence[Line], sources: Sequence[Source],
     x: dict[tuple[int, int], cp_model.IntVar], used: dict[int, cp_model.IntVar],
+    tiers: dict[int, list[cp_model.IntVar]],
 ) -> None:  # fmt: skip
-    """Start the search from the greedy plan: an incumbent from the first moment."""
+    """Start the search from the greedy plan, every variable set: an incumbent at once."""
     shipped = {s.source: s.units for s in hint.shipments}
+    weights = {s.source: s.weight_kg for s in hint.shipments}
     for j, source in enumerate(sources):
         model.add_hint(used[j], source.code in shipped)
+        tier = _cheapest_tier(source, weights[source.code]) if source.code in shipped else None
+        for k, z in enumerate(tiers.get(j, [])):
+            model.add_hint(z, k == tier)
         for i, line in enumerate(lines):
             if (i, j) in x:
                 model.add_hint(x[i, j], shipped.get(source.code, {}).get(line.sku, 0))
+
+
+def _cheapest_tier(source: Source, weight_kg: float) -> int | None:
+    fitting = [(b.cost, k) for k, b in enumerate(source.brackets) if weight_kg <= b.max_kg + 1e-9]
+    return min(fitting)[1] if fitting else None
 
 
 def greedy_cheapest(lines: Sequence[Line], sources: Sequence[Source], costs: Costs) -> Plan | None:
