@@ -21,8 +21,9 @@ EDMONTON = {"lat": 53.546, "lon": -113.494, "timezone": "America/Edmonton"}
 DOWNTOWN = {"lat": 53.5436, "lon": -113.4923}
 
 
-def seed_catalog(client: TestClient, admin: dict[str, str]) -> None:
-    """Two products; a warehouse downtown and a store 12 km south-west, with stock."""
+def seed_catalog(client: TestClient, admin: dict[str, str], *, vans: bool = True) -> None:
+    """Two products; a warehouse downtown and a store 12 km south-west, with stock, and (unless
+    ``vans`` is false) a van at each, so that both can deliver same day."""
     for product in (
         {"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3},
         {"sku": "MUG-1", "name": "Mug", "weight_kg": 0.4, "length_cm": 12, "width_cm": 9,
@@ -41,6 +42,10 @@ def seed_catalog(client: TestClient, admin: dict[str, str]) -> None:
     for code, levels in stock.items():
         body = [{"sku": sku, "on_hand": qty} for sku, qty in levels]
         assert client.put(f"/v1/nodes/{code}/stock", json=body, headers=admin).status_code == 200
+    for code in ("WH1", "ST1") if vans else ():
+        van = {"code": f"{code}-V1", "node": code, "capacity_parcels": 40, "capacity_kg": 300,
+               "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
+        assert client.post("/v1/vans", json=van, headers=admin).status_code == 201
 
 
 def order_body(external_id: str = "web-1001", **overrides: Any) -> dict[str, Any]:

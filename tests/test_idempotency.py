@@ -76,7 +76,7 @@ def test_a_failure_is_replayed_too_but_a_validation_error_is_not_stored(
     client: TestClient, admin: Headers, shop: Headers
 ) -> None:
     seed_catalog(client, admin)
-    too_many = order_body(lines=[{"sku": "TEA-1", "quantity": 25}], service_level="next_day")
+    too_many = order_body(lines=[{"sku": "TEA-1", "quantity": 31}], service_level="next_day")
     first = client.post("/v1/orders", json=too_many, headers=shop | key("k1"))
     assert first.status_code == 409
     client.put("/v1/nodes/ST1/stock", json=[{"sku": "TEA-1", "on_hand": 100}], headers=admin)

@@ -60,7 +60,7 @@ def place_orders(app: FastAPI, engine: Engine, count: int) -> list[str]:
         admin = {"Authorization": f"Bearer {create_key(session, [Scope.ADMIN])}"}
         session.commit()
     with TestClient(app) as client:
-        seed_catalog(client, admin)
+        seed_catalog(client, admin, vans=False)
         return [
             client.post("/v1/orders", json=order_body(f"web-{n}"), headers=admin).json()["id"]
             for n in range(count)
@@ -133,7 +133,7 @@ def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
         admin = {"Authorization": f"Bearer {create_key(session, [Scope.ADMIN])}"}
         session.commit()
     with TestClient(app) as client:
-        seed_catalog(client, admin)
+        seed_catalog(client, admin, vans=False)
         van = {"code": "VAN1", "node": "WH1", "capacity_parcels": 20, "capacity_kg": 200,
                "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
         assert client.post("/v1/vans", json=van, headers=admin).status_code == 201

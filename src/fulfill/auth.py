@@ -41,7 +41,7 @@ class ApiKey(SQLModel, table=True):
 class Caller:
     """Who is calling: every repository query is filtered through this."""
 
-    key_id: int
+    key_id: int | None  # None: the service itself (a task, a sync)
     name: str
     scopes: frozenset[Scope]
 
@@ -51,6 +51,10 @@ class Caller:
     @property
     def sees_all_orders(self) -> bool:
         return self.has(Scope.DISPATCHER)
+
+
+# The service acting on its own: syncs, tasks, re-sourcing.
+SERVICE = Caller(key_id=None, name="fulfill", scopes=frozenset({Scope.ADMIN}))
 
 
 def hash_key(key: str) -> str:

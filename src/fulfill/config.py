@@ -6,8 +6,38 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import BaseModel, Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# (max kg, cost) brackets of a rate card, lightest first.
+RateCard = list[tuple[float, float]]
+
+
+class SourcingCosts(BaseModel):
+    """What shipping from a node costs, by kind of node, service level, distance and weight.
+
+    Set as JSON in ``FULFILL_SOURCING_COSTS``; currency units throughout.
+    """
+
+    shipment: dict[str, float] = {"warehouse": 1.5, "store": 3.0, "third_party": 0.0}
+    handling_per_unit: dict[str, float] = {"warehouse": 0.3, "store": 0.9, "third_party": 0.0}
+    # Own vans, same day: a base per drop plus a share of the route per km from the node.
+    same_day_base: float = 3.0
+    same_day_per_km: float = 0.55
+    same_day_max_kg: float = 25.0
+    # Carriers, from own nodes: a rate card per zone, zones by distance.
+    carrier_zone_limits_km: list[float] = [50.0, 300.0]
+    carrier_rates: list[RateCard] = [
+        [(1, 6.5), (5, 8.0), (15, 11.0), (30, 16.0)],
+        [(1, 8.0), (5, 10.5), (15, 15.0), (30, 22.0)],
+        [(1, 10.0), (5, 13.5), (15, 20.0), (30, 30.0)],
+    ]
+    carrier_speed_factor: dict[str, float] = {"next_day": 1.6, "standard": 1.0}
+    # Third parties: their fee by weight at standard speed, and a factor per speed.
+    third_party_fees: RateCard = [(0.5, 4.2), (1, 5.0), (2, 6.1), (5, 8.4), (10, 11.5), (20, 17.0)]
+    third_party_speed_factor: dict[str, float] = {"next_day": 1.45, "standard": 1.0}
+    # Customers prefer one parcel: every shipment after the first counts this much more.
+    extra_shipment_penalty: float = 4.0
 
 
 class Settings(BaseSettings):
@@ -50,6 +80,32 @@ class Settings(BaseSettings):
     map_tile_url: str | None = Field(
         None, description="e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; none: no tiles"
     )
+
+    # Sourcing: which nodes ship which lines.
+    sourcing_costs: SourcingCosts = Field(default_factory=SourcingCosts)
+    sourcing_time_limit_s: float = Field(0.05, gt=0, description="the optimiser's answer time")
+    sourcing_currency: str = "CAD"
+    same_day_room_check: bool = Field(
+        True, description="offer same day only while the wave's vans have room for the order"
+    )
+
+    # The third party (Amazon Multi-Channel Fulfillment, or its sandbox).
+    mcf_url: str | None = Field(None, description="e.g. https://sellingpartnerapi-na.amazon.com")
+    mcf_token: str | None = Field(None, description="access token sent as x-amz-access-token")
+    mcf_marketplace_id: str = "A2EUQ1WTGCTBG2"  # amazon.ca
+    mcf_timeout_s: float = 5.0
+    mcf_sync_s: float = Field(300.0, description="how often its inventory and orders are synced")
+    mcf_retry_after_s: float = Field(
+        60.0, description="after a failed call, sourcing avoids the third party this long"
+    )
+
+    # Restock: forecasts and suggestions, refreshed nightly.
+    restock_history_days: int = Field(56, ge=7)
+    restock_service_level: float = Field(0.95, gt=0.5, lt=1.0)
+    restock_transfer_lead_days: float = Field(1.0, ge=0)
+    restock_supplier_lead_days: float = Field(7.0, ge=0)
+    restock_review_days: float = Field(7.0, ge=1, description="days of demand an order covers")
+    restock_hour_utc: int = Field(8, ge=0, le=23, description="when the nightly refresh runs")
 
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None

@@ -68,6 +68,7 @@ def respond_idempotently(
         session.commit()
         return JSONResponse(body, status_code=status_code)
 
+    assert caller.key_id is not None, "only API keys send Idempotency-Key"
     record = _claim(session, caller.key_id, key, request_fingerprint, ttl)
     if record.response_status is not None:
         return _replay(record, request_fingerprint)

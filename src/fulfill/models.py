@@ -8,6 +8,8 @@ from fulfill.idempotency import IdempotencyRecord
 from fulfill.inventory.models import Node, Product, Stock, StockMovement
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
 from fulfill.outbox.models import OutboxEvent
+from fulfill.restock.models import RestockSuggestion
+from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder
 
 metadata = SQLModel.metadata
 
@@ -26,8 +28,11 @@ __all__ = [
     "PlanRoute",
     "PlanStop",
     "Product",
+    "RestockSuggestion",
     "Stock",
     "StockMovement",
+    "ThirdPartyHealth",
+    "ThirdPartyOrder",
     "Van",
     "Wave",
     "metadata",

@@ -56,7 +56,7 @@ def test_the_page_draws_a_plan_moves_a_stop_and_replans(
     fast = settings.model_copy(update={"dispatch_time_limit_s": 1.0, "dispatch_engine": "ortools",
                                        "dispatch_auto_publish": False})  # fmt: skip
     app.state.settings = fast
-    seed_catalog(client, admin)
+    seed_catalog(client, admin, vans=False)
     body = [{"sku": "TEA-1", "on_hand": 500}]
     assert client.put("/v1/nodes/WH1/stock", json=body, headers=admin).status_code == 200
     for code in ("VAN1", "VAN2", "VAN3"):

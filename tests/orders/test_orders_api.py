@@ -55,9 +55,10 @@ def test_an_order_the_nearest_node_cannot_ship_whole_goes_to_the_next(
 def test_out_of_stock_names_the_sku_and_what_is_left(
     seeded: TestClient, shop: Headers, admin: Headers
 ) -> None:
-    body = order_body(service_level="next_day", lines=[{"sku": "MUG-1", "quantity": 21}])
+    # 5 at WH1 and 20 at ST1: 25 in all, split over both if need be, but not 26.
+    body = order_body(service_level="next_day", lines=[{"sku": "MUG-1", "quantity": 26}])
     problem = assert_problem(seeded.post("/v1/orders", json=body, headers=shop), 409)
-    assert (problem["sku"], problem["requested"], problem["available"]) == ("MUG-1", 21, 20)
+    assert (problem["sku"], problem["requested"], problem["available"]) == ("MUG-1", 26, 25)
     assert problem["type"].endswith("/out-of-stock")
     assert available(seeded, admin, "MUG-1", "ST1") == 20
     assert seeded.get("/v1/orders", headers=shop).json()["items"] == []

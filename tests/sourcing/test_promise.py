@@ -7,7 +7,7 @@ import pytest
 from fulfill.config import Settings
 from fulfill.inventory.models import Node
 from fulfill.orders.models import ServiceLevel
-from fulfill.sourcing.service import next_cutoff, promise_window
+from fulfill.sourcing.windows import next_cutoff, promise_window
 
 SETTINGS = Settings(same_day_window_offset_min=60, same_day_window_length_min=180)
 
@@ -80,4 +80,5 @@ def test_next_day_is_tomorrow_in_the_node_timezone_across_midnight_utc() -> None
     window = promise_window(node("America/Edmonton", []), ServiceLevel.NEXT_DAY, now, SETTINGS)
     assert window is not None
     assert window.start == datetime(2026, 11, 19, 16, 0, tzinfo=UTC)  # 09:00 MST on the 19th
-    assert window.order_by is None
+    # Order by local midnight, 07:00 UTC on the 19th, to keep it.
+    assert window.order_by == datetime(2026, 11, 19, 7, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from fulfill.deps import (
     SettingsDep,
     problem_responses,
 )
-from fulfill.dispatch import progress, service
+from fulfill.dispatch import planning, progress, service
 from fulfill.dispatch.models import Plan, PlanStop, Van, Wave
 from fulfill.dispatch.schemas import (
     DriverEventAccepted,
@@ -127,8 +127,8 @@ def _wave_public(session: Session, wave: Wave, node: Node) -> WavePublic:
     count = session.exec(
         select(func.count()).select_from(Fulfillment).where(Fulfillment.wave_id == wave.id)
     ).one()
-    latest = service.latest_plan(session, wave.id)
-    published = service.published_plan(session, wave.id)
+    latest = planning.latest_plan(session, wave.id)
+    published = planning.published_plan(session, wave.id)
     return WavePublic(
         id=wave.id,
         node=node.code,
@@ -198,7 +198,7 @@ def get_wave_plan(
     published: bool = Query(False, description="the published plan instead of the newest"),
 ) -> PlanPublic:
     service.get_wave(session, wave_id)
-    plan = (service.published_plan if published else service.latest_plan)(session, wave_id)
+    plan = (planning.published_plan if published else planning.latest_plan)(session, wave_id)
     if plan is None:
         raise NotFound(f"wave {wave_id} has no {'published ' if published else ''}plan")
     return plan_public(service.plan_view(session, plan))

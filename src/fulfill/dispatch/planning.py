@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, Van, Wave
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, Van, Wave
 from fulfill.inventory.models import Node, Product
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
 from fulfill_routing.model import (
@@ -107,6 +107,23 @@ class WaveProblem:
         return self.problem, self.context
 
 
+def latest_plan(session: Session, wave_id: int) -> Plan | None:
+    return session.exec(
+        select(Plan).where(Plan.wave_id == wave_id).order_by(col(Plan.version).desc())
+    ).first()
+
+
+def published_plan(session: Session, wave_id: int) -> Plan | None:
+    return session.exec(
+        select(Plan).where(Plan.wave_id == wave_id, Plan.status == PlanStatus.PUBLISHED)
+    ).first()
+
+
+def current_plan(session: Session, wave_id: int) -> Plan | None:
+    """The plan the vans follow if one is published, else the newest draft."""
+    return published_plan(session, wave_id) or latest_plan(session, wave_id)
+
+
 def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
     rows = session.exec(
         select(Fulfillment, Order)
@@ -128,6 +145,20 @@ def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
         )
         for f, o in rows
     ]
+
+
+def delivery_of(stop: PlanStop) -> Delivery:
+    """A stop of a stored plan as the planner sees it again."""
+    return Delivery(
+        fulfillment_id=stop.fulfillment_id,
+        order_id=stop.order_id,
+        lat=stop.lat,
+        lon=stop.lon,
+        window_start=stop.window_start,
+        window_end=stop.window_end,
+        parcels=stop.parcels,
+        weight_kg=stop.weight_kg,
+    )
 
 
 def _weights(session: Session, fulfillment_ids: Sequence[str]) -> dict[str, float]:

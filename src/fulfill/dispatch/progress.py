@@ -32,7 +32,7 @@ from fulfill.dispatch.models import (
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus
-from fulfill.orders.service import record_event
+from fulfill.orders.repository import record_event
 from fulfill_routing.model import Depot, Location, Matrix, Problem, Stop, TimeWindow, Vehicle
 from fulfill_routing.schedule import Context, projected
 

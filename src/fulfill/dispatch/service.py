@@ -28,7 +28,12 @@ from fulfill.dispatch.models import (
     Wave,
     WaveStatus,
 )
-from fulfill.dispatch.planning import Delivery, WaveProblem
+from fulfill.dispatch.planning import (
+    WaveProblem,
+    delivery_of,
+    latest_plan,
+    published_plan,
+)
 from fulfill.dispatch.waves import (
     answer_request,
     claim_planning,
@@ -41,9 +46,9 @@ from fulfill.dispatch.waves import (
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
-from fulfill.orders.service import record_event
+from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
-from fulfill.sourcing.service import next_cutoff
+from fulfill.sourcing.windows import next_cutoff
 from fulfill_routing.checker import check
 from fulfill_routing.model import Solution, Unserved
 from fulfill_routing.schedule import Infeasible, projected, schedule_route
@@ -73,18 +78,6 @@ def get_wave(session: Session, wave_id: int) -> Wave:
     if wave is None:
         raise NotFound(f"no wave {wave_id}")
     return wave
-
-
-def latest_plan(session: Session, wave_id: int) -> Plan | None:
-    return session.exec(
-        select(Plan).where(Plan.wave_id == wave_id).order_by(col(Plan.version).desc())
-    ).first()
-
-
-def published_plan(session: Session, wave_id: int) -> Plan | None:
-    return session.exec(
-        select(Plan).where(Plan.wave_id == wave_id, Plan.status == PlanStatus.PUBLISHED)
-    ).first()
 
 
 def get_plan(session: Session, plan_id: int) -> Plan:
@@ -134,7 +127,7 @@ def plan_wave(
             wave = get_wave(session, wave_id)
             node = session.get(Node, wave.node_id)
             assert node is not None and node.id is not None
-            source = _current(session, wave_id)
+            source = planning.current_plan(session, wave_id)
             kept = _kept_routes(session, source) if source else []
             kept_vans = {van.code for _, van, _ in kept}
             kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
@@ -180,11 +173,6 @@ def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:
         and origin in ("cutoff", "order")
         and wave.status != WaveStatus.OPEN
     )
-
-
-def _current(session: Session, wave_id: int) -> Plan | None:
-    """The plan the vans follow if one is published, else the newest draft."""
-    return published_plan(session, wave_id) or latest_plan(session, wave_id)
 
 
 def _sequences(session: Session, plan: Plan) -> dict[str, list[str]]:
@@ -359,8 +347,8 @@ def move_stop(
                 field="position",
             )
         target.insert(len(target) if position is None else position, fulfillment_id)
-    deliveries = [_delivery_of(s) for _, _, stops in view.routes for s in stops] + [
-        _delivery_of(s) for s in view.unassigned
+    deliveries = [delivery_of(s) for _, _, stops in view.routes for s in stops] + [
+        delivery_of(s) for s in view.unassigned
     ]
     wp = planning.build_problem(view.node, view.wave, deliveries, vans.values(), settings)
     changed = {v for v in (source, van_code) if v is not None}
@@ -388,19 +376,6 @@ def _plan_stop(view: PlanView, fulfillment_id: str) -> PlanStop:
         if stop.fulfillment_id == fulfillment_id:
             return stop
     raise NotFound(f"plan {view.plan.id} has no stop {fulfillment_id}", stop=fulfillment_id)
-
-
-def _delivery_of(stop: PlanStop) -> Delivery:
-    return Delivery(
-        fulfillment_id=stop.fulfillment_id,
-        order_id=stop.order_id,
-        lat=stop.lat,
-        lon=stop.lon,
-        window_start=stop.window_start,
-        window_end=stop.window_end,
-        parcels=stop.parcels,
-        weight_kg=stop.weight_kg,
-    )
 
 
 def _why_infeasible(wp: WaveProblem, van_code: str, stops: list[str]) -> str | None:

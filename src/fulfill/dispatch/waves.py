@@ -15,13 +15,13 @@ from sqlmodel import Session, col, select
 from fulfill.dispatch.models import Wave, WaveStatus
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
-from fulfill.sourcing.service import next_cutoff
+from fulfill.sourcing.windows import next_cutoff
 
 
 def wave_for(session: Session, node: Node, cutoff_at: datetime) -> Wave:
     """The node's wave for this cutoff, created by whichever order needs it first."""
     assert node.id is not None
-    found = _find(session, node.id, cutoff_at)
+    found = find_wave(session, node.id, cutoff_at)
     if found is not None:
         return found
     local_date = cutoff_at.astimezone(ZoneInfo(node.timezone)).date().isoformat()
@@ -31,12 +31,12 @@ def wave_for(session: Session, node: Node, cutoff_at: datetime) -> Wave:
             session.add(wave)
         return wave
     except IntegrityError:  # a concurrent order created it first
-        found = _find(session, node.id, cutoff_at)
+        found = find_wave(session, node.id, cutoff_at)
         assert found is not None
         return found
 
 
-def _find(session: Session, node_id: int, cutoff_at: datetime) -> Wave | None:
+def find_wave(session: Session, node_id: int, cutoff_at: datetime) -> Wave | None:
     return session.exec(
         select(Wave).where(Wave.node_id == node_id, Wave.cutoff_at == cutoff_at)
     ).first()

@@ -30,6 +30,7 @@ class MovementReason(StrEnum):
     TRANSFER = "transfer"
     RESERVATION = "reservation"
     RELEASE = "release"
+    SHIPMENT = "shipment"  # reserved units left the node
 
 
 class Product(SQLModel, table=True):
@@ -58,6 +59,9 @@ class Node(SQLModel, table=True):
     same_day_radius_km: float = 0.0
     wave_cutoffs: list[str] = Field(
         default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    pick_capacity_per_day: int | None = Field(
+        default=None, description="units it can pick in a local day; none: no limit"
     )
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

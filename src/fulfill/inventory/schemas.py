@@ -52,6 +52,9 @@ class NodeCreate(CreateModel):
     timezone: str = Field(examples=["America/Edmonton"])
     same_day_radius_km: float = Field(default=0.0, ge=0, le=500)
     wave_cutoffs: list[str] = Field(default_factory=list, max_length=48, examples=[["10:00"]])
+    pick_capacity_per_day: int | None = Field(
+        default=None, ge=0, le=10_000_000, description="units it can pick in a local day"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -85,6 +88,7 @@ class NodePublic(BaseModel):
     timezone: str
     same_day_radius_km: float
     wave_cutoffs: list[str]
+    pick_capacity_per_day: int | None
     active: bool
     created_at: datetime
 

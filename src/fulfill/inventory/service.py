@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from fulfill.auth import Caller
+from fulfill.auth import SERVICE, Caller
 from fulfill.db import utcnow
 from fulfill.errors import Conflict, NotFound, OutOfStock, Unprocessable
 from fulfill.inventory import repository as repo
@@ -244,6 +244,21 @@ def _record(
     on_hand_delta: int = 0,
     note: str | None = None,
 ) -> None:
+    record_movement(session, stock, reason, caller=caller, on_hand_delta=on_hand_delta, note=note)
+
+
+def record_movement(
+    session: Session,
+    stock: Stock,
+    reason: MovementReason,
+    *,
+    caller: Caller | None = None,
+    on_hand_delta: int = 0,
+    reserved_delta: int = 0,
+    order_id: str | None = None,
+    note: str | None = None,
+) -> None:
+    """The ledger row for a change already made to ``stock`` (by the service if no caller)."""
     _record_row(
         session,
         stock.node_id,
@@ -252,7 +267,9 @@ def _record(
         stock.reserved,
         reason=reason,
         on_hand_delta=on_hand_delta,
-        caller=caller,
+        reserved_delta=reserved_delta,
+        order_id=order_id,
+        caller=caller or SERVICE,
         note=note,
     )
 

@@ -58,6 +58,9 @@ class Order(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancel_reason: str | None = Field(default=None, max_length=500)
+    sourcing: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONType, nullable=True), description="why these nodes"
+    )
 
 
 class OrderLine(SQLModel, table=True):

@@ -16,6 +16,7 @@ from sqlmodel import Session, and_, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from fulfill.auth import Caller
+from fulfill.db import utcnow
 from fulfill.errors import Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
@@ -162,3 +163,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return parsed, order_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise Unprocessable("the cursor is not one this API returned", field="cursor") from None
+
+
+def record_event(
+    session: Session, order_id: str, kind: str, data: dict[str, Any], at: datetime | None = None
+) -> OrderEvent:
+    event = OrderEvent(order_id=order_id, kind=kind, data=data, at=at or utcnow())
+    session.add(event)
+    return event

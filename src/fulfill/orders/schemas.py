@@ -82,7 +82,10 @@ class Promise(BaseModel):
     service_level: ServiceLevel
     window_start: datetime
     window_end: datetime
-    order_by: datetime | None = Field(description="the wave cutoff the order was placed for")
+    order_by: datetime | None = Field(
+        description="placed by then to keep this window: the wave cutoff for same day, "
+        "the shipping node's local midnight otherwise"
+    )
 
 
 class LinePublic(BaseModel):

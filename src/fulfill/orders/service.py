@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from fulfill.dispatch.waves import join_wave
 from fulfill.errors import Conflict, NotFound, OutOfStock
 from fulfill.geocoding import geocode
 from fulfill.inventory import service as inventory
+from fulfill.inventory.repository import nodes_by_id
 from fulfill.inventory.service import InsufficientStock, StockLine
 from fulfill.orders import repository as repo
 from fulfill.orders.models import (
@@ -23,12 +25,12 @@ from fulfill.orders.models import (
     FulfillmentLine,
     FulfillmentStatus,
     Order,
-    OrderEvent,
     OrderLine,
     OrderStatus,
     ServiceLevel,
     new_id,
 )
+from fulfill.orders.repository import record_event
 from fulfill.orders.schemas import (
     FulfillmentPublic,
     LinePublic,
@@ -39,7 +41,11 @@ from fulfill.orders.schemas import (
     TimelineEntry,
 )
 from fulfill.outbox.service import enqueue
-from fulfill.sourcing.service import Candidate, candidate_sources
+from fulfill.sourcing.service import CartLine, Sourcing, source_cart
+from fulfill.third_party.service import request_cancel, request_fulfillment
+
+# Concurrent orders may take the units a decision counted on; source again this many times.
+RESERVE_ATTEMPTS = 3
 
 
 def place_order(
@@ -51,26 +57,19 @@ def place_order(
     geocoder: Geocoder,
     now: datetime | None = None,
 ) -> repo.OrderBundle:
-    """Reserve the order's stock at the nearest node that can ship it all, and record it."""
+    """Source the order (the optimiser chooses the nodes), reserve its stock there, and record
+    it with the decision and why."""
     now = now or utcnow()
     _refuse_known_external_id(session, caller, payload.external_id)
-    skus = [line.sku for line in payload.lines]
-    inventory.refuse_duplicate_skus(skus, "lines[{}].sku")
-    products = inventory.require_products(session, skus, "lines[{}].sku")
-    lines = [
-        StockLine(products[ln.sku].id, ln.sku, ln.quantity)  # type: ignore[arg-type]
-        for ln in payload.lines
-    ]
+    cart = cart_lines(session, [(ln.sku, ln.quantity) for ln in payload.lines], "lines[{}].sku")
     destination = _locate(payload, geocoder)
     level = payload.service_level
     order_id = new_id()
-    chosen = _reserve_at_nearest(
-        session,
-        caller,
-        order_id,
-        candidate_sources(session, lines, destination, level, now, settings),
-        lines,
-    )
+    sourced = _source_and_reserve(
+        session, caller, order_id, cart, destination, level, now, settings,
+        postal=payload.destination.address is not None,
+    )  # fmt: skip
+    promise = sourced.promise
     order = Order(
         id=order_id,
         storefront=caller.name,
@@ -81,11 +80,12 @@ def place_order(
         destination=payload.destination.model_dump(mode="json", exclude_none=True),
         dest_lat=destination[0],
         dest_lon=destination[1],
-        promise_start=chosen.window.start,
-        promise_end=chosen.window.end,
-        order_by=chosen.window.order_by,
+        promise_start=promise.start,
+        promise_end=promise.end,
+        order_by=promise.order_by,
         created_at=now,
         updated_at=now,
+        sourcing=sourced.record(),
     )
     session.add(order)
     try:
@@ -94,46 +94,69 @@ def place_order(
         raise Conflict(
             f"order {payload.external_id} exists", external_id=payload.external_id
         ) from None
-    assert chosen.node.id is not None
-    fulfillment = Fulfillment(
-        order_id=order_id, node_id=chosen.node.id, status=FulfillmentStatus.PENDING
-    )
-    if level is ServiceLevel.SAME_DAY:
-        assert chosen.window.order_by is not None  # same day is promised from a wave cutoff
-        join_wave(session, fulfillment, chosen.node, chosen.window.order_by)
     order_lines = [
         OrderLine(order_id=order_id, product_id=ln.product_id, sku=ln.sku, quantity=ln.quantity)
-        for ln in lines
+        for ln in cart
     ]
-    fulfillment_lines = [
-        FulfillmentLine(
-            fulfillment_id=fulfillment.id,
-            product_id=ln.product_id,
-            sku=ln.sku,
-            quantity=ln.quantity,
-        )
-        for ln in lines
-    ]
-    created = record_event(
-        session,
-        order_id,
-        "order.created",
-        {
-            "node": chosen.node.code,
-            "distance_km": round(chosen.distance_km, 3),
-            "reason": "nearest own node that can ship the whole order",
-        },
-        at=now,
-    )
-    session.add(fulfillment)
-    session.flush()  # parents before children: without relationship()s the flush cannot order them
-    session.add_all([*order_lines, *fulfillment_lines])
-    bundle = repo.OrderBundle(
-        order, order_lines, [(fulfillment, chosen.node.code, fulfillment_lines)], [created]
-    )
+    created = record_event(session, order_id, "order.created", _created_event(sourced), at=now)
+    fulfillments = open_fulfillments(session, order, sourced, cart)
+    session.add_all(order_lines)
+    bundle = repo.OrderBundle(order, order_lines, fulfillments, [created])
     enqueue(session, "order.created", order_public(bundle).model_dump(mode="json"))
     session.flush()  # each table's rows in one batched INSERT
     return bundle
+
+
+def cart_lines(session: Session, wanted: Sequence[tuple[str, int]], field: str) -> list[CartLine]:
+    """The cart's lines with their products; unknown or repeated skus are a 422 naming the item."""
+    skus = [sku for sku, _ in wanted]
+    inventory.refuse_duplicate_skus(skus, field)
+    products = inventory.require_products(session, skus, field)
+    return [
+        CartLine(products[sku].id, sku, quantity, products[sku].weight_kg)  # type: ignore[arg-type]
+        for sku, quantity in wanted
+    ]
+
+
+def open_fulfillments(
+    session: Session, order: Order, sourced: Sourcing, cart: Sequence[CartLine]
+) -> list[tuple[Fulfillment, str, list[FulfillmentLine]]]:
+    """One fulfillment per shipping node, in its wave if same day, at the third party if there."""
+    products = {ln.sku: ln.product_id for ln in cart}
+    level = ServiceLevel(order.service_level)
+    made = []
+    for node, window, shipment in sourced.shipments():
+        assert node.id is not None
+        fulfillment = Fulfillment(
+            order_id=order.id, node_id=node.id, status=FulfillmentStatus.PENDING
+        )
+        if level is ServiceLevel.SAME_DAY:
+            assert window.order_by is not None  # same day is promised from a wave cutoff
+            join_wave(session, fulfillment, node, window.order_by)
+        session.add(fulfillment)
+        session.flush()  # parents before children: no relationship()s to order the flush
+        if not node.node_kind.is_own:
+            request_fulfillment(session, order, fulfillment, level)
+        lines = [
+            FulfillmentLine(
+                fulfillment_id=fulfillment.id, product_id=products[sku], sku=sku, quantity=n
+            )
+            for sku, n in sorted(shipment.units.items())
+        ]
+        session.add_all(lines)
+        made.append((fulfillment, node.code, lines))
+    return made
+
+
+def _created_event(sourced: Sourcing) -> dict[str, Any]:
+    record = sourced.record()
+    nodes = [s["node"] for s in record["shipments"]]
+    return {
+        "nodes": nodes,
+        "cost": record["cost"],
+        "reason": "the cheapest way to keep the promise"
+        + (f" ({record['method']}, optimal)" if record["optimal"] else f" ({record['method']})"),
+    }
 
 
 def cancel_order(
@@ -145,11 +168,19 @@ def cancel_order(
         raise NotFound(f"no order {order_id}")
     if order.status == OrderStatus.CANCELLED:
         return repo.bundles(session, [order], with_events=True)[0]
-    for fulfillment, f_lines in repo.fulfillments_of(session, order_id):
+    parts = [
+        (f, lines)
+        for f, lines in repo.fulfillments_of(session, order_id)
+        if f.status not in (FulfillmentStatus.CANCELLED, FulfillmentStatus.FAILED)
+    ]
+    nodes = nodes_by_id(session, {f.node_id for f, _ in parts})
+    for fulfillment, f_lines in parts:
         if fulfillment.status != FulfillmentStatus.PENDING:
             raise Conflict(
                 f"fulfillment {fulfillment.id} is {fulfillment.status} and cannot be cancelled"
             )
+        if not nodes[fulfillment.node_id].node_kind.is_own:
+            request_cancel(session, fulfillment)
         inventory.release(
             session,
             fulfillment.node_id,
@@ -175,14 +206,6 @@ def get_order(session: Session, caller: Caller, order_id: str) -> repo.OrderBund
     if order is None:
         raise NotFound(f"no order {order_id}")
     return repo.bundles(session, [order], with_events=True)[0]
-
-
-def record_event(
-    session: Session, order_id: str, kind: str, data: dict[str, Any], at: datetime | None = None
-) -> OrderEvent:
-    event = OrderEvent(order_id=order_id, kind=kind, data=data, at=at or utcnow())
-    session.add(event)
-    return event
 
 
 def order_public(bundle: repo.OrderBundle) -> OrderPublic:
@@ -242,25 +265,37 @@ def _locate(payload: OrderCreate, geocoder: Geocoder) -> tuple[float, float]:
     return geocode(geocoder, dest.address.one_line(), field="destination.address")
 
 
-def _reserve_at_nearest(
+def _source_and_reserve(
     session: Session,
     caller: Caller,
     order_id: str,
-    candidates: list[Candidate],
-    lines: list[StockLine],
-) -> Candidate:
-    """Reserve at the first candidate that still has everything when we take it."""
-    shortage: OutOfStock | None = None
-    for candidate in candidates:
+    cart: list[CartLine],
+    destination: tuple[float, float],
+    level: ServiceLevel,
+    now: datetime,
+    settings: Settings,
+    *,
+    postal: bool,
+) -> Sourcing:
+    """Source the cart and reserve every shipment; if a concurrent order took units first,
+    source again from what is left (a few times), then say what is short."""
+    shortage: InsufficientStock | None = None
+    for _ in range(RESERVE_ATTEMPTS):
+        sourced = source_cart(session, cart, destination, level, now, settings, postal=postal)
         savepoint = session.begin_nested()
         try:
-            inventory.reserve(session, candidate.node.id, lines, order_id, caller)  # type: ignore[arg-type]
+            for node, _, shipment in sourced.shipments():
+                lines = [ln for ln in cart if ln.sku in shipment.units]
+                stock_lines = [
+                    StockLine(ln.product_id, ln.sku, shipment.units[ln.sku]) for ln in lines
+                ]
+                inventory.reserve(session, node.id, stock_lines, order_id, caller)  # type: ignore[arg-type]
         except InsufficientStock as exc:
             savepoint.rollback()
             shortage = exc
             continue
         savepoint.commit()
-        return candidate
+        return sourced
     assert shortage is not None
     raise OutOfStock(
         shortage.extensions["sku"],

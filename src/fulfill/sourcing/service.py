@@ -1,157 +1,288 @@
-"""The foundation's sourcing rule: the nearest own node that can ship the whole order.
+"""Which nodes ship a cart: the optimiser over what every node offers right now.
 
-``candidate_sources`` is the one place that decides; it returns every node that could ship the
-order, nearest first, so that the caller can fall back to the next one when a concurrent order
-takes the last units first. The optimiser that replaces this rule keeps that contract.
+``source_cart`` describes each active node to the optimiser (what it holds and can still pick,
+what a shipment from it costs at the service level, and why it cannot take part when it cannot),
+asks for the cheapest plan that keeps the promise, and checks that same-day shipments still fit
+their wave's vans; a node whose wave is full is closed and the cart decided again. Nothing is
+reserved here: the caller reserves, and sources again if a concurrent order took the units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from geopy.distance import geodesic
-from sqlmodel import Session
+from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
+from fulfill.dispatch.room import same_day_room
 from fulfill.errors import Conflict, OutOfStock
 from fulfill.inventory import repository as inventory_repo
 from fulfill.inventory.models import Node
-from fulfill.inventory.service import StockLine
-from fulfill.orders.models import ServiceLevel
-
-# Delivery days for the carrier service levels, until carriers bring their own transit times.
-DAY_START = time(9, 0)
-DAY_END = time(21, 0)
-STANDARD_DAYS = (2, 5)
-
-
-@dataclass(frozen=True)
-class PromiseWindow:
-    """Always in UTC; the node's timezone only decides which local times they are."""
-
-    start: datetime
-    end: datetime
-    order_by: datetime | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
-        if self.order_by is not None:
-            object.__setattr__(self, "order_by", self.order_by.astimezone(UTC))
-
-
-@dataclass(frozen=True)
-class Candidate:
-    node: Node
-    distance_km: float
-    window: PromiseWindow
+from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, ServiceLevel
+from fulfill.sourcing import costs as pricing
+from fulfill.sourcing.optimiser import Costs, Decision, Line, NoSource, Shipment, Source, decide
+from fulfill.sourcing.windows import PromiseWindow, promise_window
+from fulfill.third_party.models import ThirdPartyHealth
 
 
 class ServiceLevelUnavailable(Conflict):
     code = "service-level-unavailable"
 
 
-class NoSingleSource(Conflict):
-    code = "no-single-source"
+class NoFeasibleSplit(Conflict):
+    code = "no-feasible-split"
 
 
-def next_cutoff(node: Node, now: datetime) -> datetime | None:
-    """The node's next wave cutoff later today in its own timezone, as an aware datetime."""
-    tz = ZoneInfo(node.timezone)
-    local_now = now.astimezone(tz)
-    for cutoff in node.wave_cutoffs:
-        at = datetime.combine(local_now.date(), time.fromisoformat(cutoff), tzinfo=tz)
-        if at > local_now:
-            return at
+@dataclass(frozen=True)
+class CartLine:
+    product_id: int
+    sku: str
+    quantity: int
+    weight_kg: float
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one node offers this cart: the optimiser's view of it, and its window."""
+
+    node: Node
+    distance_km: float
+    window: PromiseWindow | None
+    source: Source
+
+    @property
+    def open(self) -> bool:
+        return bool(self.source.brackets)
+
+    def closed(self, reason: str) -> Offer:
+        return replace(self, source=replace(self.source, brackets=(), unreachable_reason=reason))
+
+
+@dataclass(frozen=True)
+class Sourcing:
+    level: ServiceLevel
+    decision: Decision
+    offers: dict[str, Offer]
+    currency: str
+
+    def shipments(self) -> list[tuple[Node, PromiseWindow, Shipment]]:
+        """Each shipment with its node and window, in node id order (the order locks go in)."""
+        found = []
+        for shipment in self.decision.chosen.shipments:
+            offer = self.offers[shipment.source]
+            assert offer.window is not None
+            found.append((offer.node, offer.window, shipment))
+        return sorted(found, key=lambda x: x[0].id or 0)
+
+    @property
+    def promise(self) -> PromiseWindow:
+        """The order's promise: the latest window of its shipments, so that every one keeps it,
+        to be ordered by the earliest of their order-by times."""
+        windows = [w for _, w, _ in self.shipments()]
+        latest = max(windows, key=lambda w: (w.end, w.start))
+        deadlines = [w.order_by for w in windows if w.order_by is not None]
+        return PromiseWindow(latest.start, latest.end, min(deadlines) if deadlines else None)
+
+    def record(self) -> dict[str, Any]:
+        """The decision as it is stored on the order, so that a person can see why."""
+        d = self.decision
+        return {
+            "service_level": self.level.value,
+            "method": d.chosen.method,
+            "optimal": d.optimal,
+            "seconds": round(d.seconds, 4),
+            "cost": d.chosen.fulfillment_cost,
+            "currency": self.currency,
+            "shipments": [
+                {
+                    "node": s.source,
+                    "units": s.units,
+                    "weight_kg": s.weight_kg,
+                    "cost": s.cost,
+                    "distance_km": round(self.offers[s.source].distance_km, 2),
+                }
+                for s in d.chosen.shipments
+            ],
+            "alternatives": [
+                {"option": a.label, "cost": a.cost, "reason": a.reason} for a in d.alternatives
+            ],
+            "notes": list(d.notes),
+        }
+
+
+def source_cart(
+    session: Session,
+    lines: Sequence[CartLine],
+    destination: tuple[float, float],
+    level: ServiceLevel,
+    now: datetime,
+    settings: Settings,
+    *,
+    postal: bool = True,
+) -> Sourcing:
+    """The cheapest way to ship ``lines`` at ``level``; a 409 that says why if there is none.
+    Without a ``postal`` address, third parties (which need one) are not asked."""
+    offers = {
+        o.node.code: o
+        for o in _offers(session, lines, destination, level, now, settings, postal=postal)
+    }
+    while True:
+        decision = _decide(lines, list(offers.values()), level, settings)
+        full = _full_waves(session, decision, offers, destination, level, settings)
+        if not full:
+            return Sourcing(level, decision, offers, settings.sourcing_currency)
+        for code, reason in full.items():
+            offers[code] = offers[code].closed(reason)
+
+
+def _decide(
+    lines: Sequence[CartLine], offers: list[Offer], level: ServiceLevel, settings: Settings
+) -> Decision:
+    open_offers = [o for o in offers if o.open]
+    if not open_offers:
+        raise ServiceLevelUnavailable(
+            f"{level.value} is not available for this destination now",
+            service_level=level.value,
+            nodes={o.node.code: o.source.unreachable_reason for o in offers},
+        )
+    for line in sorted(lines, key=lambda ln: ln.sku):
+        total = sum(o.source.available.get(line.sku, 0) for o in open_offers)
+        if total < line.quantity:
+            raise OutOfStock(
+                line.sku,
+                line.quantity,
+                max(total, 0),
+                f"only {max(total, 0)} of {line.sku} available for {level.value} "
+                f"delivery here, {line.quantity} requested",
+            )
+    try:
+        return decide(
+            [Line(ln.sku, ln.quantity, ln.weight_kg) for ln in lines],
+            [o.source for o in offers],
+            costs=Costs(settings.sourcing_costs.extra_shipment_penalty),
+            time_limit_s=settings.sourcing_time_limit_s,
+        )
+    except NoSource as exc:
+        raise NoFeasibleSplit(f"the cart cannot ship at {level.value}: {exc}") from None
+
+
+def _full_waves(
+    session: Session,
+    decision: Decision,
+    offers: dict[str, Offer],
+    destination: tuple[float, float],
+    level: ServiceLevel,
+    settings: Settings,
+) -> dict[str, str]:
+    """Same-day shipments whose wave has no room left, with why."""
+    if level is not ServiceLevel.SAME_DAY or not settings.same_day_room_check:
+        return {}
+    full = {}
+    for shipment in decision.chosen.shipments:
+        offer = offers[shipment.source]
+        assert offer.window is not None
+        reason = same_day_room(
+            session, offer.node, offer.window, destination, shipment.weight_kg, settings
+        )
+        if reason is not None:
+            full[shipment.source] = reason
+    return full
+
+
+def _offers(
+    session: Session,
+    lines: Sequence[CartLine],
+    destination: tuple[float, float],
+    level: ServiceLevel,
+    now: datetime,
+    settings: Settings,
+    *,
+    postal: bool,
+) -> list[Offer]:
+    nodes = inventory_repo.active_nodes(session)
+    available = inventory_repo.available_by_node(session, [ln.product_id for ln in lines])
+    picked = _picked_today(session, [n for n in nodes if n.pick_capacity_per_day is not None], now)
+    down = _third_parties_down(session, now, settings)
+    offers = []
+    for node in sorted(nodes, key=lambda n: n.code):
+        assert node.id is not None
+        distance = geodesic((node.lat, node.lon), destination).km
+        terms = pricing.terms(
+            node.kind, level.value, distance, node.same_day_radius_km, settings.sourcing_costs
+        )
+        window = promise_window(node, level, now, settings)
+        reason = terms.reason or down.get(node.id)
+        if reason is None and not node.node_kind.is_own:
+            reason = _third_party_reason(postal, settings)
+        if reason is None and window is None:
+            reason = _no_window_reason(node, level)
+        capacity = None
+        if node.pick_capacity_per_day is not None:
+            capacity = max(0, node.pick_capacity_per_day - picked.get(node.id, 0))
+        source = Source(
+            code=node.code,
+            available={ln.sku: max(0, available.get((node.id, ln.product_id), 0)) for ln in lines},
+            shipment_cost=terms.shipment_cost,
+            handling_per_unit=terms.handling_per_unit,
+            brackets=terms.brackets if reason is None else (),
+            pick_capacity=capacity,
+            distance_km=round(distance, 3),
+            unreachable_reason=reason,
+        )
+        offers.append(Offer(node, distance, window, source))
+    return offers
+
+
+def _third_party_reason(postal: bool, settings: Settings) -> str | None:
+    if not settings.mcf_url:
+        return "no third-party API is configured"
+    if not postal:
+        return "a third party needs a postal address, not only coordinates"
     return None
 
 
-def promise_window(
-    node: Node, level: ServiceLevel, now: datetime, settings: Settings
-) -> PromiseWindow | None:
-    """The window this node can promise at ``now``, or None if it cannot offer ``level``."""
-    tz = ZoneInfo(node.timezone)
-    today = now.astimezone(tz).date()
+def _no_window_reason(node: Node, level: ServiceLevel) -> str:
+    if level is ServiceLevel.SAME_DAY and node.same_day_radius_km <= 0:
+        return "does not deliver same day"
     if level is ServiceLevel.SAME_DAY:
-        cutoff = next_cutoff(node, now) if node.same_day_radius_km > 0 else None
-        if cutoff is None:
-            return None
-        start = cutoff + timedelta(minutes=settings.same_day_window_offset_min)
-        end = start + timedelta(minutes=settings.same_day_window_length_min)
-        return PromiseWindow(start, end, order_by=cutoff)
-    if level is ServiceLevel.NEXT_DAY:
-        return PromiseWindow(*_local_days(today, 1, 1, tz))
-    return PromiseWindow(*_local_days(today, *STANDARD_DAYS, tz))
+        return "no wave cutoff left today"
+    return f"cannot promise {level.value}"
 
 
-def candidate_sources(
-    session: Session,
-    lines: Sequence[StockLine],
-    destination: tuple[float, float],
-    level: ServiceLevel,
-    now: datetime,
-    settings: Settings,
-) -> list[Candidate]:
-    """Own nodes that can ship every line and offer ``level``, nearest first.
-
-    Raises a 409 that says why when there is none: the service level is out of reach, a sku
-    is short (naming it and what is left), or no single node holds the whole order.
-    """
-    reachable = _reachable(session, destination, level, now, settings)
-    if not reachable:
-        raise ServiceLevelUnavailable(_unavailable_reason(level), service_level=level.value)
-    available = inventory_repo.available_by_node(session, [line.product_id for line in lines])
-    able = [
-        c
-        for c in reachable
-        if all(available.get((c.node.id, ln.product_id), 0) >= ln.quantity for ln in lines)  # type: ignore[arg-type]
-    ]
-    if able:
-        return able
-    for line in sorted(lines, key=lambda x: x.sku):
-        best = max(available.get((c.node.id, line.product_id), 0) for c in reachable)  # type: ignore[arg-type]
-        if best < line.quantity:
-            raise OutOfStock(line.sku, line.quantity, max(best, 0))
-    raise NoSingleSource(
-        "every sku is in stock, but no single node holds the whole order",
-        nodes=[c.node.code for c in reachable],
-    )
+def _picked_today(session: Session, nodes: Sequence[Node], now: datetime) -> dict[int, int]:
+    """Units already taken for each node's local day (its pick capacity is per local day)."""
+    picked: dict[int, int] = {}
+    for node in nodes:
+        assert node.id is not None
+        tz = ZoneInfo(node.timezone)
+        midnight = datetime.combine(now.astimezone(tz).date(), time(0, 0), tzinfo=tz)
+        units = session.exec(
+            select(func.coalesce(func.sum(FulfillmentLine.quantity), 0))
+            .join(Fulfillment, col(Fulfillment.id) == FulfillmentLine.fulfillment_id)
+            .where(
+                Fulfillment.node_id == node.id,
+                col(Fulfillment.created_at) >= midnight.astimezone(UTC),
+                Fulfillment.status != FulfillmentStatus.CANCELLED,
+            )
+        ).one()
+        picked[node.id] = int(units)
+    return picked
 
 
-def _reachable(
-    session: Session,
-    destination: tuple[float, float],
-    level: ServiceLevel,
-    now: datetime,
-    settings: Settings,
-) -> list[Candidate]:
-    candidates = []
-    for node in inventory_repo.active_nodes(session):
-        if not node.node_kind.is_own:
-            continue
-        window = promise_window(node, level, now, settings)
-        if window is None:
-            continue
-        distance = geodesic((node.lat, node.lon), destination).km
-        if level is ServiceLevel.SAME_DAY and distance > node.same_day_radius_km:
-            continue
-        candidates.append(Candidate(node, distance, window))
-    return sorted(candidates, key=lambda c: (c.distance_km, c.node.code))
-
-
-def _unavailable_reason(level: ServiceLevel) -> str:
-    if level is ServiceLevel.SAME_DAY:
-        return (
-            "same_day is not available for this destination now: no own node within its "
-            "same-day radius has a wave cutoff left today"
+def _third_parties_down(session: Session, now: datetime, settings: Settings) -> dict[int, str]:
+    """Third-party nodes that failed their last call recently: not offered until retried."""
+    since = now - timedelta(seconds=settings.mcf_retry_after_s)
+    rows = session.exec(
+        select(ThirdPartyHealth).where(
+            col(ThirdPartyHealth.down_since).is_not(None), col(ThirdPartyHealth.checked_at) >= since
         )
-    return f"{level.value} is not available: no active own node"
-
-
-def _local_days(today: date, first: int, last: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    start = datetime.combine(today + timedelta(days=first), DAY_START, tzinfo=tz)
-    end = datetime.combine(today + timedelta(days=last), DAY_END, tzinfo=tz)
-    return start, end
+    ).all()
+    return {
+        row.node_id: f"not answering since {row.down_since:%Y-%m-%d %H:%M} UTC ({row.last_error})"
+        for row in rows
+    }
