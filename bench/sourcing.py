@@ -8,9 +8,10 @@ turn on its own copy of the stock and pick capacity, so a policy lives with its 
 - ``greedy``: each line to the source where it adds least to the cost so far;
 - ``optimiser``: ``fulfill.sourcing.optimiser.decide`` (CP-SAT, 50 ms limit, greedy fallback).
 
-Cost model: per-shipment and per-unit handling costs by node kind; same day by the own fleet
-(base plus per km, only within the node's radius and while its pick capacity lasts); carriers
-by a rate card of weight and zone; third parties by their fee for weight and speed.
+Cost model: the service's own (``fulfill.sourcing.costs`` with the default ``SourcingCosts``):
+per-shipment and per-unit handling costs by node kind; same day by the own fleet (base plus per
+km, only within the node's radius and while its pick capacity lasts); carriers by a rate card
+of weight and zone; third parties by their fee for weight and speed.
 
     uv run python bench/sourcing.py [--quick] [--orders 10000] [--seed 1]
 
@@ -32,8 +33,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from fulfill.config import SourcingCosts
+from fulfill.sourcing.costs import terms
 from fulfill.sourcing.optimiser import (
-    Bracket,
     Costs,
     Line,
     NoSource,
@@ -46,13 +48,7 @@ from fulfill.sourcing.optimiser import (
 
 METRO = (53.5461, -113.4938)
 LEVELS = ("same_day", "next_day", "standard")
-# Carrier rate card: (max kg, cost) per zone; zones by distance.
-CARRIER = {1: ((1, 6.5), (5, 8.0), (15, 11.0), (30, 16.0)),
-           2: ((1, 8.0), (5, 10.5), (15, 15.0), (30, 22.0)),
-           3: ((1, 10.0), (5, 13.5), (15, 20.0), (30, 30.0))}  # fmt: skip
-SPEED_SURCHARGE = {"next_day": 1.6, "standard": 1.0}
-TP_FEE = ((0.5, 4.2), (1, 5.0), (2, 6.1), (5, 8.4), (10, 11.5), (20, 17.0))  # standard speed
-TP_SPEED = {"next_day": 1.45, "standard": 1.0}
+COSTS = SourcingCosts()  # the service's default cost model, so the figures are the product's
 
 
 @dataclass
@@ -64,14 +60,6 @@ class Node:
     radius_km: float
     stock: dict[str, int]
     capacity: int  # units it can pick today
-
-    @property
-    def shipment_cost(self) -> float:
-        return {"warehouse": 1.5, "store": 3.0, "third_party": 0.0}[self.kind]
-
-    @property
-    def handling(self) -> float:
-        return {"warehouse": 0.3, "store": 0.9, "third_party": 0.0}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -154,26 +142,20 @@ def sources_for(order: Order, nodes: Sequence[Node], used: dict[str, int]) -> li
     here = (order.lat, order.lon)
     for node in nodes:
         distance = km((node.lat, node.lon), here)
-        brackets: tuple[Bracket, ...] = ()
-        reason = None
-        if order.level == "same_day":
-            if node.kind != "third_party" and distance <= node.radius_km:
-                base = 3.0 + 0.55 * distance
-                brackets = (Bracket(25, round(base, 2)), Bracket(60, round(base + 6, 2)))
-            else:
-                reason = "out of same-day reach"
-        elif node.kind == "third_party":
-            brackets = tuple(Bracket(w, round(c * TP_SPEED[order.level], 2)) for w, c in TP_FEE)
-        else:
-            zone = 1 if distance < 50 else 2 if distance < 300 else 3
-            factor = SPEED_SURCHARGE[order.level] * (
-                1.25 if distance > 150 and order.level == "next_day" else 1
-            )
-            brackets = tuple(Bracket(w, round(c * factor, 2)) for w, c in CARRIER[zone])
+        t = terms(node.kind, order.level, distance, node.radius_km, COSTS)
         left = node.capacity - used.get(node.code, 0)
-        result.append(Source(node.code, node.stock, node.shipment_cost, node.handling, brackets,
-                             pick_capacity=max(0, left), distance_km=round(distance, 2),
-                             unreachable_reason=reason))  # fmt: skip
+        result.append(
+            Source(
+                node.code,
+                node.stock,
+                t.shipment_cost,
+                t.handling_per_unit,
+                t.brackets,
+                pick_capacity=max(0, left),
+                distance_km=round(distance, 2),
+                unreachable_reason=t.reason,
+            )
+        )
     return result
 
 
@@ -245,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     orders = 1000 if args.quick else args.orders
     nodes, day, _ = generate(orders, args.skus, args.seed)
-    costs = Costs(extra_shipment_penalty=4.0)
+    costs = Costs(extra_shipment_penalty=COSTS.extra_shipment_penalty)
     policies: dict[str, Policy] = {
         "nearest": nearest_rule,
         "greedy": greedy_cheapest,

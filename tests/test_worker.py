@@ -60,7 +60,7 @@ def place_orders(app: FastAPI, engine: Engine, count: int) -> list[str]:
         admin = {"Authorization": f"Bearer {create_key(session, [Scope.ADMIN])}"}
         session.commit()
     with TestClient(app) as client:
-        seed_catalog(client, admin, vans=False)
+        seed_catalog(client, admin)
         return [
             client.post("/v1/orders", json=order_body(f"web-{n}"), headers=admin).json()["id"]
             for n in range(count)

@@ -27,6 +27,8 @@ from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
 from fulfill.observability import MetricsMiddleware
 from fulfill.orders.api import router as orders_router
+from fulfill.restock.api import router as restock_router
+from fulfill.sourcing.api import router as promises_router
 from fulfill.worker import make_celery
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_problem_handlers(app)
     app.include_router(inventory_router)
     app.include_router(orders_router)
+    app.include_router(promises_router)
+    app.include_router(restock_router)
     app.include_router(dispatch_router)
     app.include_router(dispatch_page)
     _add_operations_routes(app)

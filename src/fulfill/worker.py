@@ -10,10 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
 from fulfill.config import Settings, get_settings
 
-TASK_MODULES = ["fulfill.outbox.tasks", "fulfill.maintenance", "fulfill.dispatch.tasks"]
+TASK_MODULES = [
+    "fulfill.outbox.tasks",
+    "fulfill.maintenance",
+    "fulfill.dispatch.tasks",
+    "fulfill.third_party.tasks",
+    "fulfill.restock.tasks",
+]
 VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
 DEFAULT_QUEUE = "fulfill"
 PLANNING_QUEUE = "planning"
@@ -52,6 +59,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "outbox-sweep": {"task": "outbox.relay", "schedule": settings.outbox_sweep_s},
         "idempotency-purge": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
         "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
+        "third-party-sync": {"task": "third_party.sync", "schedule": settings.mcf_sync_s},
+        "restock-refresh": {
+            "task": "restock.refresh",
+            "schedule": crontab(minute=0, hour=settings.restock_hour_utc),
+        },
     }
 
 

@@ -128,6 +128,9 @@ class OrderPublic(BaseModel):
 
 class OrderDetail(OrderPublic):
     timeline: list[TimelineEntry]
+    sourcing: dict[str, Any] | None = Field(
+        None, description="why these nodes: the decision, its cost and the ranked alternatives"
+    )
 
 
 class OrderPage(BaseModel):

@@ -10,11 +10,11 @@ from geopy.geocoders.base import Geocoder
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from fulfill.auth import Caller
+from fulfill.auth import SERVICE, Caller
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.dispatch.waves import join_wave
-from fulfill.errors import Conflict, NotFound, OutOfStock
+from fulfill.errors import Conflict, FulfillError, NotFound, OutOfStock
 from fulfill.geocoding import geocode
 from fulfill.inventory import service as inventory
 from fulfill.inventory.repository import nodes_by_id
@@ -32,6 +32,7 @@ from fulfill.orders.models import (
 )
 from fulfill.orders.repository import record_event
 from fulfill.orders.schemas import (
+    Destination,
     FulfillmentPublic,
     LinePublic,
     OrderCreate,
@@ -62,7 +63,7 @@ def place_order(
     now = now or utcnow()
     _refuse_known_external_id(session, caller, payload.external_id)
     cart = cart_lines(session, [(ln.sku, ln.quantity) for ln in payload.lines], "lines[{}].sku")
-    destination = _locate(payload, geocoder)
+    destination = locate(payload.destination, geocoder)
     level = payload.service_level
     order_id = new_id()
     sourced = _source_and_reserve(
@@ -128,7 +129,10 @@ def open_fulfillments(
     for node, window, shipment in sourced.shipments():
         assert node.id is not None
         fulfillment = Fulfillment(
-            order_id=order.id, node_id=node.id, status=FulfillmentStatus.PENDING
+            order_id=order.id,
+            node_id=node.id,
+            status=FulfillmentStatus.PENDING,
+            created_at=order.updated_at,  # the clock the order was placed (or re-sourced) by
         )
         if level is ServiceLevel.SAME_DAY:
             assert window.order_by is not None  # same day is promised from a wave cutoff
@@ -157,6 +161,42 @@ def _created_event(sourced: Sourcing) -> dict[str, Any]:
         "reason": "the cheapest way to keep the promise"
         + (f" ({record['method']}, optimal)" if record["optimal"] else f" ({record['method']})"),
     }
+
+
+def resource_fulfillment(
+    session: Session, fulfillment_id: str, settings: Settings, *, now: datetime
+) -> None:
+    """A node refused a fulfillment it had (its units are back): ship it from another node if
+    one can, else leave a clear note on the order for a person. The order is never dropped."""
+    fulfillment = session.get(Fulfillment, fulfillment_id)
+    assert fulfillment is not None
+    order = session.get(Order, fulfillment.order_id)
+    assert order is not None
+    if order.status == OrderStatus.CANCELLED:
+        return
+    refused = nodes_by_id(session, [fulfillment.node_id])[fulfillment.node_id]
+    f_lines = next(lines for f, lines in repo.fulfillments_of(session, order.id)
+                   if f.id == fulfillment_id)  # fmt: skip
+    cart = cart_lines(session, [(fl.sku, fl.quantity) for fl in f_lines], "lines[{}].sku")
+    try:
+        sourced = _source_and_reserve(
+            session, SERVICE, order.id, cart, (order.dest_lat, order.dest_lon),
+            ServiceLevel(order.service_level), now, settings,
+            postal=bool(order.destination.get("address")), refused_by=frozenset({refused.code}),
+        )  # fmt: skip
+    except FulfillError as exc:
+        record_event(session, order.id, "fulfillment.needs_attention",
+                     {"fulfillment": fulfillment_id, "reason": exc.message}, at=now)  # fmt: skip
+        return
+    order.updated_at = now
+    made = open_fulfillments(session, order, sourced, cart)
+    promise = sourced.promise
+    record_event(session, order.id, "fulfillment.re_sourced", {
+        "fulfillment": fulfillment_id, "from": refused.code,
+        "to": [{"fulfillment": f.id, "node": code} for f, code, _ in made],
+        "cost": sourced.record()["cost"],
+        "promise_kept": promise.end <= order.promise_end,
+    }, at=now)  # fmt: skip
 
 
 def cancel_order(
@@ -244,6 +284,7 @@ def order_detail(bundle: repo.OrderBundle) -> OrderDetail:
     return OrderDetail(
         **order_public(bundle).model_dump(),
         timeline=[TimelineEntry(at=e.at, kind=e.kind, data=e.data) for e in bundle.events or []],
+        sourcing=bundle.order.sourcing,
     )
 
 
@@ -257,8 +298,7 @@ def _refuse_known_external_id(session: Session, caller: Caller, external_id: str
         )
 
 
-def _locate(payload: OrderCreate, geocoder: Geocoder) -> tuple[float, float]:
-    dest = payload.destination
+def locate(dest: Destination, geocoder: Geocoder) -> tuple[float, float]:
     if dest.lat is not None and dest.lon is not None:
         return dest.lat, dest.lon
     assert dest.address is not None
@@ -276,12 +316,14 @@ def _source_and_reserve(
     settings: Settings,
     *,
     postal: bool,
+    refused_by: frozenset[str] = frozenset(),
 ) -> Sourcing:
     """Source the cart and reserve every shipment; if a concurrent order took units first,
     source again from what is left (a few times), then say what is short."""
     shortage: InsufficientStock | None = None
     for _ in range(RESERVE_ATTEMPTS):
-        sourced = source_cart(session, cart, destination, level, now, settings, postal=postal)
+        sourced = source_cart(session, cart, destination, level, now, settings, postal=postal,
+                              refused_by=refused_by)  # fmt: skip
         savepoint = session.begin_nested()
         try:
             for node, _, shipment in sourced.shipments():

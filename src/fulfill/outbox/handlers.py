@@ -1,7 +1,8 @@
 """Who receives which outbox topic.
 
-For now one subscriber: the shop's own event webhook (``FULFILL_EVENTS_WEBHOOK_URL``), signed
-with ``FULFILL_EVENTS_WEBHOOK_SECRET``. Receivers deduplicate by the ``id`` each event carries.
+The shop's own event webhook (``FULFILL_EVENTS_WEBHOOK_URL``), signed with
+``FULFILL_EVENTS_WEBHOOK_SECRET``: receivers deduplicate by the ``id`` each event carries. And
+the third party, whose orders are created and cancelled from here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import httpx
 from fulfill.config import Settings
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
+from fulfill.third_party.tasks import handlers as third_party
 from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
 
 WEBHOOK_TOPICS = ("order.created", "order.cancelled")
@@ -48,7 +50,7 @@ def webhook_handler(url: str, secret: str, timeout_s: float = 10.0) -> Handler:
 
 
 def handlers_for(settings: Settings) -> dict[str, list[Handler]]:
-    handlers: dict[str, list[Handler]] = {}
+    handlers: dict[str, list[Handler]] = dict(third_party(settings))
     if settings.events_webhook_url:
         deliver = webhook_handler(settings.events_webhook_url, settings.events_webhook_secret or "")
         for topic in WEBHOOK_TOPICS:

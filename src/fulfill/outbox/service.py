@@ -77,6 +77,11 @@ def claim_due(session: Session, limit: int, lease: timedelta) -> list[OutboxEven
     for row in rows:
         row.next_run_at = now + lease
         row.attempts += 1
+    session.flush()
+    # Detached with their values, so that reading them opens no transaction while handlers
+    # (which may write through sessions of their own) run: on SQLite that would hold the lock.
+    for row in rows:
+        session.expunge(row)
     session.commit()
     return rows
 

@@ -124,11 +124,12 @@ def source_cart(
     settings: Settings,
     *,
     postal: bool = True,
+    refused_by: frozenset[str] = frozenset(),
 ) -> Sourcing:
     """The cheapest way to ship ``lines`` at ``level``; a 409 that says why if there is none.
     Without a ``postal`` address, third parties (which need one) are not asked."""
     offers = {
-        o.node.code: o
+        o.node.code: o if o.node.code not in refused_by else o.closed("it refused this order")
         for o in _offers(session, lines, destination, level, now, settings, postal=postal)
     }
     while True:
@@ -153,13 +154,19 @@ def _decide(
     for line in sorted(lines, key=lambda ln: ln.sku):
         total = sum(o.source.available.get(line.sku, 0) for o in open_offers)
         if total < line.quantity:
-            raise OutOfStock(
+            short = OutOfStock(
                 line.sku,
                 line.quantity,
                 max(total, 0),
                 f"only {max(total, 0)} of {line.sku} available for {level.value} "
                 f"delivery here, {line.quantity} requested",
             )
+            # Nodes that hold it but cannot ship it now, with why: the rest of the story.
+            held = {o.node.code: o.source.unreachable_reason for o in offers
+                    if not o.open and o.source.available.get(line.sku, 0) > 0}  # fmt: skip
+            if held:
+                short.extensions["nodes"] = held
+            raise short
     try:
         return decide(
             [Line(ln.sku, ln.quantity, ln.weight_kg) for ln in lines],

@@ -90,15 +90,16 @@ def request_cancel(session: Session, fulfillment: Fulfillment) -> None:
 @dataclass(frozen=True)
 class Outcome:
     seller_order_id: str
+    fulfillment_id: str
     status: str
-    detail: str = ""
+    refused: bool = False
 
 
 def create(session: Session, seller_order_id: str, make_client: ClientFactory) -> Outcome:
     """Create the order at the third party unless done; raises ``McfUnavailable`` to retry."""
     row = _locked(session, seller_order_id)
     if row.status != ThirdPartyOrderStatus.REQUESTED:
-        return Outcome(seller_order_id, row.status, "nothing to do")
+        return Outcome(seller_order_id, row.fulfillment_id, row.status)
     order = session.get(Order, row.order_id)
     assert order is not None
     new = _new_order(session, row, order)
@@ -108,7 +109,7 @@ def create(session: Session, seller_order_id: str, make_client: ClientFactory) -
     except mcf.McfRefused as exc:
         mark_health(session, row.node_id, None)
         refuse(session, row, str(exc))
-        return Outcome(seller_order_id, row.status, str(exc))
+        return Outcome(seller_order_id, row.fulfillment_id, row.status, refused=True)
     except mcf.McfError as exc:
         mark_health(session, row.node_id, str(exc))
         raise
@@ -120,13 +121,13 @@ def create(session: Session, seller_order_id: str, make_client: ClientFactory) -
     record_event(session, row.order_id, "fulfillment.sent_to_third_party",
                  {"fulfillment": row.fulfillment_id, "seller_order_id": row.seller_order_id,
                   "speed": row.speed, "status": state.status})  # fmt: skip
-    return Outcome(seller_order_id, row.status)
+    return Outcome(seller_order_id, row.fulfillment_id, row.status)
 
 
 def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -> Outcome:
     row = _locked(session, seller_order_id)
     if row.status != ThirdPartyOrderStatus.CANCEL_REQUESTED:
-        return Outcome(seller_order_id, row.status, "nothing to do")
+        return Outcome(seller_order_id, row.fulfillment_id, row.status)
     try:
         with make_client() as client:
             state = client.get(seller_order_id)
@@ -137,7 +138,7 @@ def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -
         record_event(session, row.order_id, "fulfillment.cancel_refused_by_third_party",
                      {"fulfillment": row.fulfillment_id, "reason": str(exc)})  # fmt: skip
         row.status = ThirdPartyOrderStatus.FAILED
-        return Outcome(seller_order_id, row.status, str(exc))
+        return Outcome(seller_order_id, row.fulfillment_id, row.status, refused=True)
     except mcf.McfError as exc:
         mark_health(session, row.node_id, str(exc))
         raise
@@ -145,7 +146,7 @@ def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -
     row.status = ThirdPartyOrderStatus.CANCELLED
     row.remote_status = "Cancelled"
     row.updated_at = utcnow()
-    return Outcome(seller_order_id, row.status)
+    return Outcome(seller_order_id, row.fulfillment_id, row.status)
 
 
 def refuse(session: Session, row: ThirdPartyOrder, reason: str) -> None:

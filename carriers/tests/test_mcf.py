@@ -1,0 +1,148 @@
+"""The MCF adapter against the sandbox, over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+import uvicorn
+
+from fulfill_carriers import mcf
+from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
+
+ADDRESS = mcf.Address("Ada", "10220 103 Ave NW", "Edmonton", "T5J 0K4", "CA", state_or_region="AB")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def sandbox() -> Iterator[tuple[str, SandboxState]]:
+    state = SandboxState(page_size=2)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(sandbox_app(state), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", state
+    server.should_exit = True
+    thread.join(5)
+
+
+def stock(url: str, units: dict[str, int], token: str = "t1") -> None:
+    for sku in units:
+        body = {"sellerSku": sku, "marketplaceId": "M", "productName": sku}
+        assert httpx.post(f"{url}/fba/inventory/v1/items", json=body).status_code == 200
+    items = [{"sellerSku": s, "marketplaceId": "M", "quantity": n} for s, n in units.items()]
+    response = httpx.post(f"{url}/fba/inventory/v1/items/inventory",
+                          json={"inventoryItems": items},
+                          headers={"x-amzn-idempotency-token": token})  # fmt: skip
+    assert response.status_code == 200
+
+
+def new_order(order_id: str = "ff-1", quantity: int = 2) -> mcf.NewOrder:
+    return mcf.NewOrder(order_id, "web-1", datetime(2026, 11, 18, 15, 30, tzinfo=UTC),
+                        "Priority", ADDRESS, (mcf.Item("TEA-1", quantity, "TEA-1"),))  # fmt: skip
+
+
+def test_preview_create_get_cancel_and_inventory_follow_the_published_shapes(
+    sandbox: tuple[str, SandboxState],
+) -> None:
+    url, state = sandbox
+    stock(url, {"TEA-1": 5, "MUG-1": 1, "CUP-1": 3})
+    stock(url, {"TEA-1": 5}, token="t1")  # the same token again: no second delivery
+    with mcf.McfClient(url, marketplace_id="M") as client:
+        previews = {p.speed: p for p in client.preview(ADDRESS, [mcf.Item("TEA-1", 2, "a")])}
+        assert set(previews) == {"Standard", "Expedited", "Priority"}
+        assert previews["Priority"].fulfillable and previews["Priority"].fees == 12.4
+        short = client.preview(ADDRESS, [mcf.Item("MUG-1", 2, "a")], ["Standard"])[0]
+        assert not short.fulfillable and short.reasons == ("MUG-1: InventoryUnavailable",)
+        assert client.inventory() == {"CUP-1": 3, "MUG-1": 1, "TEA-1": 5}  # two pages of two
+        state_ = client.ensure_created(new_order())
+        assert (state_.status, state_.items) == ("Received", {"TEA-1": 2})
+        assert client.inventory(["TEA-1"]) == {"TEA-1": 3}
+        client.cancel("ff-1")
+        cancelled = client.get("ff-1")
+        assert cancelled is not None and cancelled.status == "Cancelled"
+        assert client.inventory(["TEA-1"]) == {"TEA-1": 5}
+        assert client.get("nope") is None
+
+
+def test_creating_twice_makes_one_order_even_when_the_first_answer_was_lost(
+    sandbox: tuple[str, SandboxState],
+) -> None:
+    url, state = sandbox
+    stock(url, {"TEA-1": 5})
+    with mcf.McfClient(url, marketplace_id="M") as client:
+        first = client.ensure_created(new_order())
+        again = client.ensure_created(new_order())
+    assert first == again and state.creates == 1
+    # A second client that raced the first: its create is refused as a duplicate, and it
+    # reads back the order the first one made instead of failing.
+    raw = httpx.post(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders",
+                     json=new_order().payload("M"))  # fmt: skip
+    assert raw.status_code == 400 and state.creates == 1
+
+
+def test_an_order_that_cannot_be_filled_is_refused_and_picking_cannot_be_cancelled(
+    sandbox: tuple[str, SandboxState],
+) -> None:
+    url, _ = sandbox
+    stock(url, {"TEA-1": 1})
+    with mcf.McfClient(url, marketplace_id="M") as client:
+        with pytest.raises(mcf.McfRefused, match="unfulfillable"):
+            client.ensure_created(new_order(quantity=2))
+        client.ensure_created(new_order("ff-2", quantity=1))
+        httpx.put(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-2/status",
+                  json={"fulfillmentOrderStatus": "Complete"})  # fmt: skip
+        shipped = client.get("ff-2")
+        assert shipped is not None and not shipped.cancellable
+        assert shipped.packages[0].tracking_number and shipped.packages[0].carrier_code
+        with pytest.raises(mcf.McfRefused):
+            client.cancel("ff-2")
+
+
+def test_an_outage_a_timeout_and_garbage_are_unavailable_so_the_caller_retries(
+    sandbox: tuple[str, SandboxState],
+) -> None:
+    url, state = sandbox
+    state.down = True
+    with mcf.McfClient(url, marketplace_id="M") as client, pytest.raises(mcf.McfUnavailable):
+        client.get("ff-1")
+    state.down, state.delay_s = False, 0.5
+    with mcf.McfClient(url, marketplace_id="M", timeout_s=0.1) as client:
+        with pytest.raises(mcf.McfUnavailable, match="Timeout"):
+            client.get("ff-1")
+    with mcf.McfClient(f"http://127.0.0.1:{free_port()}", marketplace_id="M") as client:
+        with pytest.raises(mcf.McfUnavailable, match="ConnectError"):
+            client.inventory()
+
+    class Garbage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>maintenance</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with mcf.McfClient(f"http://127.0.0.1:{server.server_port}", marketplace_id="M") as c:
+            with pytest.raises(mcf.McfUnavailable, match="not JSON"):
+                c.get("ff-1")
+    finally:
+        server.shutdown()
