@@ -134,7 +134,8 @@ def decide(
     if chosen is None:
         raise NoSource("no source can take the cart within its weight limits and pick capacity")
     notes = () if best is not None else ("the solver had no answer in time: best rule-based plan",)
-    alternatives = _alternatives(lines, sources, costs, chosen, greedy)
+    singles_by = {p.shipments[0].source: p for p in singles}
+    alternatives = _alternatives(lines, sources, costs, chosen, greedy, singles_by)
     return Decision(chosen, alternatives, optimal, time.perf_counter() - started, notes)
 
 
@@ -377,7 +378,7 @@ def nearest_rule(lines: Sequence[Line], sources: Sequence[Source], costs: Costs)
 
 def _alternatives(
     lines: Sequence[Line], sources: Sequence[Source], costs: Costs, chosen: Plan,
-    greedy: Plan | None,
+    greedy: Plan | None, singles: dict[str, Plan],
 ) -> tuple[Alternative, ...]:  # fmt: skip
     """Every single source, and the two rules, ranked by cost, each with why it lost."""
     found: list[Alternative] = []
@@ -394,9 +395,7 @@ def _alternatives(
         if short:
             found.append(Alternative(label, None, f"short of {', '.join(short)}"))
             continue
-        plan = plan_cost(
-            lines, {source.code: {ln.sku: ln.quantity for ln in lines}}, sources, costs, label
-        )
+        plan = singles.get(source.code)  # priced already, when the solver's bound was set
         if plan is None:
             found.append(Alternative(label, None, "over its pick capacity or weight limit"))
         elif plan.sources != chosen.sources or plan.cost > chosen.cost:
