@@ -29,8 +29,9 @@ def free_port() -> int:
 def sandbox() -> Iterator[tuple[str, SandboxState]]:
     state = SandboxState(page_size=2)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(sandbox_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(sandbox_app(state), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -46,21 +47,29 @@ def stock(url: str, units: dict[str, int], token: str = "t1") -> None:
         body = {"sellerSku": sku, "marketplaceId": "M", "productName": sku}
         assert httpx.post(f"{url}/fba/inventory/v1/items", json=body).status_code == 200
     items = [{"sellerSku": s, "marketplaceId": "M", "quantity": n} for s, n in units.items()]
-    response = httpx.post(f"{url}/fba/inventory/v1/items/inventory",
-                          json={"inventoryItems": items},
-                          headers={"x-amzn-idempotency-token": token})  # fmt: skip
+    response = httpx.post(
+        f"{url}/fba/inventory/v1/items/inventory",
+        json={"inventoryItems": items},
+        headers={"x-amzn-idempotency-token": token},
+    )
     assert response.status_code == 200
 
 
 def new_order(order_id: str = "ff-1", quantity: int = 2) -> mcf.NewOrder:
-    return mcf.NewOrder(order_id, "web-1", datetime(2026, 11, 18, 15, 30, tzinfo=UTC),
-                        "Priority", ADDRESS, (mcf.Item("TEA-1", quantity, "TEA-1"),))  # fmt: skip
+    return mcf.NewOrder(
+        order_id,
+        "web-1",
+        datetime(2026, 11, 18, 15, 30, tzinfo=UTC),
+        "Priority",
+        ADDRESS,
+        (mcf.Item("TEA-1", quantity, "TEA-1"),),
+    )
 
 
 def test_preview_create_get_cancel_and_inventory_follow_the_published_shapes(
     sandbox: tuple[str, SandboxState],
 ) -> None:
-    url, state = sandbox
+    url, _state = sandbox
     stock(url, {"TEA-1": 5, "MUG-1": 1, "CUP-1": 3})
     stock(url, {"TEA-1": 5}, token="t1")  # the same token again: no second delivery
     with mcf.McfClient(url, marketplace_id="M") as client:
@@ -91,8 +100,9 @@ def test_creating_twice_makes_one_order_even_when_the_first_answer_was_lost(
     assert first == again and state.creates == 1
     # A second client that raced the first: its create is refused as a duplicate, and it
     # reads back the order the first one made instead of failing.
-    raw = httpx.post(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders",
-                     json=new_order().payload("M"))  # fmt: skip
+    raw = httpx.post(
+        f"{url}/fba/outbound/2020-07-01/fulfillmentOrders", json=new_order().payload("M")
+    )
     assert raw.status_code == 400 and state.creates == 1
 
 
@@ -105,8 +115,10 @@ def test_an_order_that_cannot_be_filled_is_refused_and_picking_cannot_be_cancell
         with pytest.raises(mcf.McfRefused, match="unfulfillable"):
             client.ensure_created(new_order(quantity=2))
         client.ensure_created(new_order("ff-2", quantity=1))
-        httpx.put(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-2/status",
-                  json={"fulfillmentOrderStatus": "Complete"})  # fmt: skip
+        httpx.put(
+            f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-2/status",
+            json={"fulfillmentOrderStatus": "Complete"},
+        )
         shipped = client.get("ff-2")
         assert shipped is not None and not shipped.cancellable
         assert shipped.packages[0].tracking_number and shipped.packages[0].carrier_code
@@ -122,12 +134,12 @@ def test_an_outage_a_timeout_and_garbage_are_unavailable_so_the_caller_retries(
     with mcf.McfClient(url, marketplace_id="M") as client, pytest.raises(mcf.McfUnavailable):
         client.get("ff-1")
     state.down, state.delay_s = False, 0.5
-    with mcf.McfClient(url, marketplace_id="M", timeout_s=0.1) as client:
-        with pytest.raises(mcf.McfUnavailable, match="Timeout"):
-            client.get("ff-1")
-    with mcf.McfClient(f"http://127.0.0.1:{free_port()}", marketplace_id="M") as client:
-        with pytest.raises(mcf.McfUnavailable, match="ConnectError"):
-            client.inventory()
+    slow = mcf.McfClient(url, marketplace_id="M", timeout_s=0.1)
+    with slow, pytest.raises(mcf.McfUnavailable, match="Timeout"):
+        slow.get("ff-1")
+    nobody = mcf.McfClient(f"http://127.0.0.1:{free_port()}", marketplace_id="M")
+    with nobody, pytest.raises(mcf.McfUnavailable, match="ConnectError"):
+        nobody.inventory()
 
     class Garbage(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -141,8 +153,8 @@ def test_an_outage_a_timeout_and_garbage_are_unavailable_so_the_caller_retries(
     server = ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with mcf.McfClient(f"http://127.0.0.1:{server.server_port}", marketplace_id="M") as c:
-            with pytest.raises(mcf.McfUnavailable, match="not JSON"):
-                c.get("ff-1")
+        garbage = mcf.McfClient(f"http://127.0.0.1:{server.server_port}", marketplace_id="M")
+        with garbage, pytest.raises(mcf.McfUnavailable, match="not JSON"):
+            garbage.get("ff-1")
     finally:
         server.shutdown()

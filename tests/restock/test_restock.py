@@ -64,7 +64,11 @@ def test_a_node_running_short_gets_a_transfer_then_the_supplier_for_the_rest(
     items = client.get("/v1/restock", params={"node": "WH1"}, headers=shop).json()["items"]
     # 43 on hand less 42 reserved: 1 left against 2 a day; ST1 sells none and holds 60.
     [transfer] = items
-    assert (transfer["kind"], transfer["from_node"], transfer["method"]) == ("transfer", "ST1", "ses")
+    assert (transfer["kind"], transfer["from_node"], transfer["method"]) == (
+        "transfer",
+        "ST1",
+        "ses",
+    )
     assert transfer["available"] == 1 and transfer["daily_demand"] == pytest.approx(2.0)
     # Back up to a lead time and a week of demand, plus the safety stock: 2 + 14 + 0 - 1.
     assert (transfer["reorder_point"], transfer["quantity"]) == (2, 15)

@@ -26,7 +26,9 @@ def test_each_service_level_has_its_window_order_by_nodes_and_cost(
     # 08:30 in Edmonton: WH1's 10:00 wave (17:00 UTC), delivered 11:00-14:00 local.
     assert same_day["available"] and same_day["nodes"] == ["WH1"] and same_day["shipments"] == 1
     assert (same_day["order_by"], same_day["window_start"]) == (
-        "2026-11-18T17:00:00Z", "2026-11-18T18:00:00Z")  # fmt: skip
+        "2026-11-18T17:00:00Z",
+        "2026-11-18T18:00:00Z",
+    )
     assert same_day["cost"] > 0 and same_day["currency"] == "CAD"
     assert options["next_day"]["order_by"] == "2026-11-19T07:00:00Z"  # local midnight
     assert options["standard"]["cost"] < options["next_day"]["cost"]
@@ -46,8 +48,10 @@ def test_after_the_last_cutoff_same_day_is_refused_with_each_nodes_reason(
     options = ask(client, shop, [{"sku": "TEA-1", "quantity": 1}], at="2026-11-18T23:30:00Z")
     same_day = options["same_day"]
     assert not same_day["available"] and same_day["problem"] == "service-level-unavailable"
-    assert same_day["details"]["nodes"] == {"ST1": "no wave cutoff left today",
-                                            "WH1": "no wave cutoff left today"}  # fmt: skip
+    assert same_day["details"]["nodes"] == {
+        "ST1": "no wave cutoff left today",
+        "WH1": "no wave cutoff left today",
+    }
     # Next day is still the 19th in Edmonton, to be ordered by its midnight (07:00 UTC).
     assert options["next_day"]["window_start"] == "2026-11-19T16:00:00Z"
     assert options["next_day"]["order_by"] == "2026-11-19T07:00:00Z"
@@ -60,20 +64,39 @@ def test_same_day_is_offered_only_while_the_waves_vans_have_room(
     client: TestClient, admin: Headers, shop: Headers
 ) -> None:
     seed_catalog(client, admin, vans=False)
-    tokyo = {"code": "TYO", "name": "Tokyo store", "kind": "store", "lat": 35.68, "lon": 139.76,
-             "timezone": "Asia/Tokyo", "same_day_radius_km": 20, "wave_cutoffs": ["18:00"]}  # fmt: skip
+    tokyo = {
+        "code": "TYO",
+        "name": "Tokyo store",
+        "kind": "store",
+        "lat": 35.68,
+        "lon": 139.76,
+        "timezone": "Asia/Tokyo",
+        "same_day_radius_km": 20,
+        "wave_cutoffs": ["18:00"],
+    }
     assert client.post("/v1/nodes", json=tokyo, headers=admin).status_code == 201
     client.put("/v1/nodes/TYO/stock", json=[{"sku": "TEA-1", "on_hand": 9}], headers=admin)
-    van = {"code": "TYO-1", "node": "TYO", "capacity_parcels": 1, "capacity_kg": 50,
-           "shift_start": "09:00", "shift_end": "23:00"}  # fmt: skip
+    van = {
+        "code": "TYO-1",
+        "node": "TYO",
+        "capacity_parcels": 1,
+        "capacity_kg": 50,
+        "shift_start": "09:00",
+        "shift_end": "23:00",
+    }
     assert client.post("/v1/vans", json=van, headers=admin).status_code == 201
     ginza = {"lat": 35.67, "lon": 139.77}
     body = {"destination": ginza, "lines": [{"sku": "TEA-1", "quantity": 1}]}
     # 08:30 in Edmonton is 00:30 the next day in Tokyo: that day's 18:00 wave (09:00 UTC).
     first = client.post("/v1/promises", json=body, headers=shop).json()["options"][0]
     assert first["available"] and first["order_by"] == "2026-11-19T09:00:00Z"
-    order = {"external_id": "t-1", "customer": {"name": "Aiko", "email": "aiko@example.jp"}, "destination": ginza,
-             "service_level": "same_day", "lines": [{"sku": "TEA-1", "quantity": 1}]}  # fmt: skip
+    order = {
+        "external_id": "t-1",
+        "customer": {"name": "Aiko", "email": "aiko@example.jp"},
+        "destination": ginza,
+        "service_level": "same_day",
+        "lines": [{"sku": "TEA-1", "quantity": 1}],
+    }
     assert client.post("/v1/orders", json=order, headers=shop).status_code == 201
     second = client.post("/v1/promises", json=body, headers=shop).json()["options"][0]
     assert not second["available"]
@@ -89,6 +112,9 @@ def test_a_bad_cart_is_a_422_naming_the_line(
     body = {"destination": dict(DOWNTOWN), "lines": [{"sku": "NOPE-1", "quantity": 1}]}
     problem = assert_problem(client.post("/v1/promises", json=body, headers=shop), 422)
     assert problem["errors"][0]["field"] == "lines[0].sku"
-    naive = {"destination": dict(DOWNTOWN), "lines": [{"sku": "TEA-1", "quantity": 1}],
-             "at": "2026-11-18T10:00:00"}  # fmt: skip
+    naive = {
+        "destination": dict(DOWNTOWN),
+        "lines": [{"sku": "TEA-1", "quantity": 1}],
+        "at": "2026-11-18T10:00:00",
+    }
     assert client.post("/v1/promises", json=naive, headers=shop).status_code == 422

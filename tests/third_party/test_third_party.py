@@ -26,8 +26,13 @@ from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
 from tests.support import LiveServer, available, order_body, seed_catalog
 
 Headers = dict[str, str]
-ADDRESS = {"line1": "10220 103 Ave NW", "city": "Edmonton", "postal_code": "T5J 0K4",
-           "region": "AB", "country": "CA"}  # fmt: skip
+ADDRESS = {
+    "line1": "10220 103 Ave NW",
+    "city": "Edmonton",
+    "postal_code": "T5J 0K4",
+    "region": "AB",
+    "country": "CA",
+}
 HOME = {"lat": 53.5436, "lon": -113.4923, "address": ADDRESS}
 
 
@@ -45,30 +50,45 @@ def tp_settings(settings: Settings, sandbox: tuple[str, SandboxState]) -> Settin
 
 @pytest.fixture
 def seeded(
-    client: TestClient, admin: Headers, app: FastAPI, tp_settings: Settings,
+    client: TestClient,
+    admin: Headers,
+    app: FastAPI,
+    tp_settings: Settings,
     sandbox: tuple[str, SandboxState],
-) -> TestClient:  # fmt: skip
+) -> TestClient:
     """The usual catalog, a book only the third party (FBA in Calgary) holds: 10 there, 10 in
     its sandbox."""
     app.state.settings = tp_settings
     seed_catalog(client, admin)
     book = {"sku": "BOOK-1", "name": "Atlas", "weight_kg": 1.2}
     assert client.post("/v1/products", json=book, headers=admin).status_code == 201
-    node = {"code": "FBA1", "name": "FBA Calgary", "kind": "third_party", "lat": 51.05,
-            "lon": -114.07, "timezone": "America/Edmonton"}  # fmt: skip
+    node = {
+        "code": "FBA1",
+        "name": "FBA Calgary",
+        "kind": "third_party",
+        "lat": 51.05,
+        "lon": -114.07,
+        "timezone": "America/Edmonton",
+    }
     assert client.post("/v1/nodes", json=node, headers=admin).status_code == 201
     body = [{"sku": "BOOK-1", "on_hand": 10}]
     assert client.put("/v1/nodes/FBA1/stock", json=body, headers=admin).status_code == 200
     url, _ = sandbox
-    httpx.post(f"{url}/fba/inventory/v1/items/inventory", headers={"x-amzn-idempotency-token": "a"},
-               json={"inventoryItems": [{"sellerSku": "BOOK-1", "marketplaceId": "M",
-                                         "quantity": 10}]})  # fmt: skip
+    httpx.post(
+        f"{url}/fba/inventory/v1/items/inventory",
+        headers={"x-amzn-idempotency-token": "a"},
+        json={"inventoryItems": [{"sellerSku": "BOOK-1", "marketplaceId": "M", "quantity": 10}]},
+    )
     return client
 
 
 def book_order(external_id: str = "web-1", quantity: int = 2) -> dict[str, Any]:
-    return order_body(external_id, destination=HOME, service_level="next_day",
-                      lines=[{"sku": "BOOK-1", "quantity": quantity}])  # fmt: skip
+    return order_body(
+        external_id,
+        destination=HOME,
+        service_level="next_day",
+        lines=[{"sku": "BOOK-1", "quantity": quantity}],
+    )
 
 
 def relay_now(engine: Engine, settings: Settings) -> None:
@@ -76,8 +96,9 @@ def relay_now(engine: Engine, settings: Settings) -> None:
     with Session(engine) as session:
         session.execute(update(OutboxEvent).values(next_run_at=utcnow() - timedelta(seconds=1)))
         session.commit()
-        relay(session, handlers_for(settings), limit=100, lease=timedelta(minutes=5),
-              max_attempts=5)  # fmt: skip
+        relay(
+            session, handlers_for(settings), limit=100, lease=timedelta(minutes=5), max_attempts=5
+        )
 
 
 def events(engine: Engine, topic: str) -> list[OutboxEvent]:
@@ -86,13 +107,19 @@ def events(engine: Engine, topic: str) -> list[OutboxEvent]:
 
 
 def timeline(client: TestClient, shop: Headers, order_id: str) -> list[str]:
-    return [e["kind"] for e in client.get(f"/v1/orders/{order_id}", headers=shop).json()["timeline"]]
+    return [
+        e["kind"] for e in client.get(f"/v1/orders/{order_id}", headers=shop).json()["timeline"]
+    ]
 
 
 def test_an_order_sourced_at_the_third_party_is_created_there_once_whatever_is_replayed(
-    seeded: TestClient, shop: Headers, admin: Headers, engine: Engine, tp_settings: Settings,
+    seeded: TestClient,
+    shop: Headers,
+    admin: Headers,
+    engine: Engine,
+    tp_settings: Settings,
     sandbox: tuple[str, SandboxState],
-) -> None:  # fmt: skip
+) -> None:
     _, state = sandbox
     response = seeded.post("/v1/orders", json=book_order(), headers=shop)
     assert response.status_code == 201, response.text
@@ -120,9 +147,13 @@ def test_an_order_sourced_at_the_third_party_is_created_there_once_whatever_is_r
 
 
 def test_an_outage_loses_nothing_and_sourcing_avoids_the_third_party_meanwhile(
-    seeded: TestClient, shop: Headers, admin: Headers, engine: Engine, tp_settings: Settings,
+    seeded: TestClient,
+    shop: Headers,
+    admin: Headers,
+    engine: Engine,
+    tp_settings: Settings,
     sandbox: tuple[str, SandboxState],
-) -> None:  # fmt: skip
+) -> None:
     _, state = sandbox
     state.down = True
     first = seeded.post("/v1/orders", json=book_order("web-1"), headers=shop)
@@ -143,16 +174,23 @@ def test_an_outage_loses_nothing_and_sourcing_avoids_the_third_party_meanwhile(
     relay_now(engine, tp_settings)
     assert events(engine, "third_party.create")[0].status == OutboxStatus.SENT
     assert list(state.orders) == [first.json()["fulfillments"][0]["id"]]
-    promise = seeded.post("/v1/promises", json={"destination": HOME,
-                          "lines": [{"sku": "BOOK-1", "quantity": 1}]}, headers=shop).json()  # fmt: skip
+    promise = seeded.post(
+        "/v1/promises",
+        json={"destination": HOME, "lines": [{"sku": "BOOK-1", "quantity": 1}]},
+        headers=shop,
+    ).json()
     next_day = next(o for o in promise["options"] if o["service_level"] == "next_day")
     assert next_day["available"] and next_day["nodes"] == ["FBA1"]
 
 
 def test_an_order_the_third_party_refuses_ships_from_an_own_node_instead(
-    seeded: TestClient, shop: Headers, admin: Headers, engine: Engine, tp_settings: Settings,
+    seeded: TestClient,
+    shop: Headers,
+    admin: Headers,
+    engine: Engine,
+    tp_settings: Settings,
     sandbox: tuple[str, SandboxState],
-) -> None:  # fmt: skip
+) -> None:
     _, state = sandbox
     state.inventory["BOOK-1"] = 0  # sold elsewhere since the last sync
     body = [{"sku": "BOOK-1", "on_hand": 3}]
@@ -172,9 +210,13 @@ def test_an_order_the_third_party_refuses_ships_from_an_own_node_instead(
 
 
 def test_the_sync_reads_its_stock_and_ships_and_a_cancel_reaches_it(
-    seeded: TestClient, shop: Headers, admin: Headers, engine: Engine, tp_settings: Settings,
+    seeded: TestClient,
+    shop: Headers,
+    admin: Headers,
+    engine: Engine,
+    tp_settings: Settings,
     sandbox: tuple[str, SandboxState],
-) -> None:  # fmt: skip
+) -> None:
     url, state = sandbox
     shipped = seeded.post("/v1/orders", json=book_order("web-1", 2), headers=shop).json()
     cancelled = seeded.post("/v1/orders", json=book_order("web-2", 1), headers=shop).json()
@@ -190,8 +232,10 @@ def test_the_sync_reads_its_stock_and_ships_and_a_cancel_reaches_it(
     assert state.orders[cancelled["fulfillments"][0]["id"]].status == "Cancelled"
 
     seller_id = shipped["fulfillments"][0]["id"]
-    httpx.put(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/{seller_id}/status",
-              json={"fulfillmentOrderStatus": "Complete"})  # fmt: skip
+    httpx.put(
+        f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/{seller_id}/status",
+        json={"fulfillmentOrderStatus": "Complete"},
+    )
     assert sync_all(engine, tp_settings)["orders"] == 1
     detail = seeded.get(f"/v1/orders/{shipped['id']}", headers=shop).json()
     assert detail["fulfillments"][0]["status"] == "handed_to_carrier"
@@ -201,5 +245,9 @@ def test_the_sync_reads_its_stock_and_ships_and_a_cancel_reaches_it(
     rows = seeded.get("/v1/stock", params={"sku": "BOOK-1", "node": "FBA1"}, headers=admin).json()
     assert (rows[0]["on_hand"], rows[0]["reserved"]) == (13, 0)
     with Session(engine) as session:
-        assert session.exec(select(ThirdPartyOrder).where(
-            col(ThirdPartyOrder.status) == "shipped")).one().seller_order_id == seller_id  # fmt: skip
+        assert (
+            session.exec(select(ThirdPartyOrder).where(col(ThirdPartyOrder.status) == "shipped"))
+            .one()
+            .seller_order_id
+            == seller_id
+        )
