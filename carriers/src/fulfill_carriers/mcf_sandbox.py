@@ -13,8 +13,8 @@ delay on every answer) and what the sandbox holds, so that tests can count what 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -110,7 +110,7 @@ def sandbox_app(state: SandboxState | None = None) -> FastAPI:
         if request.url.path.startswith("/sandbox/"):
             return await call_next(request)
         if state.delay_s:
-            time.sleep(state.delay_s)  # blocks this worker thread on purpose: a slow third party
+            await asyncio.sleep(state.delay_s)  # a slow third party, without stalling the others
         if state.down:
             return _errors(503, "ServiceUnavailable", "Temporary overloading or maintenance.")
         return await call_next(request)
