@@ -51,22 +51,27 @@ def brute_force(lines: Sequence[Line], sources: Sequence[Source], costs: Costs) 
     return best
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_the_optimiser_matches_brute_force_on_small_random_carts(seed: int) -> None:
+def random_case(
+    seed: int, nodes: tuple[int, int], most_units: int
+) -> tuple[list[Line], list[Source], Costs]:
     rng = np.random.default_rng(seed)
     skus = [f"S{k}" for k in range(int(rng.integers(1, 4)))]
-    lines = [Line(sku, int(rng.integers(1, 4)), float(rng.choice([0.3, 1.5, 4.0, 9.0])))
-             for sku in skus]  # fmt: skip
+    lines = [Line(sku, int(rng.integers(1, most_units + 1)),
+                  float(rng.choice([0.3, 1.5, 4.0, 9.0]))) for sku in skus]  # fmt: skip
     sources = []
-    for j in range(int(rng.integers(2, 4))):
+    for j in range(int(rng.integers(*nodes))):
         stock = {sku: int(rng.integers(0, 4)) for sku in skus}
         card = tuple(
             Bracket(b.max_kg, round(b.cost * float(rng.uniform(0.5, 2.0)), 2)) for b in CARD
         )
         capacity = int(rng.integers(1, 8)) if rng.random() < 0.3 else None
         sources.append(source(f"N{j}", stock, brackets=card, pick_capacity=capacity,
-                              shipment_cost=float(rng.uniform(0, 5))))  # fmt: skip
-    costs = Costs(extra_shipment_penalty=float(rng.uniform(0, 6)))
+                              shipment_cost=float(rng.uniform(0, 5)),
+                              handling_per_unit=float(rng.uniform(0, 1))))  # fmt: skip
+    return lines, sources, Costs(extra_shipment_penalty=float(rng.uniform(0, 6)))
+
+
+def assert_matches_brute_force(lines: list[Line], sources: list[Source], costs: Costs) -> None:
     expected = brute_force(lines, sources, costs)
     if expected is None:
         with pytest.raises(NoSource):
@@ -75,6 +80,27 @@ def test_the_optimiser_matches_brute_force_on_small_random_carts(seed: int) -> N
     decision = decide(lines, sources, costs=costs, time_limit_s=1.0)
     assert decision.optimal
     assert decision.chosen.cost == pytest.approx(expected.cost, abs=0.011)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_optimiser_matches_brute_force_on_small_random_carts(seed: int) -> None:
+    assert_matches_brute_force(*random_case(seed, nodes=(2, 4), most_units=3))
+
+
+@pytest.mark.parametrize("seed", range(40, 100))
+def test_pruning_sources_by_the_split_bound_never_loses_the_optimum(seed: int) -> None:
+    """Four to six nodes: enough for the bound and the best pair to decide what the model holds."""
+    assert_matches_brute_force(*random_case(seed, nodes=(4, 7), most_units=2))
+
+
+def test_a_single_source_the_bound_proves_best_skips_the_solver() -> None:
+    lines = [Line("A", 1, 0.3), Line("B", 1, 0.3)]
+    near = source("NEAR", {"A": 5, "B": 5}, shipment_cost=0.5)
+    far = [source(f"FAR{k}", {"A": 5}, shipment_cost=9.0) for k in range(3)]
+    decision = decide(lines, [near, *far])
+    assert decision.optimal
+    assert decision.chosen.sources == ("NEAR",)
+    assert decision.chosen.method == "all from NEAR"
 
 
 def test_a_cart_one_node_holds_ships_whole_when_splitting_costs_more() -> None:
@@ -139,3 +165,16 @@ def test_greedy_is_a_valid_plan_never_cheaper_than_the_optimum() -> None:
             continue
         greedy = greedy_cheapest(lines, sources, Costs())
         assert greedy is not None and greedy.cost >= decision.chosen.cost - 0.011
+
+
+def test_the_bound_allows_every_shipment_the_weight_tolerance() -> None:
+    """Three 1 kg parcels whose float weight is a hair over the 1 kg bracket each still fit it:
+    the bound must not drop them for the one source that takes all three."""
+    cheap = (Bracket(1.0, 1.0), Bracket(30.0, 50.0))
+    free = {"shipment_cost": 0.0, "handling_per_unit": 0.0}
+    small = [source(f"N{k}", {"A": 1}, brackets=cheap, **free) for k in range(3)]
+    big = source("E", {"A": 3}, brackets=(Bracket(30.0, 10.0),), **free)
+    lines = [Line("A", 3, 1.0000000004)]
+    decision = decide(lines, [*small, big], costs=Costs(extra_shipment_penalty=0.0))
+    assert decision.chosen.cost == pytest.approx(3.0)
+    assert len(decision.chosen.shipments) == 3
