@@ -11,7 +11,14 @@ import pytest
 
 from fulfill_routing.geo import haversine_matrix_km
 from fulfill_routing.model import Location
-from fulfill_routing.travel import GreatCircle, OsrmError, OsrmTable, SpeedProfile
+from fulfill_routing.travel import (
+    GreatCircle,
+    OsrmError,
+    OsrmTable,
+    SpeedProfile,
+    TravelTimeProvider,
+    with_location,
+)
 
 POINTS = [Location(lat=53.54 + 0.01 * i, lon=-113.49 - 0.013 * i) for i in range(7)]
 
@@ -105,3 +112,26 @@ def test_an_osrm_error_is_raised_with_its_message() -> None:
 def test_an_unreachable_osrm_is_an_osrm_error() -> None:
     with pytest.raises(OsrmError, match="request failed"):
         OsrmTable("http://127.0.0.1:9", timeout_s=1).matrices(POINTS[:2])
+
+
+@pytest.mark.parametrize("kind", ["great_circle", "osrm"])
+def test_one_more_location_grows_the_matrices_as_a_full_rebuild_would(
+    kind: str, osrm: FakeOsrm
+) -> None:
+    provider: TravelTimeProvider = (
+        GreatCircle() if kind == "great_circle" else OsrmTable(osrm.url, block=3)
+    )
+    base, extra = POINTS[:-1], POINTS[-1]
+    grown = with_location(provider, base, provider.matrices(base, 9 * 3600), extra, 9 * 3600)
+    full = provider.matrices(POINTS, 9 * 3600)
+    assert np.array_equal(grown[0], full[0]) and np.array_equal(grown[1], full[1])
+    rows, _ = provider.between(POINTS[:2], POINTS[2:5], 9 * 3600)
+    assert np.array_equal(rows, full[0][:2, 2:5])
+
+
+def test_one_origin_asks_osrm_for_up_to_block_squared_targets_at_once(osrm: FakeOsrm) -> None:
+    client = OsrmTable(osrm.url, block=2)  # OSRM bounds sources x destinations by 2 x 2
+    distances, _ = client.between(POINTS[:1], POINTS[1:])
+    assert len(osrm.requests) == 2  # 6 targets: 4, then 2
+    km = haversine_matrix_km([p.lat for p in POINTS], [p.lon for p in POINTS])
+    assert np.array_equal(distances[0], np.ceil(km[0, 1:] * 1000).astype(np.int64))

@@ -29,12 +29,23 @@ def haversine_matrix_km(lats: npt.ArrayLike, lons: npt.ArrayLike) -> FloatArray:
     ValueError
         If the arrays differ in shape or hold coordinates outside their range.
     """
-    lat, lon = _validated(lats, lons)
-    phi = np.radians(lat)
-    lam = np.radians(lon)
-    dphi = phi[:, None] - phi[None, :]
-    dlam = lam[:, None] - lam[None, :]
-    a = np.sin(dphi / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dlam / 2) ** 2
+    return haversine_between_km(lats, lons, lats, lons)
+
+
+def haversine_between_km(
+    from_lats: npt.ArrayLike, from_lons: npt.ArrayLike,
+    to_lats: npt.ArrayLike, to_lons: npt.ArrayLike,
+) -> FloatArray:  # fmt: skip
+    """Distances in km from each of the first points (rows) to each of the second (columns)."""
+    lat1, lon1 = _validated(from_lats, from_lons)
+    lat2, lon2 = _validated(to_lats, to_lons)
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dphi = phi1[:, None] - phi2[None, :]
+    dlam = np.radians(lon1)[:, None] - np.radians(lon2)[None, :]
+    a = (
+        np.sin(dphi / 2) ** 2
+        + np.cos(phi1)[:, None] * np.cos(phi2)[None, :] * np.sin(dlam / 2) ** 2
+    )
     result: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
     return result
 

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from fulfill_routing.geo import haversine_matrix_km
+from fulfill_routing.geo import haversine_between_km
 from fulfill_routing.model import Location
 
 IntArray = npt.NDArray[np.int64]
@@ -37,6 +37,34 @@ class TravelTimeProvider(Protocol):
         """(distances in metres, durations in seconds) between every pair of locations, for
         travel starting ``departure_s`` seconds after local midnight."""
         ...
+
+    def between(
+        self, origins: Sequence[Location], targets: Sequence[Location], departure_s: int = 0
+    ) -> tuple[IntArray, IntArray]:
+        """The same from each origin (rows) to each target (columns) only."""
+        ...
+
+
+def with_location(
+    travel: TravelTimeProvider,
+    locations: Sequence[Location],
+    matrices: tuple[IntArray, IntArray],
+    extra: Location,
+    departure_s: int = 0,
+) -> tuple[IntArray, IntArray]:
+    """``matrices`` of ``locations`` grown by one row and column for ``extra``, at the cost of
+    2n pairs instead of (n + 1)^2: how one more stop is priced against a stored plan."""
+    n = len(locations)
+    out_d, out_t = travel.between([extra], locations, departure_s)
+    in_d, in_t = travel.between(locations, [extra], departure_s)
+    grown = []
+    for base, out, into in ((matrices[0], out_d, in_d), (matrices[1], out_t, in_t)):
+        matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+        matrix[:n, :n] = base
+        matrix[n, :n] = out[0]
+        matrix[:n, n] = into[:, 0]
+        grown.append(matrix)
+    return grown[0], grown[1]
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,17 @@ class GreatCircle:
     ) -> tuple[IntArray, IntArray]:
         if self.circuity < 1:
             raise ValueError("circuity must be at least 1")
-        km = haversine_matrix_km([p.lat for p in locations], [p.lon for p in locations])
+        return self.between(locations, locations, departure_s)
+
+    def between(
+        self, origins: Sequence[Location], targets: Sequence[Location], departure_s: int = 0
+    ) -> tuple[IntArray, IntArray]:
+        if self.circuity < 1:
+            raise ValueError("circuity must be at least 1")
+        km = haversine_between_km(
+            [p.lat for p in origins], [p.lon for p in origins],
+            [p.lat for p in targets], [p.lon for p in targets],
+        )  # fmt: skip
         metres = km * 1000.0 * self.circuity
         speed_ms = self.profile.kmh_at(departure_s) / 3.6
         distances = np.rint(metres).astype(np.int64)
@@ -90,6 +128,25 @@ class OsrmTable:
         if key not in self._cache:
             self._cache[key] = self._fetch(locations)
         return self._cache[key]
+
+    def between(
+        self, origins: Sequence[Location], targets: Sequence[Location], departure_s: int = 0
+    ) -> tuple[IntArray, IntArray]:
+        points = [*origins, *targets]
+        rows, columns = range(len(origins)), range(len(origins), len(points))
+        distances = np.zeros((len(rows), len(columns)), dtype=np.int64)
+        durations = np.zeros_like(distances)
+        # OSRM bounds sources x destinations by block^2: one origin may ask block^2 targets.
+        across = max(1, self.block**2 // max(1, min(len(rows), self.block)))
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout_s) as client:
+            for r in range(0, len(rows), self.block):
+                for c in range(0, len(columns), across):
+                    sources = rows[r : r + self.block]
+                    wanted = columns[c : c + across]
+                    d, t = self._fetch_block(client, points, sources, wanted)
+                    distances[r : r + len(sources), c : c + len(wanted)] = d
+                    durations[r : r + len(sources), c : c + len(wanted)] = t
+        return distances, durations
 
     def _key(self, locations: Sequence[Location]) -> str:
         text = ";".join(f"{p.lon:.6f},{p.lat:.6f}" for p in locations)

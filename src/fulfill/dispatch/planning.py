@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, Van, Wave
@@ -31,7 +31,7 @@ from fulfill_routing.model import (
 )
 from fulfill_routing.model import Vehicle as RoutingVehicle
 from fulfill_routing.schedule import Context
-from fulfill_routing.travel import GreatCircle, OsrmTable, TravelTimeProvider
+from fulfill_routing.travel import GreatCircle, OsrmTable, TravelTimeProvider, with_location
 
 COST_SCALE = 1_000_000  # problem cost units per currency unit
 DEPOT = "depot"
@@ -101,6 +101,7 @@ class WaveProblem:
     deliveries: dict[str, Delivery]
     vans: dict[str, Van]
     context: Context | None
+    departure_s: int = 0  # when the vans can leave: the matrices' time of day
 
     def routing(self) -> tuple[Problem, Context]:
         assert self.problem is not None and self.context is not None, "no van to plan with"
@@ -145,6 +146,22 @@ def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
         )
         for f, o in rows
     ]
+
+
+def wave_load(session: Session, wave: Wave) -> tuple[int, float]:
+    """Parcels and kilograms the wave holds: one parcel per pending fulfillment, as planned."""
+    parcels = session.exec(
+        select(func.count())
+        .select_from(Fulfillment)
+        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
+    ).one()
+    kg = session.exec(
+        select(func.coalesce(func.sum(FulfillmentLine.quantity * Product.weight_kg), 0.0))
+        .join(Fulfillment, col(Fulfillment.id) == FulfillmentLine.fulfillment_id)
+        .join(Product, col(Product.id) == FulfillmentLine.product_id)
+        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
+    ).one()
+    return int(parcels), float(kg)
 
 
 def delivery_of(stop: PlanStop) -> Delivery:
@@ -198,18 +215,7 @@ def build_problem(
     ready = clock.seconds(wave.cutoff_at) + settings.dispatch_loading_min * 60
     by_id = {d.fulfillment_id: d for d in deliveries}
     van_by_code = {v.code: v for v in vans}
-    penalty = round(settings.dispatch_unassigned_penalty * COST_SCALE)
-    stops = tuple(
-        Stop(
-            id=d.fulfillment_id,
-            location=k + 1,
-            service_time=settings.dispatch_service_s,
-            time_windows=(clock.window(d.window_start, d.window_end),),
-            demand=(d.parcels, math.ceil(d.weight_kg)),
-            penalty=penalty,
-        )
-        for k, d in enumerate(by_id.values())
-    )
+    stops = tuple(stop_for(d, k + 1, clock, settings) for k, d in enumerate(by_id.values()))
     if not van_by_code:
         return WaveProblem(None, clock, by_id, van_by_code, None)
     depot = Location(lat=node.lat, lon=node.lon)
@@ -232,7 +238,42 @@ def build_problem(
         initial_routes={v: s for v, s in initial.items() if s},
     )
     context = Context.of(problem, distances, durations)
-    return WaveProblem(problem, clock, by_id, van_by_code, context)
+    return WaveProblem(problem, clock, by_id, van_by_code, context, ready)
+
+
+def stop_for(delivery: Delivery, location: int, clock: Clock, settings: Settings) -> Stop:
+    """The planner's stop for a delivery at matrix index ``location``."""
+    return Stop(
+        id=delivery.fulfillment_id,
+        location=location,
+        service_time=settings.dispatch_service_s,
+        time_windows=(clock.window(delivery.window_start, delivery.window_end),),
+        demand=(delivery.parcels, math.ceil(delivery.weight_kg)),
+        penalty=round(settings.dispatch_unassigned_penalty * COST_SCALE),
+    )
+
+
+def with_delivery(
+    wp: WaveProblem, delivery: Delivery, settings: Settings
+) -> tuple[Problem, Context]:
+    """``wp`` and one more delivery, whose travel is priced against the others only (2n pairs,
+    not (n + 1)^2): what a same-day promise asks of a wave's plan on every cart change."""
+    problem, context = wp.routing()
+    assert problem.locations is not None
+    extra = Location(lat=delivery.lat, lon=delivery.lon)
+    distances, durations = with_location(
+        travel_provider(settings), problem.locations, (context.distances, context.durations),
+        extra, wp.departure_s,
+    )  # fmt: skip
+    stop = stop_for(delivery, len(problem.locations), wp.clock, settings)
+    grown = problem.model_copy(
+        update={
+            "stops": (*problem.stops, stop),
+            "locations": (*problem.locations, extra),
+            "matrix": Matrix(distances=distances, durations=durations),
+        }
+    )
+    return grown, Context.of(grown, distances, durations)
 
 
 def _vehicle(van: Van, clock: Clock, ready: int) -> RoutingVehicle:

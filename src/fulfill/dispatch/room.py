@@ -7,12 +7,18 @@ the new door fits a route that has not left yet (its window, the vans' shifts, t
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
 from fulfill.config import Settings
 from fulfill.dispatch import planning
-from fulfill.dispatch.models import PlanRoute, PlanStop, RouteStatus, Van, Wave
-from fulfill.dispatch.planning import Delivery, delivery_of
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van, Wave
+from fulfill.dispatch.planning import Delivery
 from fulfill.dispatch.waves import find_wave
 from fulfill.inventory.models import Node
 from fulfill.sourcing.windows import PromiseWindow
@@ -21,6 +27,14 @@ from fulfill_routing.model import Solution
 from fulfill_routing.schedule import Infeasible, schedule_route
 
 NEW_STOP = "new"
+# A stored stop as the planner's Delivery, field by field.
+_DELIVERY_COLUMNS = [
+    col(c)
+    for c in (
+        PlanStop.fulfillment_id, PlanStop.order_id, PlanStop.lat, PlanStop.lon,
+        PlanStop.window_start, PlanStop.window_end, PlanStop.parcels, PlanStop.weight_kg,
+    )
+]  # fmt: skip
 
 
 def same_day_room(
@@ -38,7 +52,7 @@ def same_day_room(
     if not vans:
         return f"{node.code} has no van for same-day delivery"
     wave = find_wave(session, node.id, window.order_by)
-    held = planning.wave_deliveries(session, wave) if wave is not None else []
+    held = planning.wave_load(session, wave) if wave is not None else (0, 0.0)
     full = _over_capacity(vans, held, weight_kg)
     if full or wave is None:
         return full
@@ -46,13 +60,12 @@ def same_day_room(
     plan = planning.current_plan(session, wave.id)
     if plan is None:
         return None
-    return _no_insertion(session, node, wave, plan.id, vans, destination, window, weight_kg,
+    return _no_insertion(session, node, wave, plan, vans, destination, window, weight_kg,
                          settings)  # fmt: skip
 
 
-def _over_capacity(vans: list[Van], held: list[Delivery], weight_kg: float) -> str | None:
-    parcels = sum(d.parcels for d in held) + 1
-    kg = sum(d.weight_kg for d in held) + weight_kg
+def _over_capacity(vans: list[Van], held: tuple[int, float], weight_kg: float) -> str | None:
+    parcels, kg = held[0] + 1, held[1] + weight_kg
     if parcels > sum(v.capacity_parcels for v in vans):
         return f"the wave's vans are full ({parcels - 1} parcels)"
     if kg > sum(v.capacity_kg for v in vans):
@@ -64,41 +77,115 @@ def _no_insertion(
     session: Session,
     node: Node,
     wave: Wave,
-    plan_id: int | None,
+    plan: Plan,
     vans: list[Van],
     destination: tuple[float, float],
     window: PromiseWindow,
     weight_kg: float,
     settings: Settings,
 ) -> str | None:
-    rows = session.exec(
-        select(PlanRoute, Van, PlanStop)
+    routes = session.execute(
+        sa.select(col(PlanRoute.status), col(Van.code))
         .join(Van, col(Van.id) == PlanRoute.van_id)
-        .join(PlanStop, col(PlanStop.route_id) == PlanRoute.id)
-        .where(PlanRoute.plan_id == plan_id)
-        .order_by(col(Van.code), col(PlanStop.position))
+        .where(col(PlanRoute.plan_id) == plan.id)
     ).all()
-    on_road = {van.code for route, van, _ in rows if route.status != RouteStatus.PLANNED}
+    on_road = frozenset(code for status, code in routes if status != RouteStatus.PLANNED)
     free = [v for v in vans if v.code not in on_road]
     if not free:
         return "every van of the wave has left"
+    # The id and the creation time: SQLite may give a rolled-back plan's id to the next one.
+    key = (
+        plan.id,
+        plan.created_at,
+        on_road,
+        tuple(_van_key(v) for v in free),
+        _settings_key(settings),
+    )
+    base = _PLANS.get(key)
+    if base is None:
+        base = _PLANS.put(key, _planned(session, node, wave, plan.id, on_road, free, settings))
+    if base.solution is None:  # a forced move made a route late: project it leniently elsewhere
+        return "the wave's current plan is already late; ask the dispatcher"
+    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
+    _, context = planning.with_delivery(base.wave, new, settings)
+    fit = best_insertion(context, base.solution, NEW_STOP)
+    return None if fit.fits else f"no van of the wave can reach it in time: {fit.reason}"
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A plan's routes that have not left, scheduled: the same for every promise until the
+    plan changes (a new version), a van leaves, or the fleet or settings change."""
+
+    wave: planning.WaveProblem
+    solution: Solution | None  # None: a route is already late
+
+
+def _planned(
+    session: Session, node: Node, wave: Wave, plan_id: int | None, on_road: frozenset[str],
+    free: list[Van], settings: Settings,
+) -> _Planned:  # fmt: skip
+    # Plain columns, not ORM objects: a wave may hold 1,000 stops.
+    rows = session.execute(
+        sa.select(col(Van.code), *_DELIVERY_COLUMNS)
+        .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
+        .join(PlanStop, col(PlanStop.route_id) == PlanRoute.id)
+        .where(col(PlanRoute.plan_id) == plan_id)
+        .order_by(col(Van.code), col(PlanStop.position))
+    ).all()
     sequences: dict[str, list[str]] = {}
     deliveries = []
-    for _, van, stop in rows:
-        if van.code in on_road:
+    serving = {v.code for v in free}
+    for code, *stop in rows:
+        if code not in serving:  # on the road, or a van taken out of service since the plan
             continue
-        sequences.setdefault(van.code, []).append(stop.fulfillment_id)
-        deliveries.append(delivery_of(stop))
-    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
-    wp = planning.build_problem(node, wave, [*deliveries, new], free, settings)
+        delivery = Delivery(*stop)
+        sequences.setdefault(code, []).append(delivery.fulfillment_id)
+        deliveries.append(delivery)
+    wp = planning.build_problem(node, wave, deliveries, free, settings)
     problem, context = wp.routing()
     vehicles = {v.id: v for v in problem.vehicles}
     try:
         routes = tuple(
             schedule_route(context, vehicles[code], ids) for code, ids in sequences.items()
         )
-    except Infeasible:  # a forced move made a route late: project it leniently elsewhere
-        return "the wave's current plan is already late; ask the dispatcher"
-    solution = Solution(routes=routes, cost=0, distance=0, engine="plan")
-    fit = best_insertion(context, solution, NEW_STOP)
-    return None if fit.fits else f"no van of the wave can reach it in time: {fit.reason}"
+    except Infeasible:
+        return _Planned(wp, None)
+    return _Planned(wp, Solution(routes=routes, cost=0, distance=0, engine="plan"))
+
+
+def _van_key(van: Van) -> tuple[object, ...]:
+    return tuple(van.model_dump().values())
+
+
+def _settings_key(settings: Settings) -> tuple[object, ...]:
+    return (
+        settings.travel, settings.travel_circuity, settings.osrm_url,
+        settings.dispatch_loading_min, settings.dispatch_service_s,
+        settings.dispatch_unassigned_penalty,
+    )  # fmt: skip
+
+
+class _Recent:
+    """The last few plans asked about, per process: a 1,000-stop plan's matrices are 16 MB."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, _Planned] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable) -> _Planned | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
+
+    def put(self, key: Hashable, value: _Planned) -> _Planned:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+_PLANS = _Recent(size=4)
