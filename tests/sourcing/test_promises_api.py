@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from tests.inventory.test_catalog_api import assert_problem
-from tests.support import DOWNTOWN, seed_catalog
+from tests.support import DOWNTOWN, EDMONTON, order_body, seed_catalog
 
 Headers = dict[str, str]
 
@@ -118,3 +118,33 @@ def test_a_bad_cart_is_a_422_naming_the_line(
         "at": "2026-11-18T10:00:00",
     }
     assert client.post("/v1/promises", json=naive, headers=shop).status_code == 422
+
+
+def test_a_nodes_pick_capacity_lasts_its_local_day(
+    client: TestClient, admin: Headers, shop: Headers
+) -> None:
+    product = {"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3}
+    assert client.post("/v1/products", json=product, headers=admin).status_code == 201
+    nodes = [
+        {"code": "WH1", "name": "Depot", "kind": "warehouse", **EDMONTON,
+         "pick_capacity_per_day": 3},
+        {"code": "ST1", "name": "Store", "kind": "store", "lat": 53.44, "lon": -113.60,
+         "timezone": "America/Edmonton"},
+    ]  # fmt: skip
+    for node in nodes:
+        assert client.post("/v1/nodes", json=node, headers=admin).status_code == 201
+        stock = [{"sku": "TEA-1", "on_hand": 20}]
+        client.put(f"/v1/nodes/{node['code']}/stock", json=stock, headers=admin)
+    tea = [{"sku": "TEA-1", "quantity": 1}]
+    assert ask(client, shop, tea, service_levels=["standard"])["standard"]["nodes"] == ["WH1"]
+    order = order_body("cap-1", service_level="standard",
+                       lines=[{"sku": "TEA-1", "quantity": 3}])  # fmt: skip
+    assert client.post("/v1/orders", json=order, headers=shop).status_code == 201
+    # WH1 has picked its 3 units for the 18th in Edmonton, until its own midnight (07:00 UTC).
+    for at, nodes_then in (
+        ("2026-11-18T16:00:00Z", ["ST1"]),
+        ("2026-11-19T06:59:00Z", ["ST1"]),
+        ("2026-11-19T07:01:00Z", ["WH1"]),
+    ):
+        options = ask(client, shop, tea, service_levels=["standard"], at=at)
+        assert options["standard"]["nodes"] == nodes_then, at

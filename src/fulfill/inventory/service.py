@@ -93,7 +93,8 @@ def set_stock_levels(
     result = []
     for level in sorted(levels, key=lambda x: x.sku):
         product = products[level.sku]
-        stock = _locked_stock(session, node, product)
+        assert node.id is not None and product.id is not None
+        stock = locked_stock(session, node.id, product.id)
         if level.on_hand < stock.reserved:
             raise Conflict(
                 f"on_hand of {level.sku} at {code} cannot be {level.on_hand}: "
@@ -118,7 +119,8 @@ def adjust_stock(
     result = []
     for adjustment in sorted(adjustments, key=lambda x: x.sku):
         product = products[adjustment.sku]
-        stock = _locked_stock(session, node, product)
+        assert node.id is not None and product.id is not None
+        stock = locked_stock(session, node.id, product.id)
         if stock.on_hand + adjustment.delta < stock.reserved:
             raise Conflict(
                 f"cannot remove {-adjustment.delta} of {adjustment.sku} at {code}: "
@@ -225,11 +227,11 @@ def _node_and_products(
     return node, require_products(session, skus, "[{}].sku")
 
 
-def _locked_stock(session: Session, node: Node, product: Product) -> Stock:
-    assert node.id is not None and product.id is not None
-    stock = repo.stock_row_for_update(session, node.id, product.id)
+def locked_stock(session: Session, node_id: int, product_id: int) -> Stock:
+    """The stock row of a product at a node, locked for this transaction (created if missing)."""
+    stock = repo.stock_row_for_update(session, node_id, product_id)
     if stock is None:
-        stock = Stock(node_id=node.id, product_id=product.id)
+        stock = Stock(node_id=node_id, product_id=product_id)
         session.add(stock)
         _flush_or_conflict(session, "the stock row was created concurrently; retry")
     return stock

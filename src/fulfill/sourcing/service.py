@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from geopy.distance import geodesic
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
@@ -263,22 +264,27 @@ def _no_window_reason(node: Node, level: ServiceLevel) -> str:
 
 def _picked_today(session: Session, nodes: Sequence[Node], now: datetime) -> dict[int, int]:
     """Units already taken for each node's local day (its pick capacity is per local day)."""
-    picked: dict[int, int] = {}
-    for node in nodes:
-        assert node.id is not None
-        tz = ZoneInfo(node.timezone)
-        midnight = datetime.combine(now.astimezone(tz).date(), time(0, 0), tzinfo=tz)
-        units = session.exec(
-            select(func.coalesce(func.sum(FulfillmentLine.quantity), 0))
-            .join(Fulfillment, col(Fulfillment.id) == FulfillmentLine.fulfillment_id)
-            .where(
-                Fulfillment.node_id == node.id,
-                col(Fulfillment.created_at) >= midnight.astimezone(UTC),
-                Fulfillment.status != FulfillmentStatus.CANCELLED,
-            )
-        ).one()
-        picked[node.id] = int(units)
-    return picked
+    if not nodes:
+        return {}
+    since_midnight = [
+        and_(
+            col(Fulfillment.node_id) == node.id, col(Fulfillment.created_at) >= _midnight(node, now)
+        )
+        for node in nodes
+    ]
+    rows = session.exec(
+        select(Fulfillment.node_id, func.sum(FulfillmentLine.quantity))
+        .join(Fulfillment, col(Fulfillment.id) == FulfillmentLine.fulfillment_id)
+        .where(or_(*since_midnight), Fulfillment.status != FulfillmentStatus.CANCELLED)
+        .group_by(col(Fulfillment.node_id))
+    ).all()
+    return {node_id: int(units or 0) for node_id, units in rows}
+
+
+def _midnight(node: Node, now: datetime) -> datetime:
+    """The start of the node's local day, in UTC."""
+    tz = ZoneInfo(node.timezone)
+    return datetime.combine(now.astimezone(tz).date(), time(0, 0), tzinfo=tz).astimezone(UTC)
 
 
 def _third_parties_down(session: Session, now: datetime, settings: Settings) -> dict[int, str]:

@@ -21,8 +21,8 @@ from fulfill.auth import SERVICE
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.errors import Conflict
-from fulfill.inventory.models import MovementReason, Node, NodeKind, Product, Stock
-from fulfill.inventory.service import StockLine, record_movement, release
+from fulfill.inventory.models import MovementReason, Node, NodeKind, Product
+from fulfill.inventory.service import StockLine, locked_stock, record_movement, release
 from fulfill.orders.models import (
     Fulfillment,
     FulfillmentLine,
@@ -214,7 +214,7 @@ def _shipped(session: Session, row: ThirdPartyOrder, now: datetime) -> None:
         select(FulfillmentLine).where(FulfillmentLine.fulfillment_id == fulfillment.id)
     ).all()
     for line in sorted(lines, key=lambda fl: fl.sku):
-        stock = _stock_row(session, fulfillment.node_id, line.product_id)
+        stock = locked_stock(session, fulfillment.node_id, line.product_id)
         stock.reserved -= line.quantity
         stock.on_hand -= line.quantity
         stock.updated_at = now
@@ -239,7 +239,7 @@ def sync_inventory(session: Session, node: Node, client: mcf.McfClient, now: dat
         product = products.get(sku)
         if product is None or product.id is None:
             continue
-        stock = _stock_row(session, node.id, product.id)
+        stock = locked_stock(session, node.id, product.id)
         target = counted[sku] + held.get(product.id, 0)
         note = "synced from the third party's fulfillable units"
         if target < stock.reserved:
@@ -313,19 +313,6 @@ def _locked(session: Session, seller_order_id: str) -> ThirdPartyOrder:
     if row is None:
         raise LookupError(f"no third-party order {seller_order_id}")
     return row
-
-
-def _stock_row(session: Session, node_id: int, product_id: int) -> Stock:
-    stock = session.exec(
-        select(Stock)
-        .where(Stock.node_id == node_id, Stock.product_id == product_id)
-        .with_for_update()
-    ).first()
-    if stock is None:
-        stock = Stock(node_id=node_id, product_id=product_id)
-        session.add(stock)
-        session.flush()
-    return stock
 
 
 def _new_order(session: Session, row: ThirdPartyOrder, order: Order) -> mcf.NewOrder:
