@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-import uvicorn
+from carrier_servers import free_port, served
 
 from fulfill_carriers import mcf
 from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
+from fulfill_carriers.status import TrackingStatus
 
 ADDRESS = mcf.Address("Ada", "10220 103 Ave NW", "Edmonton", "T5J 0K4", "CA", state_or_region="AB")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def sandbox() -> Iterator[tuple[str, SandboxState]]:
     state = SandboxState(page_size=2)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(sandbox_app(state), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(5)
+    with served(sandbox_app(state)) as url:
+        yield url, state
 
 
 def stock(url: str, units: dict[str, int], token: str = "t1") -> None:
@@ -158,3 +141,71 @@ def test_an_outage_a_timeout_and_garbage_are_unavailable_so_the_caller_retries(
             garbage.get("ff-1")
     finally:
         server.shutdown()
+
+
+def test_a_shipped_package_is_tracked_with_amazons_event_codes_normalised(
+    sandbox: tuple[str, SandboxState],
+) -> None:
+    url, _ = sandbox
+    stock(url, {"TEA-1": 2})
+    with mcf.McfClient(url, marketplace_id="M") as client:
+        client.ensure_created(new_order("ff-3", quantity=1))
+        httpx.put(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-3/status",
+                  json={"fulfillmentOrderStatus": "Complete"})  # fmt: skip
+        shipped = client.get("ff-3")
+        assert shipped is not None
+        package = shipped.packages[0]
+        assert package.package_number is not None
+        tracked = client.package_tracking(package.package_number)
+        assert tracked.tracking_number == package.tracking_number
+        assert [e.raw_code for e in tracked.events][-1] == "EVENT_301"  # no step: all at once
+        assert [e.status for e in tracked.events] == [
+            TrackingStatus.INFO_RECEIVED, TrackingStatus.PICKED_UP, TrackingStatus.IN_TRANSIT,
+            TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED,
+        ]  # fmt: skip
+        assert not client.package_tracking(123).known
+
+
+# EventCode's enum in Amazon's model (specs/amazon-mcf/fulfillmentOutbound_2020-07-01.json).
+MODEL_EVENT_CODES = (
+    "EVENT_101",
+    "EVENT_102",
+    "EVENT_201",
+    "EVENT_202",
+    "EVENT_203",
+    "EVENT_204",
+    "EVENT_205",
+    "EVENT_206",
+    "EVENT_301",
+    "EVENT_302",
+    "EVENT_304",
+    "EVENT_306",
+    "EVENT_307",
+    "EVENT_308",
+    "EVENT_309",
+    "EVENT_401",
+    "EVENT_402",
+    "EVENT_403",
+    "EVENT_404",
+    "EVENT_405",
+    "EVENT_406",
+    "EVENT_407",
+    "EVENT_408",
+    "EVENT_409",
+    "EVENT_411",
+    "EVENT_412",
+    "EVENT_413",
+    "EVENT_414",
+    "EVENT_415",
+    "EVENT_416",
+    "EVENT_417",
+    "EVENT_418",
+    "EVENT_419",
+    "EVENT_801",
+    "EVENT_804",
+)
+
+
+def test_every_amazon_event_code_of_the_model_is_mapped() -> None:
+    assert set(MODEL_EVENT_CODES) == set(mcf.EVENTS)
+    assert all(status is not TrackingStatus.UNKNOWN for status, _ in mcf.EVENTS.values())

@@ -19,8 +19,13 @@ from typing import Any
 
 import httpx
 
+from fulfill_carriers.adapter import CarrierEvent, ExceptionReason, Tracked
+from fulfill_carriers.http import retryable, send
+from fulfill_carriers.status import TrackingStatus
+
 OUTBOUND = "/fba/outbound/2020-07-01/fulfillmentOrders"
 INVENTORY = "/fba/inventory/v1/summaries"
+TRACKING = "/fba/outbound/2020-07-01/tracking"
 SPEEDS = ("Standard", "Expedited", "Priority")
 # Statuses after which Amazon no longer accepts a cancellation (compared case-insensitively: its
 # enum says "Processing", its examples "PROCESSING").
@@ -91,6 +96,7 @@ class Package:
     tracking_number: str | None
     shipment_status: str
     estimated_arrival: datetime | None
+    package_number: int | None = None  # what getPackageTrackingDetails asks for
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,16 @@ class McfClient:
     def cancel(self, seller_order_id: str) -> None:
         self._call("PUT", f"{OUTBOUND}/{seller_order_id}/cancel")
 
+    def package_tracking(self, package_number: int) -> Tracked:
+        """getPackageTrackingDetails: the package's events, normalised, Amazon's codes kept."""
+        try:
+            payload = self._call("GET", TRACKING, params={"packageNumber": str(package_number)})
+        except McfRefused as exc:
+            if exc.status == 404:
+                return Tracked(str(package_number), known=False)
+            raise
+        return _tracked(package_number, payload)
+
     def inventory(self, skus: Iterable[str] | None = None) -> dict[str, int]:
         """Fulfillable units per seller sku, every page followed (50 skus a call when asked)."""
         wanted = sorted(set(skus)) if skus is not None else None
@@ -263,31 +279,11 @@ class McfClient:
         params: dict[str, str] | None = None,
         whole: bool = False,
     ) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise McfUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = response.json() if response.content else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise McfUnavailable(
-                f"{method} {path}: answered {response.status_code} with a body that is not JSON",
-                response.status_code,
-            )
-        if response.status_code == 429 or response.status_code >= 500:
-            raise McfUnavailable(
-                _describe(method, path, response.status_code, body),
-                response.status_code,
-                _code(body),
-            )
-        if response.status_code >= 400:
-            raise McfRefused(
-                _describe(method, path, response.status_code, body),
-                response.status_code,
-                _code(body),
-            )
+        status, body = send(self._http, method, path, McfUnavailable, json=json, params=params)
+        if retryable(status):
+            raise McfUnavailable(_describe(method, path, status, body), status, _code(body))
+        if status >= 400:
+            raise McfRefused(_describe(method, path, status, body), status, _code(body))
         if whole:
             return body
         payload = body.get("payload")
@@ -347,6 +343,7 @@ def _order_state(payload: dict[str, Any]) -> OrderState:
                     tracking_number=package.get("trackingNumber"),
                     shipment_status=shipment.get("fulfillmentShipmentStatus", ""),
                     estimated_arrival=_when(package.get("estimatedArrivalDate")),
+                    package_number=package.get("packageNumber"),
                 )
             )
     return OrderState(
@@ -358,3 +355,63 @@ def _order_state(payload: dict[str, Any]) -> OrderState:
         },
         packages=tuple(packages),
     )
+
+
+# getPackageTrackingDetails' EventCode, as Amazon's model describes each.
+EVENTS: dict[str, tuple[TrackingStatus, ExceptionReason | None]] = {
+    "EVENT_101": (TrackingStatus.INFO_RECEIVED, None),  # carrier notified to pick up
+    "EVENT_102": (TrackingStatus.PICKED_UP, None),
+    "EVENT_201": (TrackingStatus.IN_TRANSIT, None),  # arrival scan
+    "EVENT_202": (TrackingStatus.IN_TRANSIT, None),  # departure scan
+    "EVENT_203": (TrackingStatus.IN_TRANSIT, None),  # arrived at destination country
+    "EVENT_204": (TrackingStatus.IN_TRANSIT, None),  # customs clearance started
+    "EVENT_205": (TrackingStatus.IN_TRANSIT, None),  # customs clearance completed
+    "EVENT_206": (TrackingStatus.IN_TRANSIT, None),  # in transit to pickup location
+    "EVENT_301": (TrackingStatus.DELIVERED, None),
+    "EVENT_302": (TrackingStatus.OUT_FOR_DELIVERY, None),
+    "EVENT_304": (TrackingStatus.ATTEMPT_FAILED, ExceptionReason.NOT_HOME),
+    "EVENT_306": (TrackingStatus.IN_TRANSIT, None),  # customer contacted to arrange delivery
+    "EVENT_307": (TrackingStatus.IN_TRANSIT, None),  # delivery appointment scheduled
+    "EVENT_308": (TrackingStatus.AVAILABLE_FOR_PICKUP, None),
+    "EVENT_309": (TrackingStatus.RETURNED, None),
+    "EVENT_401": (TrackingStatus.EXCEPTION, ExceptionReason.ADDRESS),
+    "EVENT_402": (TrackingStatus.EXCEPTION, ExceptionReason.CUSTOMS),
+    "EVENT_403": (TrackingStatus.EXCEPTION, ExceptionReason.ADDRESS),  # customer moved
+    "EVENT_404": (TrackingStatus.EXCEPTION, ExceptionReason.WEATHER),  # external factors
+    "EVENT_405": (TrackingStatus.EXCEPTION, ExceptionReason.DAMAGED),
+    "EVENT_406": (TrackingStatus.EXCEPTION, ExceptionReason.HELD),
+    "EVENT_407": (TrackingStatus.EXCEPTION, ExceptionReason.REFUSED),
+    "EVENT_408": (TrackingStatus.RETURNING, None),
+    "EVENT_409": (TrackingStatus.EXCEPTION, ExceptionReason.LOST),
+    "EVENT_411": (TrackingStatus.EXCEPTION, ExceptionReason.OTHER),  # paperwork, no shipment
+    "EVENT_412": (TrackingStatus.EXCEPTION, ExceptionReason.CUSTOMS),  # shipment, no paperwork
+    "EVENT_413": (TrackingStatus.EXCEPTION, ExceptionReason.REFUSED),  # customs charges
+    "EVENT_414": (TrackingStatus.EXCEPTION, ExceptionReason.DELAYED),  # missorted
+    "EVENT_415": (TrackingStatus.IN_TRANSIT, None),  # received from prior carrier
+    "EVENT_416": (TrackingStatus.EXCEPTION, ExceptionReason.ADDRESS),  # undeliverable
+    "EVENT_417": (TrackingStatus.EXCEPTION, ExceptionReason.DELAYED),  # missorted
+    "EVENT_418": (TrackingStatus.EXCEPTION, ExceptionReason.DELAYED),
+    "EVENT_419": (TrackingStatus.IN_TRANSIT, None),  # address corrected, rescheduled
+    "EVENT_801": (TrackingStatus.AVAILABLE_FOR_PICKUP, None),  # delivered to a locker
+    "EVENT_804": (TrackingStatus.DELIVERED, None),  # picked up from the locker
+}
+
+
+def _tracked(package_number: int, payload: dict[str, Any]) -> Tracked:
+    number = str(payload.get("trackingNumber") or package_number)
+    eta = _when(payload.get("estimatedArrivalDate"))
+    events = []
+    for e in payload.get("trackingEvents") or []:
+        code = str(e.get("eventCode", ""))
+        status, reason = EVENTS.get(code, (TrackingStatus.UNKNOWN, None))
+        at = _when(e.get("eventDate"))
+        if at is None:
+            continue
+        place = e.get("eventAddress") or {}
+        where = ", ".join(str(place[k]) for k in ("city", "state", "country") if place.get(k))
+        events.append(
+            CarrierEvent(number, status, code, at, str(e.get("eventDescription") or ""),
+                         where or None, reason, eta)
+        )  # fmt: skip
+    events.sort(key=lambda ev: ev.occurred_at)
+    return Tracked(number, tuple(events), eta)

@@ -117,6 +117,7 @@ def sandbox_app(state: SandboxState | None = None) -> FastAPI:
 
     _outbound_routes(app, state)
     _inventory_routes(app, state)
+    _tracking_routes(app, state)
     _control_routes(app, state)
     return app
 
@@ -242,6 +243,22 @@ def _outbound_routes(app: FastAPI, state: SandboxState) -> None:
         return _ok({})
 
 
+def _tracking_routes(app: FastAPI, state: SandboxState) -> None:
+    @app.get("/fba/outbound/2020-07-01/tracking")
+    def tracking(packageNumber: int) -> JSONResponse:  # noqa: N803 (Amazon's name)
+        with state.lock:
+            now = datetime.now(UTC)
+            state.advance(now)
+            found = [
+                (k, o) for k, o in state.orders.items()
+                if o.status == "Complete" and package_number(k) == packageNumber
+            ]  # fmt: skip
+            if not found:
+                return _errors(404, "NotFound", f"no package {packageNumber}")
+            order_id, order = found[0]
+            return _ok({"payload": _tracking_payload(order_id, order, now, state.step_s)})
+
+
 def _inventory_routes(app: FastAPI, state: SandboxState) -> None:
     @app.get("/fba/inventory/v1/summaries")
     def summaries(request: Request) -> JSONResponse:
@@ -355,6 +372,49 @@ def _digits(prefix: str, key: str, n: int) -> str:
     return f"{prefix}{uuid.uuid5(uuid.NAMESPACE_URL, key).int % 10**n:0{n}d}"
 
 
+def package_number(order_id: str) -> int:
+    return int(_digits("", f"package:{order_id}", 9))
+
+
+# A shipped package's life after Complete, one step apart: Amazon's event codes and words.
+PACKAGE_LIFE = (
+    ("EVENT_101", "Carrier notified to pick up package."),
+    ("EVENT_102", "Shipment picked up from seller's facility."),
+    ("EVENT_201", "Arrival scan."),
+    ("EVENT_202", "Departure scan."),
+    ("EVENT_302", "Out for delivery."),
+    ("EVENT_301", "Delivered."),
+)
+CURRENT = {"EVENT_302": "OUT_FOR_DELIVERY", "EVENT_301": "DELIVERED"}
+
+
+def _tracking_payload(
+    order_id: str, order: SandboxOrder, now: datetime, step_s: float | None
+) -> dict[str, Any]:
+    steps = len(PACKAGE_LIFE) if not step_s else int((now - order.status_at) / timedelta(
+        seconds=step_s)) + 1  # fmt: skip
+    happened = PACKAGE_LIFE[: max(1, min(steps, len(PACKAGE_LIFE)))]
+    city = order.request["destinationAddress"].get("city", "")
+    events = [
+        {"eventDate": _stamp(order.status_at + timedelta(seconds=(step_s or 1) * k)),
+         "eventAddress": {"city": "Calgary" if k < 4 else city, "state": "AB", "country": "CA"},
+         "eventCode": code, "eventDescription": words}
+        for k, (code, words) in enumerate(happened)
+    ]  # fmt: skip
+    arrival = order.received + timedelta(
+        days=TRANSIT_DAYS[order.request["shippingSpeedCategory"]][1]
+    )
+    return {
+        "packageNumber": package_number(order_id),
+        "trackingNumber": _digits("TBC", order_id, 10),
+        "carrierCode": "AMZN_CA",
+        "shipDate": _stamp(order.status_at),
+        "estimatedArrivalDate": _stamp(arrival),
+        "currentStatus": CURRENT.get(happened[-1][0], "IN_TRANSIT"),
+        "trackingEvents": events,
+    }
+
+
 def _item(item: dict[str, Any]) -> dict[str, Any]:
     keys = ("sellerSku", "sellerFulfillmentOrderItemId", "quantity")
     return {k: item[k] for k in keys}
@@ -384,7 +444,7 @@ def _order_payload(order_id: str, order: SandboxOrder) -> dict[str, Any]:
         if shipped:
             shipment["fulfillmentShipmentPackage"] = [
                 {
-                    "packageNumber": 1,
+                    "packageNumber": package_number(order_id),
                     "carrierCode": "AMZN_CA",
                     "trackingNumber": _digits("TBC", order_id, 10),
                     "estimatedArrivalDate": _stamp(arrival),

@@ -1,0 +1,147 @@
+"""What every carrier adapter does, and the normalised events it returns.
+
+An adapter speaks one carrier's API and maps that carrier's codes into ``TrackingStatus``
+(and, for trouble, an ``ExceptionReason``), keeping the carrier's own code and words on every
+event. It creates shipments, tracks a batch of tracking numbers, parses and verifies the
+carrier's webhooks, and cancels. What it cannot do (the own fleet is not polled, a tracking
+aggregator creates nothing) raises ``NotSupported``.
+
+Errors come in three kinds, so the tracking service can retry, open its circuit breaker, or
+give up: ``CarrierUnavailable`` (a timeout, a refused connection, 429 or 5xx, an answer that is
+not what the API promises: may work later), ``CarrierRefused`` (the request itself was refused),
+``WebhookRefused`` (a bad or stale signature: answered 401, nothing stored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from fulfill_carriers.status import TrackingStatus
+
+
+class ExceptionReason(StrEnum):
+    """Why a parcel is in trouble: what the customer hears and what we do about it follow."""
+
+    ADDRESS = "address"  # incomplete, wrong, or undeliverable address
+    NOT_HOME = "not_home"  # nobody to receive it, no safe place
+    REFUSED = "refused"  # the customer refused it
+    DAMAGED = "damaged"
+    LOST = "lost"
+    CUSTOMS = "customs"
+    WEATHER = "weather"  # or any force majeure
+    DELAYED = "delayed"  # the carrier says it is late, without a better reason
+    HELD = "held"  # held by the carrier: unpaid charges, security, pickup requested
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class CarrierEvent:
+    """One thing a carrier said about one parcel: normalised, with its own code and words."""
+
+    tracking_number: str
+    status: TrackingStatus
+    raw_code: str
+    occurred_at: datetime
+    description: str = ""
+    location: str | None = None
+    reason: ExceptionReason | None = None
+    eta: datetime | None = None  # the carrier's estimate of delivery, when it gives one
+    event_id: str | None = None  # the carrier's id of the event, when it gives one
+
+    @property
+    def key(self) -> str:
+        """The same for the same event however often or late it arrives: the carrier's own id
+        when it has one, else what the event says and when it happened."""
+        if self.event_id:
+            return f"id:{self.event_id}"
+        text = f"{self.raw_code}|{self.occurred_at.isoformat()}|{self.description}"
+        return "h:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """Who receives a shipment and how heavy it is: what a carrier needs to create it."""
+
+    reference: str  # our id for it, sent as the carrier's idempotency key where it has one
+    name: str
+    lat: float
+    lon: float
+    weight_kg: float
+    service: str = "standard"
+    address: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedShipment:
+    tracking_number: str
+    label_ref: str | None = None
+    eta: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What a carrier knows of one tracking number, oldest event first."""
+
+    tracking_number: str
+    events: tuple[CarrierEvent, ...] = ()
+    eta: datetime | None = None
+    known: bool = True  # False: the carrier has never heard of it
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A verified webhook delivery: ``delivery_id`` is the same for a replay of the same
+    delivery, so the receiver can refuse it."""
+
+    delivery_id: str
+    events: tuple[CarrierEvent, ...] = field(default=())
+
+
+class CarrierError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CarrierUnavailable(CarrierError):
+    """May work later: retry with backoff (and count it towards the circuit breaker)."""
+
+
+class CarrierRefused(CarrierError):
+    """The carrier refused the request as it is; retrying it unchanged will not help."""
+
+
+class WebhookRefused(CarrierError):
+    """The webhook's signature is missing, wrong or stale, or its body is not the carrier's."""
+
+
+class NotSupported(CarrierError):
+    """This carrier does not do that (e.g. the own fleet is never polled)."""
+
+
+class Carrier(Protocol):
+    code: str
+    batch_size: int  # tracking numbers per ``track`` call
+
+    def create_shipment(self, parcel: Parcel) -> CreatedShipment: ...
+
+    def track(self, tracking_numbers: Sequence[str]) -> list[Tracked]: ...
+
+    def parse_webhook(
+        self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+    ) -> Webhook:
+        """Verify and read a webhook; ``headers`` with lower-case names."""
+        ...
+
+    def cancel(self, tracking_number: str) -> None: ...
+
+
+def delivery_id(body: bytes, signature: str) -> str:
+    """An id for a webhook delivery that carries none of its own: a replay has the same one."""
+    return hashlib.sha256(signature.encode() + b"\n" + body).hexdigest()
