@@ -28,7 +28,7 @@ from fulfill.config import Settings
 from fulfill.db import engine_for
 from fulfill.migrations import upgrade
 from fulfill.models import metadata
-from tests.support import MORNING, LiveServer
+from tests.support import MORNING, LiveServer, seed_catalog
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -155,3 +155,36 @@ def http(live_server: LiveServer) -> Iterator[httpx.Client]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     with httpx.Client(base_url=live_server.url, timeout=60, limits=limits) as client:
         yield client
+
+
+# Dispatch: planning settings for tests, the dispatcher and the drivers, a stocked catalog.
+
+
+@pytest.fixture
+def dispatch_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "dispatch_time_limit_s": 1.0,
+            "dispatch_engine": "ortools",
+            "dispatch_auto_publish": False,
+        }
+    )
+
+
+@pytest.fixture
+def dispatcher(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_key(Scope.DISPATCHER, name="desk")
+
+
+@pytest.fixture
+def driver(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_key(Scope.CARRIER, name="vans")
+
+
+@pytest.fixture
+def seeded(client: TestClient, admin: dict[str, str]) -> TestClient:
+    """The test catalog without vans, and plenty of stock at WH1."""
+    seed_catalog(client, admin, vans=False)
+    body = [{"sku": "TEA-1", "on_hand": 500}, {"sku": "MUG-1", "on_hand": 500}]
+    assert client.put("/v1/nodes/WH1/stock", json=body, headers=admin).status_code == 200
+    return client

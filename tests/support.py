@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlmodel import Session
 
 from fulfill import devservers
+from fulfill.config import Settings
+from fulfill.db import utcnow
+from fulfill.outbox.handlers import handlers_for
+from fulfill.outbox.models import OutboxEvent
+from fulfill.outbox.service import relay
 
 # A fixed Wednesday morning in Edmonton (08:30 MST, UTC-7): every cutoff of the test nodes is ahead.
 MORNING = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)
@@ -139,3 +146,13 @@ class WebhookReceiver:
                 raise TimeoutError(f"received {len(self.received)} of {count} webhooks")
             time.sleep(0.05)
         return self.received
+
+
+def relay_now(engine: Engine, settings: Settings) -> None:
+    """What the outbox relay task does, with every event due now (no waiting out backoff)."""
+    with Session(engine) as session:
+        session.execute(update(OutboxEvent).values(next_run_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+        relay(
+            session, handlers_for(settings), limit=100, lease=timedelta(minutes=5), max_attempts=5
+        )

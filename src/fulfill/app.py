@@ -29,6 +29,7 @@ from fulfill.observability import MetricsMiddleware
 from fulfill.orders.api import router as orders_router
 from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
+from fulfill.tracking.api import router as tracking_router
 from fulfill.worker import make_celery
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(restock_router)
     app.include_router(dispatch_router)
     app.include_router(dispatch_page)
+    app.include_router(tracking_router)
     _add_operations_routes(app)
     return app
 

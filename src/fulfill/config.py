@@ -107,6 +107,25 @@ class Settings(BaseSettings):
     restock_review_days: float = Field(7.0, ge=1, description="days of demand an order covers")
     restock_hour_utc: int = Field(8, ge=0, le=23, description="when the nightly refresh runs")
 
+    # Carriers and tracking.
+    carrier_url: str | None = Field(
+        None, description="the parcel carrier's API (the sandbox carrier's in the embedded stack)"
+    )
+    carrier_webhook_secret: str = ""
+    aftership_webhook_secret: str | None = Field(
+        None, description="set to accept AfterShip tracking webhooks"
+    )
+    carrier_timeout_s: float = 5.0
+    webhook_tolerance_s: int = Field(300, ge=1, description="age a signed webhook may have")
+    tracking_poll_s: float = Field(30.0, description="how often beat looks for shipments due")
+    tracking_poll_scale: float = Field(
+        1.0, gt=0, description="multiplies every per-status polling interval (a demo runs fast)"
+    )
+    tracking_rate_per_s: float = Field(10.0, gt=0, description="tracking calls per carrier")
+    tracking_retries: int = Field(3, ge=1, description="tries of one tracking call")
+    tracking_breaker_failures: int = Field(5, ge=1, description="failed calls that open it")
+    tracking_breaker_open_s: float = Field(300.0, ge=1, description="how long it stays open")
+
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None
     outbox_batch_size: int = 100

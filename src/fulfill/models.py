@@ -10,11 +10,19 @@ from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEven
 from fulfill.outbox.models import OutboxEvent
 from fulfill.restock.models import RestockSuggestion
 from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder
+from fulfill.tracking.models import (
+    CarrierHealth,
+    Shipment,
+    TrackingAlert,
+    TrackingEvent,
+    WebhookReceipt,
+)
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey",
+    "CarrierHealth",
     "DriverEvent",
     "Fulfillment",
     "FulfillmentLine",
@@ -29,11 +37,15 @@ __all__ = [
     "PlanStop",
     "Product",
     "RestockSuggestion",
+    "Shipment",
     "Stock",
     "StockMovement",
     "ThirdPartyHealth",
     "ThirdPartyOrder",
+    "TrackingAlert",
+    "TrackingEvent",
     "Van",
     "Wave",
+    "WebhookReceipt",
     "metadata",
 ]

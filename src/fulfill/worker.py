@@ -20,6 +20,7 @@ TASK_MODULES = [
     "fulfill.dispatch.tasks",
     "fulfill.third_party.tasks",
     "fulfill.restock.tasks",
+    "fulfill.tracking.tasks",
 ]
 VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
 DEFAULT_QUEUE = "fulfill"
@@ -60,6 +61,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "idempotency-purge": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
         "dispatch-sweep": {"task": "dispatch.sweep", "schedule": settings.dispatch_sweep_s},
         "third-party-sync": {"task": "third_party.sync", "schedule": settings.mcf_sync_s},
+        "tracking-poll": {"task": "tracking.poll", "schedule": settings.tracking_poll_s},
+        "tracking-sweep": {"task": "tracking.sweep", "schedule": 60.0},
         "restock-refresh": {
             "task": "restock.refresh",
             "schedule": crontab(minute=0, hour=settings.restock_hour_utc),

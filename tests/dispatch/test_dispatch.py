@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.dispatch import service
 from fulfill.dispatch.models import DriverEvent, Plan, Wave
@@ -23,7 +21,7 @@ from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
 from tests.inventory.test_catalog_api import assert_problem
-from tests.support import DOWNTOWN, MORNING, order_body, seed_catalog
+from tests.support import DOWNTOWN, MORNING, order_body
 
 Headers = dict[str, str]
 CUTOFF_10 = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)  # 10:00 in Edmonton (UTC-7)
@@ -35,35 +33,6 @@ def settings(settings: Settings) -> Settings:
     """These tests make waves overflow on purpose (orders before vans, small vans), to see what
     dispatch does with stops no van can take; sourcing would otherwise refuse them same day."""
     return settings.model_copy(update={"same_day_room_check": False})
-
-
-@pytest.fixture
-def dispatch_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "dispatch_time_limit_s": 1.0,
-            "dispatch_engine": "ortools",
-            "dispatch_auto_publish": False,
-        }
-    )
-
-
-@pytest.fixture
-def dispatcher(make_key: Callable[..., Headers]) -> Headers:
-    return make_key(Scope.DISPATCHER, name="desk")
-
-
-@pytest.fixture
-def driver(make_key: Callable[..., Headers]) -> Headers:
-    return make_key(Scope.CARRIER, name="vans")
-
-
-@pytest.fixture
-def seeded(client: TestClient, admin: Headers) -> TestClient:
-    seed_catalog(client, admin, vans=False)
-    body = [{"sku": "TEA-1", "on_hand": 500}, {"sku": "MUG-1", "on_hand": 500}]
-    assert client.put("/v1/nodes/WH1/stock", json=body, headers=admin).status_code == 200
-    return client
 
 
 def assert_refused(response: Any, status: int, code: str) -> dict[str, Any]:

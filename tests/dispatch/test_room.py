@@ -15,16 +15,10 @@ from fulfill.config import Settings
 from fulfill.dispatch.models import Van
 from tests.dispatch.test_dispatch import (
     add_van,
-    dispatch_settings,
-    dispatcher,
-    driver,
     place_orders,
     published,
-    seeded,
 )
 from tests.support import DOWNTOWN, MORNING
-
-__all__ = ["dispatch_settings", "dispatcher", "driver", "seeded"]  # fixtures used here
 
 Headers = dict[str, str]
 FAR_NORTH = {"lat": 53.76, "lon": -113.49}  # 24 km out: inside WH1's 30 km, but a long drive

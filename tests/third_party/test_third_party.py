@@ -5,7 +5,6 @@ elsewhere, and its stock and shipments come back by the sync."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,14 +15,12 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.db import utcnow
 from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
-from fulfill.outbox.service import relay
 from fulfill.third_party.models import ThirdPartyOrder
 from fulfill.third_party.tasks import sync_all
 from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
-from tests.support import LiveServer, available, order_body, seed_catalog
+from tests.support import LiveServer, available, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]
 ADDRESS = {
@@ -89,16 +86,6 @@ def book_order(external_id: str = "web-1", quantity: int = 2) -> dict[str, Any]:
         service_level="next_day",
         lines=[{"sku": "BOOK-1", "quantity": quantity}],
     )
-
-
-def relay_now(engine: Engine, settings: Settings) -> None:
-    """What the outbox relay task does, with every event due now (no waiting out backoff)."""
-    with Session(engine) as session:
-        session.execute(update(OutboxEvent).values(next_run_at=utcnow() - timedelta(seconds=1)))
-        session.commit()
-        relay(
-            session, handlers_for(settings), limit=100, lease=timedelta(minutes=5), max_attempts=5
-        )
 
 
 def events(engine: Engine, topic: str) -> list[OutboxEvent]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from fulfill_carriers.status import TrackingStatus
 
@@ -52,6 +52,30 @@ class CarrierEvent:
     reason: ExceptionReason | None = None
     eta: datetime | None = None  # the carrier's estimate of delivery, when it gives one
     event_id: str | None = None  # the carrier's id of the event, when it gives one
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy, which ``from_dict`` reads back as the same event."""
+        return {
+            "tracking_number": self.tracking_number, "status": self.status.value,
+            "raw_code": self.raw_code, "occurred_at": self.occurred_at.isoformat(),
+            "description": self.description, "location": self.location,
+            "reason": self.reason.value if self.reason else None,
+            "eta": self.eta.isoformat() if self.eta else None, "event_id": self.event_id,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CarrierEvent:
+        return cls(
+            tracking_number=data["tracking_number"],
+            status=TrackingStatus(data["status"]),
+            raw_code=data["raw_code"],
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            description=data.get("description") or "",
+            location=data.get("location"),
+            reason=ExceptionReason(data["reason"]) if data.get("reason") else None,
+            eta=datetime.fromisoformat(data["eta"]) if data.get("eta") else None,
+            event_id=data.get("event_id"),
+        )
 
     @property
     def key(self) -> str:
@@ -140,6 +164,10 @@ class Carrier(Protocol):
         ...
 
     def cancel(self, tracking_number: str) -> None: ...
+
+    def close(self) -> None:
+        """Release its HTTP client."""
+        ...
 
 
 def delivery_id(body: bytes, signature: str) -> str:

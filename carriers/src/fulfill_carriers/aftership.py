@@ -106,6 +106,9 @@ class AfterShip:
     def cancel(self, tracking_number: str) -> None:
         raise NotSupported("cancel with the carrier itself")
 
+    def close(self) -> None:
+        pass  # no client: it only reads what AfterShip sends
+
     def parse_webhook(
         self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
     ) -> Webhook:

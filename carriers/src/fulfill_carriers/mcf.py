@@ -12,14 +12,25 @@ created the first time instead of creating a second one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from fulfill_carriers.adapter import CarrierEvent, ExceptionReason, Tracked
+from fulfill_carriers.adapter import (
+    CarrierError,
+    CarrierEvent,
+    CarrierRefused,
+    CarrierUnavailable,
+    CreatedShipment,
+    ExceptionReason,
+    NotSupported,
+    Parcel,
+    Tracked,
+    Webhook,
+)
 from fulfill_carriers.http import retryable, send
 from fulfill_carriers.status import TrackingStatus
 
@@ -32,18 +43,17 @@ SPEEDS = ("Standard", "Expedited", "Priority")
 NOT_CANCELLABLE = {"processing", "complete", "completepartialled", "cancelled", "unfulfillable"}
 
 
-class McfError(Exception):
+class McfError(CarrierError):
     def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
         self.code = code
 
 
-class McfUnavailable(McfError):
+class McfUnavailable(McfError, CarrierUnavailable):
     """The call may succeed later: retry with backoff."""
 
 
-class McfRefused(McfError):
+class McfRefused(McfError, CarrierRefused):
     """Amazon refused the request as it is; retrying it unchanged will not help."""
 
 
@@ -288,6 +298,41 @@ class McfClient:
             return body
         payload = body.get("payload")
         return payload if isinstance(payload, dict) else {}
+
+
+class McfCarrier:
+    """The third party as a carrier for tracking: its packages are followed by package number
+    (``tracking_ref``); orders are created and cancelled through ``McfClient`` itself."""
+
+    code = "amazon_mcf"
+    batch_size = 1  # getPackageTrackingDetails takes one package
+
+    def __init__(self, client: McfClient) -> None:
+        self.client = client
+
+    def track(self, tracking_numbers: Sequence[str]) -> list[Tracked]:
+        found = []
+        for ref in tracking_numbers:
+            if not ref.isdigit():
+                found.append(Tracked(ref, known=False))
+                continue
+            tracked = self.client.package_tracking(int(ref))
+            found.append(Tracked(ref, tracked.events, tracked.eta, tracked.known))
+        return found
+
+    def create_shipment(self, parcel: Parcel) -> CreatedShipment:
+        raise NotSupported("fulfillment orders are created with McfClient.ensure_created")
+
+    def parse_webhook(
+        self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+    ) -> Webhook:
+        raise NotSupported("Amazon notifies through SQS, not webhooks; its packages are polled")
+
+    def cancel(self, tracking_number: str) -> None:
+        raise NotSupported("cancel the fulfillment order with McfClient.cancel")
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def _describe(method: str, path: str, status: int, body: dict[str, Any]) -> str:

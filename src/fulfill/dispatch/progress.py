@@ -33,6 +33,8 @@ from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus
 from fulfill.orders.repository import record_event
+from fulfill.tracking import service as tracking
+from fulfill_carriers import own_fleet
 from fulfill_routing.model import Depot, Location, Matrix, Problem, Stop, TimeWindow, Vehicle
 from fulfill_routing.schedule import Context, projected
 
@@ -103,7 +105,32 @@ def record_report(
         return Applied(stored, True, [])
     _apply(session, route, stop, report)
     late = reproject(session, plan, route, settings, now=report.at, van_code=report.van)
+    _tell_tracking(session, route, stop, report, f"{source}:{report.event_id}", settings, now)
     return Applied(event, False, late)
+
+
+def _tell_tracking(
+    session: Session, route: PlanRoute, stop: PlanStop | None, report: Report, event_id: str,
+    settings: Settings, now: datetime,
+) -> None:  # fmt: skip
+    """The report as tracking events of the parcels it is about (all of the route's when the
+    van leaves), and the route's new ETAs, which may make a parcel late."""
+    stops = session.exec(
+        select(PlanStop).where(PlanStop.route_id == route.id).order_by(col(PlanStop.position))
+    ).all()
+    about = stops if report.kind is DriverEventKind.ROUTE_STARTED else [stop] if stop else []
+    for target in about:
+        if report.kind is DriverEventKind.ROUTE_STARTED and StopStatus(target.status).done:
+            continue
+        event = own_fleet.event(
+            report.kind.value, target.fulfillment_id, report.at,
+            f"{event_id}:{target.fulfillment_id}", reason=report.reason,
+        )  # fmt: skip
+        if event is not None:
+            tracking.driver_report(session, target.fulfillment_id, event, now, settings)
+    for open_stop in stops:
+        if not StopStatus(open_stop.status).done and open_stop.eta is not None:
+            tracking.set_plan_eta(session, open_stop.fulfillment_id, open_stop.eta, now, settings)
 
 
 def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:

@@ -49,6 +49,7 @@ from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.windows import next_cutoff
+from fulfill.tracking import service as tracking
 from fulfill_routing.checker import check
 from fulfill_routing.model import Solution, Unserved
 from fulfill_routing.schedule import Infeasible, projected, schedule_route
@@ -541,6 +542,8 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
         active = [s for s in stops if s.fulfillment_id in live]
         enqueue(session, "route.dispatched", _route_message(view, route, van, active))
         for stop in active:
+            if stop.status == StopStatus.PLANNED:
+                tracking.follow_own_fleet(session, stop.fulfillment_id, stop.eta, now, settings)
             if stop.status == StopStatus.PLANNED and _changed(
                 told.get(stop.fulfillment_id), van.code, stop.eta
             ):

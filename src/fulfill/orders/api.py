@@ -20,6 +20,7 @@ from fulfill.orders import repository as repo
 from fulfill.orders import service
 from fulfill.orders.models import OrderStatus, ServiceLevel
 from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderDetail, OrderPage
+from fulfill.tracking import service as tracking
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -74,7 +75,9 @@ def list_orders(
 
 @router.get("/{order_id}", response_model=OrderDetail, responses=problem_responses(401, 403, 404))
 def get_order(order_id: str, session: SessionDep, caller: OrderReader) -> OrderDetail:
-    return service.order_detail(service.get_order(session, caller, order_id))
+    detail = service.order_detail(service.get_order(session, caller, order_id))
+    detail.shipments = tracking.shipments_of_order(session, order_id)
+    return detail
 
 
 @router.post(

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fulfill.inventory.schemas import CreateModel, Sku
 from fulfill.orders.models import FulfillmentStatus, OrderStatus, ServiceLevel
+from fulfill.tracking.schemas import ShipmentPublic
 
 
 class Channel(StrEnum):
@@ -128,6 +129,9 @@ class OrderPublic(BaseModel):
 
 class OrderDetail(OrderPublic):
     timeline: list[TimelineEntry]
+    shipments: list[ShipmentPublic] = Field(
+        default_factory=list, description="each parcel followed: status, ETA, events, alerts"
+    )
     sourcing: dict[str, Any] | None = Field(
         None, description="why these nodes: the decision, its cost and the ranked alternatives"
     )

@@ -44,6 +44,7 @@ from fulfill.orders.schemas import (
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.service import CartLine, Sourcing, source_cart
 from fulfill.third_party.service import request_cancel, request_fulfillment
+from fulfill.tracking.shipping import request_shipment
 
 # Concurrent orders may take the units a decision counted on; source again this many times.
 RESERVE_ATTEMPTS = 3
@@ -141,6 +142,8 @@ def open_fulfillments(
         session.flush()  # parents before children: no relationship()s to order the flush
         if not node.node_kind.is_own:
             request_fulfillment(session, order, fulfillment, level)
+        elif level is not ServiceLevel.SAME_DAY:
+            request_shipment(session, fulfillment)  # by the parcel carrier
         lines = [
             FulfillmentLine(
                 fulfillment_id=fulfillment.id, product_id=products[sku], sku=sku, quantity=n

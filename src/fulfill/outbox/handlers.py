@@ -15,6 +15,7 @@ from fulfill.config import Settings
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
 from fulfill.third_party.tasks import handlers as third_party
+from fulfill.tracking.shipping import handlers as parcel_carrier
 from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
 
 WEBHOOK_TOPICS = ("order.created", "order.cancelled")
@@ -50,7 +51,7 @@ def webhook_handler(url: str, secret: str, timeout_s: float = 10.0) -> Handler:
 
 
 def handlers_for(settings: Settings) -> dict[str, list[Handler]]:
-    handlers: dict[str, list[Handler]] = dict(third_party(settings))
+    handlers: dict[str, list[Handler]] = {**third_party(settings), **parcel_carrier(settings)}
     if settings.events_webhook_url:
         deliver = webhook_handler(settings.events_webhook_url, settings.events_webhook_secret or "")
         for topic in WEBHOOK_TOPICS:

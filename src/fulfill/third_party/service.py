@@ -33,6 +33,7 @@ from fulfill.orders.models import (
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder, ThirdPartyOrderStatus
+from fulfill.tracking import service as tracking
 from fulfill_carriers import mcf
 
 CREATE_TOPIC = "third_party.create"
@@ -199,6 +200,7 @@ def follow(session: Session, node: Node, client: mcf.McfClient, now: datetime) -
         row.packages = [_package(p) for p in state.packages]
         if state.status.lower() in ("complete", "completepartialled") and state.packages:
             _shipped(session, row, now)
+            _follow_packages(session, row, state.packages, now)
         elif state.status.lower() in ("cancelled", "unfulfillable", "invalid"):
             refuse(session, row, f"the third party marked it {state.status}")
     return changed
@@ -224,6 +226,19 @@ def _shipped(session: Session, row: ThirdPartyOrder, now: datetime) -> None:
     fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
     record_event(session, row.order_id, "fulfillment.handed_to_carrier",
                  {"fulfillment": fulfillment.id, "packages": row.packages}, at=now)  # fmt: skip
+
+
+def _follow_packages(
+    session: Session, row: ThirdPartyOrder, packages: Sequence[mcf.Package], now: datetime
+) -> None:
+    """Each package the third party shipped is followed by its tracking, polled by number."""
+    fulfillment = session.get(Fulfillment, row.fulfillment_id)
+    assert fulfillment is not None
+    for package in packages:
+        if package.tracking_number and package.package_number is not None:
+            tracking.follow(session, fulfillment, mcf.McfCarrier.code, package.tracking_number,
+                            now, tracking_ref=str(package.package_number),
+                            eta=package.estimated_arrival)  # fmt: skip
 
 
 def sync_inventory(session: Session, node: Node, client: mcf.McfClient, now: datetime) -> int:
@@ -351,4 +366,5 @@ def _package(p: mcf.Package) -> dict[str, Any]:
         "tracking_number": p.tracking_number,
         "status": p.shipment_status,
         "estimated_arrival": p.estimated_arrival.isoformat() if p.estimated_arrival else None,
+        "package_number": p.package_number,
     }

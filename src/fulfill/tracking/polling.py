@@ -1,0 +1,195 @@
+"""Polling the carriers that are polled, politely.
+
+Each beat cycle takes the shipments due (``next_poll_at``; the interval follows the status:
+often near the door, rarely in transit), in the carrier's batch size, at no more than
+``FULFILL_TRACKING_RATE_PER_S`` calls a second per carrier. A failing call is retried with
+exponential backoff; a carrier that keeps failing opens its circuit: it is left alone for
+``FULFILL_TRACKING_BREAKER_OPEN_S``, its shipments are polled again after that, and the
+opening is logged and counted once (an operator's alert). Nothing is lost: a shipment not
+polled stays due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from fulfill.config import Settings
+from fulfill.tracking import service
+from fulfill.tracking.models import CarrierHealth, Shipment
+from fulfill_carriers.adapter import Carrier, CarrierUnavailable, Tracked
+
+log = logging.getLogger(__name__)
+
+POLLS = Counter("fulfill_tracking_polls_total", "tracking calls", ["carrier", "outcome"])
+CIRCUIT_OPEN = Gauge("fulfill_carrier_circuit_open", "1 while a carrier's circuit is open",
+                     ["carrier"])  # fmt: skip
+
+
+@dataclass
+class PollReport:
+    shipments: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    events: int = 0
+    skipped: list[str] = field(default_factory=list)  # carriers whose circuit is open
+
+
+class RateLimit:
+    """At most ``per_s`` calls a second: each call waits for its slot."""
+
+    def __init__(self, per_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.gap = 1.0 / per_s
+        self.sleep = sleep
+        self.next_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            delay = self.next_at - now
+            self.next_at = max(now, self.next_at) + self.gap
+        if delay > 0:
+            self.sleep(delay)
+
+
+def poll_due(
+    engine: Engine,
+    carriers: dict[str, Carrier],
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 20_000,
+) -> PollReport:
+    report = PollReport()
+    for code, carrier in carriers.items():
+        if carrier.batch_size <= 0:
+            continue  # webhook-only
+        if _circuit_open(engine, code, now):
+            report.skipped.append(code)
+            continue
+        _poll_carrier(engine, code, carrier, settings, now, limit, report)
+    return report
+
+
+def _poll_carrier(
+    engine: Engine, code: str, carrier: Carrier, settings: Settings, now: datetime,
+    limit: int, report: PollReport,
+) -> None:  # fmt: skip
+    with Session(engine) as session:
+        due = session.exec(
+            select(Shipment.id, Shipment.tracking_ref)
+            .where(
+                Shipment.carrier == code,
+                col(Shipment.active),
+                col(Shipment.next_poll_at) <= now,
+            )
+            .order_by(col(Shipment.next_poll_at))
+            .limit(limit)
+        ).all()
+    limiter = RateLimit(settings.tracking_rate_per_s)
+    for start in range(0, len(due), carrier.batch_size):
+        batch = due[start : start + carrier.batch_size]
+        limiter.wait()
+        report.calls += 1
+        try:
+            tracked = _track(carrier, [ref for _, ref in batch], settings)
+        except CarrierUnavailable as exc:
+            report.failed_calls += 1
+            POLLS.labels(code, "failed").inc()
+            opened = _failed(engine, code, [sid for sid, _ in batch], exc, now, settings)
+            if opened:
+                return  # the rest stay due for when it closes
+            continue
+        POLLS.labels(code, "ok").inc()
+        report.shipments += len(batch)
+        report.events += _apply(engine, code, batch, tracked, now, settings)
+
+
+def _track(carrier: Carrier, refs: Sequence[str], settings: Settings) -> list[Tracked]:
+    for attempt in Retrying(
+        retry=retry_if_exception_type(CarrierUnavailable),
+        stop=stop_after_attempt(settings.tracking_retries),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        reraise=True,
+    ):
+        with attempt:
+            return carrier.track(refs)
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+def _apply(
+    engine: Engine, code: str, batch: Sequence[tuple[str, str]], tracked: list[Tracked],
+    now: datetime, settings: Settings,
+) -> int:  # fmt: skip
+    """One transaction per call: its shipments locked in id order, each moved on."""
+    by_ref = {t.tracking_number: t for t in tracked}
+    stored = 0
+    with Session(engine) as session:
+        ids = sorted(sid for sid, _ in batch)
+        shipments = session.exec(
+            select(Shipment).where(col(Shipment.id).in_(ids)).order_by(col(Shipment.id))
+            .with_for_update()
+        ).all()  # fmt: skip
+        for shipment in shipments:
+            found = by_ref.get(shipment.tracking_ref)
+            if found is not None and found.known:
+                if found.eta is not None and shipment.eta_source != "plan":
+                    shipment.eta, shipment.eta_source = found.eta, "carrier"
+                stored += service.record(session, shipment, found.events, source="poll",
+                                         now=now, settings=settings).stored  # fmt: skip
+            shipment.poll_failures = 0
+            shipment.next_poll_at = service.next_poll(shipment, now, settings)
+        _succeeded(session, code, now)
+        session.commit()
+    return stored
+
+
+def _circuit_open(engine: Engine, code: str, now: datetime) -> bool:
+    with Session(engine) as session:
+        health = session.get(CarrierHealth, code)
+        is_open = bool(health and health.open_until and health.open_until > now)
+    CIRCUIT_OPEN.labels(code).set(1 if is_open else 0)
+    return is_open
+
+
+def _failed(
+    engine: Engine, code: str, shipment_ids: list[str], exc: Exception, now: datetime,
+    settings: Settings,
+) -> bool:  # fmt: skip
+    """Count the failure; open the circuit at the threshold. Returns whether it opened."""
+    with Session(engine) as session:
+        health = session.get(CarrierHealth, code) or CarrierHealth(carrier=code)
+        health.failures += 1
+        health.last_error = str(exc)[:1000]
+        opened = health.failures >= settings.tracking_breaker_failures
+        backoff = timedelta(seconds=settings.tracking_breaker_open_s)
+        if opened:
+            health.open_until = now + backoff
+            health.failures = 0
+            health.alerted_at = now
+            log.error("carrier %s is failing (%s): its circuit is open until %s",
+                      code, exc, health.open_until.isoformat())  # fmt: skip
+        session.add(health)
+        session.execute(
+            update(Shipment)
+            .where(col(Shipment.id).in_(shipment_ids))
+            .values(poll_failures=Shipment.poll_failures + 1, next_poll_at=now + backoff)
+        )
+        session.commit()
+    return opened
+
+
+def _succeeded(session: Session, code: str, now: datetime) -> None:
+    health = session.get(CarrierHealth, code) or CarrierHealth(carrier=code)
+    health.failures, health.open_until, health.last_success_at = 0, None, now
+    session.add(health)

@@ -1,0 +1,85 @@
+"""Parcels from the shop's own nodes that do not go by van: a shipment is created with the
+parcel carrier through the outbox (the fulfillment id is the carrier's reference, so a replay
+finds the shipment made the first time) and followed from then on."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
+
+from fulfill.config import Settings
+from fulfill.db import engine_for, session_scope, utcnow
+from fulfill.inventory.models import Product
+from fulfill.orders.models import Fulfillment, FulfillmentLine, Order
+from fulfill.outbox.models import OutboxEvent
+from fulfill.outbox.service import Handler, enqueue
+from fulfill.tracking import carriers, service
+from fulfill.tracking.models import Shipment
+from fulfill_carriers.adapter import Carrier, Parcel
+
+CREATE_TOPIC = "carrier.create"
+
+
+def request_shipment(session: Session, fulfillment: Fulfillment) -> None:
+    """In the order's transaction: the parcel carrier will be asked for a shipment."""
+    enqueue(session, CREATE_TOPIC, {"fulfillment": fulfillment.id})
+
+
+def handlers(settings: Settings) -> dict[str, list[Handler]]:
+    if not settings.carrier_url:
+        return {}
+    engine = engine_for(settings.resolved_database_url)
+
+    def deliver(row: OutboxEvent) -> None:
+        configured = carriers.configured(settings)
+        try:
+            create(engine, row.payload["fulfillment"], configured[carriers.PARCEL_CARRIER])
+        finally:
+            carriers.close(configured)
+
+    return {CREATE_TOPIC: [deliver]}
+
+
+def create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> Shipment | None:
+    """The fulfillment's shipment with the carrier, created once; None if it no longer ships
+    (cancelled before the carrier was asked)."""
+    with session_scope(engine) as session:
+        existing = session.exec(
+            select(Shipment).where(
+                Shipment.fulfillment_id == fulfillment_id, Shipment.carrier == carrier.code
+            )
+        ).first()
+        if existing is not None:
+            return existing
+        fulfillment = session.get(Fulfillment, fulfillment_id)
+        order = session.get(Order, fulfillment.order_id) if fulfillment else None
+        if fulfillment is None or order is None or fulfillment.status == "cancelled":
+            return None
+        parcel = _parcel(session, fulfillment, order)
+    made = carrier.create_shipment(parcel)  # idempotent at the carrier by the reference
+    with session_scope(engine) as session:
+        fulfillment = session.get(Fulfillment, fulfillment_id)
+        assert fulfillment is not None
+        shipment = service.follow(session, fulfillment, carrier.code, made.tracking_number,
+                                  utcnow(), eta=made.eta)  # fmt: skip
+        session.commit()
+        return shipment
+
+
+def _parcel(session: Session, fulfillment: Fulfillment, order: Order) -> Parcel:
+    weight = session.exec(
+        select(func.coalesce(func.sum(FulfillmentLine.quantity * Product.weight_kg), 0.0))
+        .join(Product, col(Product.id) == FulfillmentLine.product_id)
+        .where(FulfillmentLine.fulfillment_id == fulfillment.id)
+    ).one()
+    address = order.destination.get("address") if isinstance(order.destination, dict) else None
+    return Parcel(
+        reference=fulfillment.id,
+        name=str(order.customer.get("name", "")),
+        lat=order.dest_lat,
+        lon=order.dest_lon,
+        weight_kg=max(0.01, float(weight)),
+        service=order.service_level,
+        address=address,
+        phone=order.customer.get("phone"),
+    )

@@ -1,0 +1,51 @@
+"""Celery side of tracking: apply a kept webhook delivery, poll the carriers due, and sweep for
+shipments that went quiet. Each is safe to run twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fulfill.config import get_settings
+from fulfill.db import engine_for, session_scope, utcnow
+from fulfill.tracking import carriers, ingest, polling, service
+from fulfill.worker import app
+
+# A receipt nobody applied within this long lost its task message: it is sent again.
+RESEND_AFTER = timedelta(seconds=30)
+
+
+@app.task(name=ingest.INGEST_TASK)
+def apply_receipt(receipt_id: int) -> dict[str, Any] | None:
+    settings = get_settings()
+    applied = ingest.apply_receipt(engine_for(settings.resolved_database_url), receipt_id, settings)
+    return None if applied is None else {"events": applied.events, "stored": applied.stored}
+
+
+@app.task(name="tracking.poll")
+def poll() -> dict[str, Any]:
+    settings = get_settings()
+    configured = carriers.configured(settings)
+    try:
+        report = polling.poll_due(
+            engine_for(settings.resolved_database_url), configured, settings, utcnow()
+        )
+    finally:
+        carriers.close(configured)
+    return {"shipments": report.shipments, "calls": report.calls, "events": report.events,
+            "failed_calls": report.failed_calls, "skipped": report.skipped}  # fmt: skip
+
+
+@app.task(name="tracking.sweep")
+def sweep() -> dict[str, int]:
+    """Alerts for quiet shipments and passed ETAs; receipts whose task was lost, sent again."""
+    settings = get_settings()
+    engine = engine_for(settings.resolved_database_url)
+    now = utcnow()
+    with session_scope(engine) as session:
+        raised = service.sweep(session, now, settings)
+        lost = ingest.unapplied(session, RESEND_AFTER, now)
+        session.commit()
+    for receipt_id in lost:
+        apply_receipt.delay(receipt_id)
+    return {"alerts": len(raised), "resent": len(lost)}

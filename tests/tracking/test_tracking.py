@@ -1,0 +1,304 @@
+"""Shipments followed to the door, on SQLite and PostgreSQL: the parcel carrier (the sandbox
+over real HTTP) polled and by signed webhook, AfterShip's webhooks, statuses that only move
+forward, each alert once, and a carrier in trouble that loses nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from fulfill.config import Settings
+from fulfill.db import utcnow
+from fulfill.orders.models import Fulfillment
+from fulfill.tracking import carriers, ingest, polling, service
+from fulfill.tracking.models import CarrierHealth, Shipment, TrackingAlert, WebhookReceipt
+from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
+from fulfill_carriers.aftership import SIGNATURE_HEADER as AFTERSHIP_HEADER
+from fulfill_carriers.sandbox import SIGNATURE_HEADER
+from fulfill_carriers.sandbox_server import CarrierState, sandbox_app
+from fulfill_carriers.signatures import sign
+from fulfill_carriers.status import TrackingStatus as S
+from tests.support import LiveServer, order_body, relay_now, seed_catalog
+
+Headers = dict[str, str]
+SECRET = "whsec_carrier"
+AFTERSHIP_SECRET = "aftership_secret"
+
+
+@pytest.fixture
+def carrier() -> Iterator[tuple[str, CarrierState]]:
+    state = CarrierState(mix={"delivered": 1.0})
+    with LiveServer(sandbox_app(state)) as server:
+        yield server.url, state
+
+
+@pytest.fixture
+def trk_settings(settings: Settings, carrier: tuple[str, CarrierState]) -> Settings:
+    return settings.model_copy(
+        update={
+            "carrier_url": carrier[0],
+            "carrier_webhook_secret": SECRET,
+            "aftership_webhook_secret": AFTERSHIP_SECRET,
+            "tracking_retries": 2,
+            "tracking_breaker_failures": 2,
+            "tracking_rate_per_s": 1000.0,
+        }
+    )
+
+
+@pytest.fixture
+def shipped(
+    client: TestClient, admin: Headers, shop: Headers, app: FastAPI, engine: Engine,
+    trk_settings: Settings,
+) -> dict[str, Any]:  # fmt: skip
+    """A standard order from WH1, its parcel created with the carrier through the outbox."""
+    app.state.settings = trk_settings
+    seed_catalog(client, admin)
+    response = client.post("/v1/orders", json=order_body(service_level="standard"), headers=shop)
+    assert response.status_code == 201, response.text
+    relay_now(engine, trk_settings)
+    with Session(engine) as session:
+        shipment = session.exec(select(Shipment)).one()
+    return {"order": response.json(), "shipment": shipment.id,
+            "number": shipment.tracking_number}  # fmt: skip
+
+
+def poll(engine: Engine, settings: Settings, now: datetime) -> polling.PollReport:
+    configured = carriers.configured(settings)
+    try:
+        return polling.poll_due(engine, configured, settings, now)
+    finally:
+        carriers.close(configured)
+
+
+def the_shipment(engine: Engine, shipment_id: str) -> Shipment:
+    with Session(engine) as session:
+        shipment = session.get(Shipment, shipment_id)
+        assert shipment is not None
+        return shipment
+
+
+def event(number: str, status: S, at: datetime, code: str, **kw: Any) -> CarrierEvent:
+    return CarrierEvent(number, status, code, at, **kw)
+
+
+def test_a_parcel_is_created_once_polled_to_the_door_and_shown_on_its_order(
+    shipped: dict[str, Any], client: TestClient, shop: Headers, engine: Engine,
+    trk_settings: Settings, carrier: tuple[str, CarrierState],
+) -> None:  # fmt: skip
+    url, state = carrier
+    relay_now(engine, trk_settings)  # a replayed outbox event makes no second parcel
+    assert len(state.parcels) == 1
+    now = utcnow()
+    assert poll(engine, trk_settings, now).events == 1  # information received
+    assert the_shipment(engine, shipped["shipment"]).status == S.INFO_RECEIVED
+    assert poll(engine, trk_settings, now).calls == 0  # not due again for hours
+    httpx.post(f"{url}/sandbox/clock", json={"advance_s": 40 * 3600})
+    later = now + timedelta(hours=5)
+    report = poll(engine, trk_settings, later)
+    assert report.events == 6 and report.shipments == 1
+    shipment = the_shipment(engine, shipped["shipment"])
+    assert (shipment.status, shipment.active, shipment.next_poll_at) == (S.DELIVERED, False, None)
+    with Session(engine) as session:
+        fulfillment = session.get(Fulfillment, shipment.fulfillment_id)
+        assert fulfillment is not None and fulfillment.status == "delivered"
+    order = client.get(f"/v1/orders/{shipped['order']['id']}", headers=shop).json()
+    [seen] = order["shipments"]
+    assert [e["code"] for e in seen["timeline"]] == ["CR", "PU", "AF", "DF", "AF", "OD", "DL"]
+    assert seen["status"] == "delivered" and seen["carrier"] == "sandbox"
+    kinds = [e["kind"] for e in order["timeline"]]
+    assert "shipment.followed" in kinds and "shipment.delivered" in kinds
+    direct = client.get(f"/v1/shipments/{shipped['shipment']}", headers=shop)
+    assert direct.status_code == 200 and direct.json()["timeline"] == seen["timeline"]
+    assert client.get("/v1/shipments/nope", headers=shop).status_code == 404
+
+
+def test_replayed_and_out_of_order_events_change_nothing(
+    shipped: dict[str, Any], engine: Engine, trk_settings: Settings
+) -> None:
+    number, t0 = shipped["number"], utcnow()
+    moving = event(number, S.IN_TRANSIT, t0 + timedelta(hours=3), "AF")
+    early = event(number, S.INFO_RECEIVED, t0, "CR")
+    with Session(engine) as session:
+        shipment = service.locked(session, shipped["shipment"])
+        first = service.record(session, shipment, [moving, moving], source="poll", now=t0,
+                               settings=trk_settings)  # fmt: skip
+        late = service.record(session, shipment, [early, moving], source="webhook", now=t0,
+                              settings=trk_settings)  # fmt: skip
+        assert (first.stored, late.stored, late.moved) == (1, 1, False)
+        assert shipment.status == S.IN_TRANSIT  # the older event is kept, not obeyed
+        # Same rank, different times: a new run out for delivery after a failed attempt moves,
+        # a failed attempt reported late (older than the run) does not.
+        failed = event(number, S.ATTEMPT_FAILED, t0 + timedelta(hours=20), "NH",
+                       reason=ExceptionReason.NOT_HOME)  # fmt: skip
+        rerun = event(number, S.OUT_FOR_DELIVERY, t0 + timedelta(hours=44), "OD")
+        service.record(session, shipment, [rerun], source="poll", now=t0, settings=trk_settings)
+        service.record(session, shipment, [failed], source="poll", now=t0, settings=trk_settings)
+        assert shipment.status == S.OUT_FOR_DELIVERY
+        done = event(number, S.DELIVERED, t0 + timedelta(hours=45), "DL")
+        stale = event(number, S.EXCEPTION, t0 + timedelta(hours=46), "WX",
+                      reason=ExceptionReason.WEATHER)  # fmt: skip
+        service.record(session, shipment, [done, stale], source="poll", now=t0,
+                       settings=trk_settings)  # fmt: skip
+        assert shipment.status == S.DELIVERED and not shipment.active
+        session.commit()
+        stored = service.shipments_public(session, [shipment])[0]
+    assert [e.code for e in stored.timeline] == ["CR", "AF", "NH", "OD", "DL", "WX"]
+    assert [e.moved for e in stored.timeline] == [False, True, False, True, True, False]
+
+
+def test_each_alert_is_written_once_with_when_it_was_detected(
+    shipped: dict[str, Any], engine: Engine, trk_settings: Settings
+) -> None:
+    number, t0 = shipped["number"], utcnow()
+    with Session(engine) as session:
+        shipment = service.locked(session, shipped["shipment"])
+        for k in range(2):  # two failed attempts: one alert
+            at = t0 + timedelta(hours=1 + k)
+            service.record(session, shipment, [event(number, S.ATTEMPT_FAILED, at, f"NH{k}")],
+                           source="poll", now=at, settings=trk_settings)  # fmt: skip
+        lost = event(number, S.EXCEPTION, t0 + timedelta(hours=3), "LS",
+                     reason=ExceptionReason.LOST)  # fmt: skip
+        recorded = service.record(session, shipment, [lost], source="poll", now=t0,
+                                  settings=trk_settings)  # fmt: skip
+        assert set(recorded.alerts) == {"exception", "lost"}
+        # The carrier's new estimate passes the promised window: late, a flag beside the status.
+        assert shipment.promised_end is not None
+        beyond = shipment.promised_end + timedelta(days=2)
+        eta = event(number, S.EXCEPTION, t0 + timedelta(hours=4), "WX", eta=beyond)
+        service.record(session, shipment, [eta], source="poll", now=t0, settings=trk_settings)
+        assert shipment.late and shipment.status == S.EXCEPTION and shipment.eta == beyond
+        session.commit()
+        alerts = session.exec(select(TrackingAlert.kind, TrackingAlert.detected_at)).all()
+    assert sorted(kind for kind, _ in alerts) == ["attempt_failed", "exception", "late", "lost"]
+    assert all(at is not None for _, at in alerts)
+
+
+def test_a_quiet_parcel_is_stalled_then_lost_by_the_sweep(
+    shipped: dict[str, Any], engine: Engine, trk_settings: Settings
+) -> None:
+    number, t0 = shipped["number"], utcnow()
+    with Session(engine) as session:
+        shipment = service.locked(session, shipped["shipment"])
+        service.record(session, shipment, [event(number, S.IN_TRANSIT, t0, "DF")],
+                       source="poll", now=t0, settings=trk_settings)  # fmt: skip
+        quiet = {"stalled", "lost"}  # (the passing days also make it late: another alert)
+        assert quiet & set(service.sweep(session, t0 + timedelta(hours=47), trk_settings)) == set()
+        assert quiet & set(service.sweep(session, t0 + timedelta(hours=49), trk_settings)) == {
+            "stalled"
+        }
+        assert quiet & set(service.sweep(session, t0 + timedelta(days=8), trk_settings)) == {"lost"}
+        assert service.sweep(session, t0 + timedelta(days=9), trk_settings) == []
+        session.commit()
+
+
+def sandbox_hook(events: list[dict[str, Any]], secret: str = SECRET) -> tuple[bytes, Headers]:
+    body = json.dumps({"events": events}).encode()
+    return body, {SIGNATURE_HEADER: sign(body, secret), "Content-Type": "application/json"}
+
+
+def receipts(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(WebhookReceipt)).one())
+
+
+def test_webhooks_are_verified_kept_once_and_applied_by_a_worker(
+    shipped: dict[str, Any], client: TestClient, engine: Engine, trk_settings: Settings
+) -> None:
+    number = shipped["number"]
+    at = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    body, headers = sandbox_hook([
+        {"id": f"{number}-1", "tracking_number": number, "code": "PU", "at": at,
+         "description": "Picked up", "location": "Edmonton"},
+        {"id": "x-1", "tracking_number": "SBX-NOT-OURS", "code": "PU", "at": at},
+    ])  # fmt: skip
+    url = "/v1/carriers/sandbox/webhooks"
+    accepted = client.post(url, content=body, headers=headers)
+    assert accepted.status_code == 202 and accepted.json()["events"] == 2
+    replay = client.post(url, content=body, headers=headers)
+    assert replay.status_code == 401 and replay.json()["type"].endswith("/webhook-replayed")
+    forged = client.post(url, content=body.replace(b"PU", b"DL"), headers=headers)
+    assert forged.status_code == 401
+    stale = {**headers, SIGNATURE_HEADER: sign(body, SECRET, timestamp=int(time.time()) - 3600)}
+    assert client.post(url, content=body, headers=stale).status_code == 401
+    garbled, garbled_headers = b"{not json", {SIGNATURE_HEADER: sign(b"{not json", SECRET)}
+    assert client.post(url, content=garbled, headers=garbled_headers).status_code == 400
+    assert client.post("/v1/carriers/fedup/webhooks", content=body).status_code == 404
+    assert receipts(engine) == 1  # only the first, verified delivery was kept
+
+    receipt_id = accepted.json()["receipt"]
+    applied = ingest.apply_receipt(engine, receipt_id, trk_settings)
+    assert applied is not None and applied.stored == 1 and applied.unknown == ("SBX-NOT-OURS",)
+    assert ingest.apply_receipt(engine, receipt_id, trk_settings) is None  # a replayed task
+    assert the_shipment(engine, shipped["shipment"]).status == S.PICKED_UP
+
+
+def test_aftership_webhooks_in_their_published_shape(
+    shipped: dict[str, Any], client: TestClient, engine: Engine, trk_settings: Settings
+) -> None:
+    with Session(engine) as session:
+        fulfillment = session.get(Fulfillment, the_shipment(engine, shipped["shipment"])
+                                  .fulfillment_id)  # fmt: skip
+        assert fulfillment is not None
+        followed = service.follow(session, fulfillment, "aftership", "7023210039414519",
+                                  utcnow())  # fmt: skip
+        followed_id = followed.id
+        session.commit()
+    at = utcnow().isoformat()
+    checkpoint = {"checkpoint_time": at, "tag": "Exception", "subtag": "Exception_012",
+                  "message": "Item damaged", "city": "Edmonton"}  # fmt: skip
+    tracking = {"tracking_number": "7023210039414519", "slug": "canada-post", "tag": "Exception",
+                "subtag": "Exception_012", "checkpoints": [checkpoint]}  # fmt: skip
+    payload = {"event": "tracking_update", "event_id": "3f645f5e",
+               "is_tracking_first_tag": False, "ts": int(time.time()), "msg": tracking}  # fmt: skip
+    body = json.dumps(payload).encode()
+    digest = hmac.new(AFTERSHIP_SECRET.encode(), body, hashlib.sha256).digest()
+    headers = {AFTERSHIP_HEADER: base64.b64encode(digest).decode()}
+    accepted = client.post("/v1/carriers/aftership/webhooks", content=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    ingest.apply_receipt(engine, accepted.json()["receipt"], trk_settings)
+    shipment = the_shipment(engine, followed_id)
+    assert (shipment.status, shipment.reason) == (S.EXCEPTION, "damaged")
+    again = client.post("/v1/carriers/aftership/webhooks", content=body, headers=headers)
+    assert again.status_code == 401
+
+
+@pytest.mark.parametrize("trouble", [{"down": True}, {"garbage": True}])
+def test_a_carrier_in_trouble_is_retried_then_left_alone_and_nothing_is_lost(
+    shipped: dict[str, Any], engine: Engine, trk_settings: Settings,
+    carrier: tuple[str, CarrierState], trouble: dict[str, Any],
+) -> None:  # fmt: skip
+    url, state = carrier
+    httpx.post(f"{url}/sandbox/trouble", json=trouble)
+    now = utcnow()
+    first = poll(engine, trk_settings, now)
+    assert (first.failed_calls, first.events) == (1, 0)
+    assert state.calls["/v1/tracking"] == 2  # one call, retried once
+    shipment = the_shipment(engine, shipped["shipment"])
+    assert shipment.poll_failures == 1 and shipment.next_poll_at is not None
+    assert shipment.next_poll_at > now  # waits, but stays followed
+    second = poll(engine, trk_settings, shipment.next_poll_at)
+    assert second.failed_calls == 1  # the second failure opens the circuit
+    with Session(engine) as session:
+        health = session.get(CarrierHealth, "sandbox")
+        assert health is not None and health.open_until is not None and health.alerted_at
+        reopens = health.open_until
+    assert poll(engine, trk_settings, reopens - timedelta(seconds=1)).skipped == ["sandbox"]
+    httpx.post(f"{url}/sandbox/trouble", json={"down": False, "garbage": False})
+    back = poll(engine, trk_settings, reopens + timedelta(seconds=1))
+    assert back.events == 1 and back.failed_calls == 0
+    shipment = the_shipment(engine, shipped["shipment"])
+    assert shipment.status == S.INFO_RECEIVED and shipment.poll_failures == 0
