@@ -26,9 +26,10 @@ from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.db import engine_for
+from fulfill.devservers import LiveServer
 from fulfill.migrations import upgrade
 from fulfill.models import metadata
-from tests.support import MORNING, LiveServer, seed_catalog
+from tests.support import MORNING, seed_catalog
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -8,13 +8,10 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from fulfill import devservers
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.outbox.handlers import handlers_for
@@ -71,33 +68,6 @@ def order_body(external_id: str = "web-1001", **overrides: Any) -> dict[str, Any
 def available(client: TestClient, headers: dict[str, str], sku: str, node: str) -> int:
     rows = client.get("/v1/stock", params={"sku": sku, "node": node}, headers=headers).json()
     return int(rows[0]["available"])
-
-
-class LiveServer:
-    """The app behind a real uvicorn server in a thread, for tests of true concurrency."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = devservers.free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class WebhookReceiver:

@@ -30,6 +30,7 @@ from fulfill.orders.api import router as orders_router
 from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
+from fulfill.tracking.ingest import INGEST_TASK
 from fulfill.worker import make_celery
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     celery = make_celery(settings)
     app.state.kick_outbox = CoalescingKick(lambda: celery.send_task("outbox.relay"))
+    app.state.kick_tracking = CoalescingKick(lambda: celery.send_task(INGEST_TASK))
     app.state.send_task = _best_effort_sender(celery)
     app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
@@ -111,7 +113,7 @@ class CoalescingKick:
         try:
             self._send()
         except Exception:  # the periodic sweep relays it instead
-            log.warning("could not ask a worker to relay the outbox now", exc_info=True)
+            log.warning("could not ask a worker now; the periodic sweep will", exc_info=True)
 
 
 def _add_operations_routes(app: FastAPI) -> None:

@@ -15,11 +15,12 @@ from sqlalchemy import Engine
 
 from fulfill.auth import Scope
 from fulfill.config import Settings
+from fulfill.devservers import LiveServer
 from fulfill.dispatch import service
 from fulfill.migrations import upgrade
 from tests.conftest import server_missing
 from tests.dispatch.test_dispatch import AFTER_CUTOFF, add_van, place_orders, planned
-from tests.support import LiveServer, seed_catalog
+from tests.support import seed_catalog
 
 Headers = dict[str, str]
 CHROMIUM = os.environ.get("FULFILL_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -15,12 +15,13 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
+from fulfill.devservers import LiveServer
 from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.third_party.models import ThirdPartyOrder
 from fulfill.third_party.tasks import sync_all
 from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
-from tests.support import LiveServer, available, order_body, relay_now, seed_catalog
+from tests.support import available, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]
 ADDRESS = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, and_, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -171,3 +172,13 @@ def record_event(
     event = OrderEvent(order_id=order_id, kind=kind, data=data, at=at or utcnow())
     session.add(event)
     return event
+
+
+def record_events(
+    session: Session, events: Sequence[tuple[str, str, dict[str, Any], datetime]]
+) -> None:
+    """Many timeline entries (order id, kind, data, at) in one statement: for workers that
+    apply thousands of carrier events at once."""
+    if events:
+        rows = [{"order_id": o, "kind": k, "data": d, "at": at} for o, k, d, at in events]
+        session.execute(insert(OrderEvent), rows)

@@ -45,9 +45,8 @@ def receive_webhook(
             raise Unauthorized(str(exc)) from None
         raise FulfillError(str(exc)) from None
     receipt = ingest.keep(session, carrier, hook, clock())
-    session.commit()
     assert receipt.id is not None
-    request.app.state.send_task(ingest.INGEST_TASK, receipt.id)
+    request.app.state.kick_tracking()
     return WebhookAccepted(receipt=receipt.id, events=len(hook.events))
 
 

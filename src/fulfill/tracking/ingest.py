@@ -1,9 +1,10 @@
 """Carrier webhooks, answered fast and applied by a worker.
 
 The API verifies the signature, keeps the delivery as a ``WebhookReceipt`` (its normalised
-events) in one short transaction, answers 202 and asks a worker to apply it. A replay of a
-delivery already kept is refused (401, nothing stored). The worker applies each receipt once;
-a sweep re-sends receipts nobody applied, so a lost task message loses nothing.
+events) in one short transaction, answers 202 and asks a worker to apply what is pending (one
+message per 50 ms however many deliveries arrive). A replay of a delivery already kept is
+refused (401, nothing stored). The worker applies pending receipts in batches, each once; the
+beat sweep asks again for receipts left waiting, so a lost message loses nothing.
 """
 
 from __future__ import annotations
@@ -35,42 +36,60 @@ class Applied:
     events: int
     stored: int
     unknown: tuple[str, ...]  # tracking numbers we do not follow
+    deliveries: int = 0
 
 
 def keep(session: Session, carrier: str, hook: Webhook, now: datetime) -> WebhookReceipt:
-    """Store a verified delivery (committed by the caller); a replay raises ``WebhookReplayed``."""
+    """Store a verified delivery, alone in its transaction, and commit it; a replay raises
+    ``WebhookReplayed`` and stores nothing."""
     receipt = WebhookReceipt(
         carrier=carrier,
         delivery_id=hook.delivery_id[:128],
         events=[e.as_dict() for e in hook.events],
         received_at=now,
     )
+    session.add(receipt)
     try:
-        with session.begin_nested():
-            session.add(receipt)
+        session.commit()
     except IntegrityError:
+        session.rollback()
         raise WebhookReplayed(
             f"this {carrier} webhook delivery was received already", delivery=hook.delivery_id
         ) from None
     return receipt
 
 
-def apply_receipt(engine: Engine, receipt_id: int, settings: Settings) -> Applied | None:
-    """Apply a kept delivery's events, once; None if it was applied already."""
+def apply_pending(engine: Engine, settings: Settings, limit: int = 100) -> Applied | None:
+    """Apply the oldest kept deliveries not applied yet, together: their shipments read and
+    locked at once, each event once. None when there was nothing to apply."""
     with Session(engine, expire_on_commit=False) as session:
-        receipt = session.exec(
-            select(WebhookReceipt).where(WebhookReceipt.id == receipt_id).with_for_update()
-        ).first()
-        if receipt is None or receipt.processed_at is not None:
+        receipts = session.exec(
+            select(WebhookReceipt)
+            .where(col(WebhookReceipt.processed_at).is_(None))
+            .order_by(col(WebhookReceipt.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not receipts:
             return None
         now = utcnow()
-        events = [CarrierEvent.from_dict(e) for e in receipt.events]
-        applied = apply_events(session, receipt.carrier, events, "webhook", now, settings)
-        receipt.processed_at = now
-        if applied.unknown:
-            receipt.note = f"not followed here: {', '.join(applied.unknown[:20])}"
+        by_carrier: dict[str, list[CarrierEvent]] = defaultdict(list)
+        for receipt in receipts:
+            by_carrier[receipt.carrier] += [CarrierEvent.from_dict(e) for e in receipt.events]
+        applied = [
+            apply_events(session, carrier, events, "webhook", now, settings)
+            for carrier, events in sorted(by_carrier.items())
+        ]
+        unknown = {n for a in applied for n in a.unknown}
+        done = utcnow()  # as late as possible: processed_at - received_at is the lag
+        for receipt in receipts:
+            receipt.processed_at = done
+            mine = {e["tracking_number"] for e in receipt.events} & unknown
+            if mine:
+                receipt.note = f"not followed here: {', '.join(sorted(mine)[:20])}"
         session.commit()
-        return applied
+        return Applied(sum(a.events for a in applied), sum(a.stored for a in applied),
+                       tuple(sorted(unknown)), len(receipts))  # fmt: skip
 
 
 def apply_events(
@@ -91,12 +110,17 @@ def apply_events(
         .order_by(col(Shipment.id))
         .with_for_update()
     ).all()
+    known = service.Known.of(
+        session, {s.id: by_number[s.tracking_number] for s in shipments}, shipments
+    )
     stored = 0
     for shipment in shipments:
         stored += service.record(session, shipment, by_number[shipment.tracking_number],
-                                 source=source, now=now, settings=settings).stored  # fmt: skip
-    known = {s.tracking_number for s in shipments}
-    return Applied(len(events), stored, tuple(sorted(set(by_number) - known)))
+                                 source=source, now=now, settings=settings,
+                                 known=known).stored  # fmt: skip
+    known.write(session)
+    found = {s.tracking_number for s in shipments}
+    return Applied(len(events), stored, tuple(sorted(set(by_number) - found)))
 
 
 def unapplied(

@@ -140,15 +140,19 @@ def _apply(
             select(Shipment).where(col(Shipment.id).in_(ids)).order_by(col(Shipment.id))
             .with_for_update()
         ).all()  # fmt: skip
+        said = {s.id: by_ref[s.tracking_ref].events for s in shipments if s.tracking_ref in by_ref}
+        known = service.Known.of(session, said, shipments)
         for shipment in shipments:
             found = by_ref.get(shipment.tracking_ref)
             if found is not None and found.known:
                 if found.eta is not None and shipment.eta_source != "plan":
                     shipment.eta, shipment.eta_source = found.eta, "carrier"
-                stored += service.record(session, shipment, found.events, source="poll",
-                                         now=now, settings=settings).stored  # fmt: skip
+                recorded = service.record(session, shipment, found.events, source="poll",
+                                          now=now, settings=settings, known=known)  # fmt: skip
+                stored += recorded.stored
             shipment.poll_failures = 0
             shipment.next_poll_at = service.next_poll(shipment, now, settings)
+        known.write(session)
         _succeeded(session, code, now)
         session.commit()
     return stored

@@ -11,17 +11,18 @@ a parcel in transit has not been scanned for days.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
-from fulfill.orders.repository import record_event
+from fulfill.orders.repository import record_event, record_events
 from fulfill.tracking.models import (
     AlertKind,
     Shipment,
@@ -157,6 +158,57 @@ def locked(session: Session, shipment_id: str) -> Shipment:
     return shipment
 
 
+@dataclass
+class Known:
+    """What ``record`` needs of the database for a set of shipments, read in a few queries
+    rather than a few per shipment: a worker applies thousands of events a second this way."""
+
+    seen: set[tuple[str, str]]  # (shipment id, event key) stored already
+    alerted: set[tuple[str, str]]  # (shipment id, alert kind) written already
+    fulfillments: dict[str, Fulfillment]
+    levels: dict[str, str]  # order id -> service level
+    rows: list[dict[str, Any]] = field(default_factory=list)  # events to insert
+    timeline: list[tuple[str, str, dict[str, Any], datetime]] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        """Insert what ``record`` gathered, in two statements (executemany, no RETURNING)."""
+        if self.rows:
+            session.execute(insert(TrackingEvent), self.rows)
+        record_events(session, self.timeline)
+        self.rows, self.timeline = [], []
+
+    @classmethod
+    def of(
+        cls,
+        session: Session,
+        events: Mapping[str, Sequence[CarrierEvent]],
+        shipments: Sequence[Shipment],
+    ) -> Known:
+        ids = [s.id for s in shipments]
+        keys = {e.key for found in events.values() for e in found}
+        seen = session.exec(
+            select(TrackingEvent.shipment_id, TrackingEvent.key).where(
+                col(TrackingEvent.shipment_id).in_(ids), col(TrackingEvent.key).in_(keys)
+            )
+        ).all() if keys else []  # fmt: skip
+        alerted = session.exec(
+            select(TrackingAlert.shipment_id, TrackingAlert.kind).where(
+                col(TrackingAlert.shipment_id).in_(ids)
+            )
+        ).all()
+        fulfillments = session.exec(
+            select(Fulfillment).where(
+                col(Fulfillment.id).in_([s.fulfillment_id for s in shipments])
+            )
+        ).all()
+        levels = session.exec(
+            select(Order.id, Order.service_level).where(
+                col(Order.id).in_({s.order_id for s in shipments})
+            )
+        ).all()
+        return cls(set(seen), set(alerted), {f.id: f for f in fulfillments}, dict(levels))
+
+
 def record(
     session: Session,
     shipment: Shipment,
@@ -165,14 +217,20 @@ def record(
     source: str,
     now: datetime,
     settings: Settings,
+    known: Known | None = None,
 ) -> Recorded:
-    """Apply what a carrier said to ``shipment`` (locked by the caller)."""
-    fresh = _unseen(session, shipment, events)
+    """Apply what a carrier said to ``shipment`` (locked by the caller). ``known`` is what was
+    read for a whole batch (``Known.of``); without it, this shipment's is read here."""
+    given = list(events)
+    mine = known is None
+    known = known or Known.of(session, {shipment.id: given}, [shipment])
+    fresh = _unseen(shipment, given, known)
     before = S(shipment.status)
     alerts: list[str] = []
     for event in sorted(fresh, key=lambda e: e.occurred_at):
         moved = _moves_forward(shipment, event)
-        session.add(_row(shipment, event, source, now, moved))
+        known.rows.append(_row(shipment, event, source, now, moved))
+        known.seen.add((shipment.id, event.key))
         if shipment.last_scan_at is None or event.occurred_at > shipment.last_scan_at:
             shipment.last_scan_at = event.occurred_at
             if event.eta is not None:
@@ -180,33 +238,22 @@ def record(
         if moved:
             shipment.status, shipment.status_at = event.status, event.occurred_at
             shipment.reason = event.reason.value if event.reason else None
-            alerts += _alerts_for(session, shipment, event, now)
-    if fresh:
-        session.flush()
+            alerts += _alerts_for(session, shipment, event, now, known)
     moved_at_all = S(shipment.status) is not before
     if moved_at_all:
-        _status_changed(session, shipment, before, now)
-    alerts += refresh_eta(session, shipment, now, settings)
+        _status_changed(session, shipment, before, now, known)
+    alerts += refresh_eta(session, shipment, now, settings, known)
     shipment.updated_at = now
+    if mine:
+        known.write(session)
     return Recorded(len(fresh), moved_at_all, tuple(alerts))
 
 
-def _unseen(
-    session: Session, shipment: Shipment, events: Iterable[CarrierEvent]
-) -> list[CarrierEvent]:
+def _unseen(shipment: Shipment, events: Iterable[CarrierEvent], known: Known) -> list[CarrierEvent]:
     by_key: dict[str, CarrierEvent] = {}
     for event in events:
         by_key.setdefault(event.key, event)
-    if not by_key:
-        return []
-    seen = set(
-        session.exec(
-            select(TrackingEvent.key).where(
-                TrackingEvent.shipment_id == shipment.id, col(TrackingEvent.key).in_(by_key)
-            )
-        ).all()
-    )
-    return [e for k, e in by_key.items() if k not in seen]
+    return [e for k, e in by_key.items() if (shipment.id, k) not in known.seen]
 
 
 def _moves_forward(shipment: Shipment, event: CarrierEvent) -> bool:
@@ -224,24 +271,24 @@ def _moves_forward(shipment: Shipment, event: CarrierEvent) -> bool:
 
 def _row(
     shipment: Shipment, event: CarrierEvent, source: str, now: datetime, moved: bool
-) -> TrackingEvent:
-    return TrackingEvent(
-        shipment_id=shipment.id,
-        key=event.key,
-        status=event.status.value,
-        raw_code=event.raw_code[:64],
-        description=event.description[:500],
-        location=event.location[:200] if event.location else None,
-        reason=event.reason.value if event.reason else None,
-        occurred_at=event.occurred_at,
-        received_at=now,
-        source=source,
-        moved=moved,
-    )
+) -> dict[str, Any]:
+    return {
+        "shipment_id": shipment.id,
+        "key": event.key,
+        "status": event.status.value,
+        "raw_code": event.raw_code[:64],
+        "description": event.description[:500],
+        "location": event.location[:200] if event.location else None,
+        "reason": event.reason.value if event.reason else None,
+        "occurred_at": event.occurred_at,
+        "received_at": now,
+        "source": source,
+        "moved": moved,
+    }
 
 
 def _alerts_for(
-    session: Session, shipment: Shipment, event: CarrierEvent, now: datetime
+    session: Session, shipment: Shipment, event: CarrierEvent, now: datetime, known: Known
 ) -> list[str]:
     details: dict[str, Any] = {"status": event.status.value, "code": event.raw_code,
                                "description": event.description,
@@ -250,24 +297,28 @@ def _alerts_for(
         details["reason"] = event.reason.value
     raised = []
     if event.status is S.ATTEMPT_FAILED:
-        raised.append(alert(session, shipment, AlertKind.ATTEMPT_FAILED, now, details))
+        raised.append(alert(session, shipment, AlertKind.ATTEMPT_FAILED, now, details, known))
     if event.status is S.EXCEPTION:
-        raised.append(alert(session, shipment, AlertKind.EXCEPTION, now, details))
+        raised.append(alert(session, shipment, AlertKind.EXCEPTION, now, details, known))
         if event.reason is ExceptionReason.LOST:
-            raised.append(alert(session, shipment, AlertKind.LOST, now, details))
+            raised.append(alert(session, shipment, AlertKind.LOST, now, details, known))
     return [kind for kind in raised if kind]
 
 
 def alert(
-    session: Session, shipment: Shipment, kind: AlertKind, now: datetime, details: dict[str, Any]
-) -> str | None:
+    session: Session, shipment: Shipment, kind: AlertKind, now: datetime, details: dict[str, Any],
+    known: Known | None = None,
+) -> str | None:  # fmt: skip
     """Write the alert once; returns its kind if this call wrote it."""
-    exists = session.exec(
+    if known is not None:
+        if (shipment.id, kind.value) in known.alerted:
+            return None
+        known.alerted.add((shipment.id, kind.value))
+    elif session.exec(
         select(TrackingAlert.id).where(
             TrackingAlert.shipment_id == shipment.id, TrackingAlert.kind == kind
         )
-    ).first()
-    if exists is not None:
+    ).first():
         return None
     row = TrackingAlert(shipment_id=shipment.id, order_id=shipment.order_id, kind=kind,
                         detected_at=now, details=details)  # fmt: skip
@@ -281,17 +332,19 @@ def alert(
     return kind.value
 
 
-def _status_changed(session: Session, shipment: Shipment, before: S, now: datetime) -> None:
+def _status_changed(
+    session: Session, shipment: Shipment, before: S, now: datetime, known: Known
+) -> None:
     status = S(shipment.status)
     if status.is_terminal:
         shipment.active, shipment.next_poll_at = False, None
-    record_event(session, shipment.order_id, f"shipment.{status.value}",
-                 {"shipment": shipment.id, "from": before.value,
-                  "tracking_number": shipment.tracking_number,
-                  **({"reason": shipment.reason} if shipment.reason else {})},
-                 at=now)  # fmt: skip
+    known.timeline.append((shipment.order_id, f"shipment.{status.value}",
+                           {"shipment": shipment.id, "from": before.value,
+                            "tracking_number": shipment.tracking_number,
+                            **({"reason": shipment.reason} if shipment.reason else {})},
+                           now))  # fmt: skip
     target = FULFILLMENT_STATUS.get(status)
-    fulfillment = session.get(Fulfillment, shipment.fulfillment_id)
+    fulfillment = known.fulfillments.get(shipment.fulfillment_id)
     if (
         target is not None
         and fulfillment is not None
@@ -301,8 +354,9 @@ def _status_changed(session: Session, shipment: Shipment, before: S, now: dateti
 
 
 def refresh_eta(
-    session: Session, shipment: Shipment, now: datetime, settings: Settings
-) -> list[str]:
+    session: Session, shipment: Shipment, now: datetime, settings: Settings,
+    known: Known | None = None,
+) -> list[str]:  # fmt: skip
     """Keep an ETA (the transit model when nobody gave one, never in the past for a parcel not
     yet delivered) and flag ``late`` when it passes the promised window: once, with an alert."""
     status = S(shipment.status)
@@ -313,7 +367,9 @@ def refresh_eta(
     if status.is_terminal:
         return []
     if shipment.eta is None or shipment.eta_source == "model":
-        shipment.eta, shipment.eta_source = _modelled_eta(session, shipment, status), "model"
+        level = known.levels.get(shipment.order_id) if known else None
+        shipment.eta = _modelled_eta(session, shipment, status, level)
+        shipment.eta_source = "model"
     if shipment.eta is not None and shipment.eta < now:
         shipment.eta = now  # overdue: it arrives no sooner than now
     late = bool(shipment.promised_end and shipment.eta and shipment.eta > shipment.promised_end)
@@ -321,19 +377,23 @@ def refresh_eta(
         shipment.late = True
         details = {"promised_end": _iso(shipment.promised_end), "eta": _iso(shipment.eta),
                    "eta_source": shipment.eta_source, "status": status.value}  # fmt: skip
-        kind = alert(session, shipment, AlertKind.LATE, now, details)
+        kind = alert(session, shipment, AlertKind.LATE, now, details, known)
         return [kind] if kind else []
     if not late:
         shipment.late = False
     return []
 
 
-def _modelled_eta(session: Session, shipment: Shipment, status: S) -> datetime | None:
+def _modelled_eta(
+    session: Session, shipment: Shipment, status: S, level: str | None
+) -> datetime | None:
     remaining = REMAINING.get(status)
     if remaining is None:
         return shipment.promised_end
-    order = session.get(Order, shipment.order_id)
-    scale = SERVICE_SCALE.get(order.service_level if order else "", 1.0)
+    if level is None:
+        order = session.get(Order, shipment.order_id)
+        level = order.service_level if order else ""
+    scale = SERVICE_SCALE.get(level, 1.0)
     since = shipment.last_scan_at or shipment.created_at
     return since + remaining * scale
 
@@ -394,14 +454,16 @@ def sweep(session: Session, now: datetime, settings: Settings, limit: int = 5000
     rows = session.exec(
         select(Shipment).where(col(Shipment.active)).order_by(col(Shipment.updated_at)).limit(limit)
     ).all()
+    known = Known.of(session, {}, rows)
     raised = []
     for shipment in rows:
-        raised += _quiet(session, shipment, now)
-        raised += refresh_eta(session, shipment, now, settings)
+        raised += _quiet(session, shipment, now, known)
+        raised += refresh_eta(session, shipment, now, settings, known)
+    known.write(session)
     return raised
 
 
-def _quiet(session: Session, shipment: Shipment, now: datetime) -> list[str]:
+def _quiet(session: Session, shipment: Shipment, now: datetime, known: Known) -> list[str]:
     status = S(shipment.status)
     last = shipment.last_scan_at or shipment.created_at
     silent = now - last
@@ -409,9 +471,9 @@ def _quiet(session: Session, shipment: Shipment, now: datetime) -> list[str]:
                "silent_hours": round(silent / HOUR, 1)}  # fmt: skip
     raised = []
     if silent > STALLED_AFTER.get(status, 48 * HOUR):
-        raised.append(alert(session, shipment, AlertKind.STALLED, now, details))
+        raised.append(alert(session, shipment, AlertKind.STALLED, now, details, known))
     if status in ON_ITS_WAY and silent > LOST_AFTER:
-        raised.append(alert(session, shipment, AlertKind.LOST, now, details))
+        raised.append(alert(session, shipment, AlertKind.LOST, now, details, known))
     return [kind for kind in raised if kind]
 
 

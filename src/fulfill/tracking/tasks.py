@@ -11,15 +11,19 @@ from fulfill.db import engine_for, session_scope, utcnow
 from fulfill.tracking import carriers, ingest, polling, service
 from fulfill.worker import app
 
-# A receipt nobody applied within this long lost its task message: it is sent again.
+# Receipts nobody applied within this long lost their task message: it is sent again.
 RESEND_AFTER = timedelta(seconds=30)
 
 
 @app.task(name=ingest.INGEST_TASK)
-def apply_receipt(receipt_id: int) -> dict[str, Any] | None:
+def apply_pending() -> dict[str, Any]:
+    """Apply what webhooks brought, batch after batch, until nothing is pending."""
     settings = get_settings()
-    applied = ingest.apply_receipt(engine_for(settings.resolved_database_url), receipt_id, settings)
-    return None if applied is None else {"events": applied.events, "stored": applied.stored}
+    engine = engine_for(settings.resolved_database_url)
+    deliveries = events = 0
+    while (applied := ingest.apply_pending(engine, settings)) is not None:
+        deliveries, events = deliveries + applied.deliveries, events + applied.events
+    return {"deliveries": deliveries, "events": events}
 
 
 @app.task(name="tracking.poll")
@@ -46,6 +50,6 @@ def sweep() -> dict[str, int]:
         raised = service.sweep(session, now, settings)
         lost = ingest.unapplied(session, RESEND_AFTER, now)
         session.commit()
-    for receipt_id in lost:
-        apply_receipt.delay(receipt_id)
-    return {"alerts": len(raised), "resent": len(lost)}
+    if lost:
+        apply_pending.delay()
+    return {"alerts": len(raised), "waiting": len(lost)}
