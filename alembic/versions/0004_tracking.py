@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
         sa.Column("last_success_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("alerted_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("polling_until", fulfill.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("carrier"),
     )
     op.create_table(
@@ -44,6 +45,8 @@ def upgrade() -> None:
         ),
         sa.Column("received_at", fulfill.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("processed_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("retry_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("carrier", "delivery_id"),
@@ -72,6 +75,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("next_poll_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("poll_failures", sa.Integer(), nullable=False),
+        sa.Column("checked_at", fulfill.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", fulfill.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", fulfill.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

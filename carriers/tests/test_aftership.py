@@ -111,8 +111,13 @@ def test_forged_stale_or_malformed_webhooks_are_refused() -> None:
             SIGNATURE_HEADER]})  # fmt: skip
     with pytest.raises(WebhookRefused, match="missing"):
         aftership.parse_webhook(body, {})
+    aftership.parse_webhook(body, headers, now=time.time() + 3600)  # AfterShip's own retry
     with pytest.raises(WebhookRefused, match="tolerance"):
-        aftership.parse_webhook(body, headers, now=time.time() + 3600)
+        aftership.parse_webhook(body, headers, now=time.time() + 4 * 24 * 3600)
+    with pytest.raises(WebhookRefused, match="no AfterShip webhook secret"):
+        AfterShip("").parse_webhook(*signed(webhook(), ""))
+    with pytest.raises(WebhookRefused, match="does not match"):
+        aftership.parse_webhook(body, {SIGNATURE_HEADER: "é" * 44})  # not even ASCII
     with pytest.raises(WebhookRefused, match="not an AfterShip webhook"):
         aftership.parse_webhook(*signed({"hello": "world"}))
 

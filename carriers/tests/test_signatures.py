@@ -38,3 +38,11 @@ def test_a_rotated_secret_can_be_accepted_alongside_the_old_one() -> None:
     new = sign(BODY, "new", timestamp=1_700_000_000)
     both = f"{new},{old.split(',')[1]}"
     assert verify(BODY, both, "old", now=1_700_000_000) == 1_700_000_000
+
+
+def test_nothing_verifies_without_a_secret_and_odd_headers_are_refused_not_crashed() -> None:
+    body = b'{"a": 1}'
+    with pytest.raises(SignatureError, match="no webhook secret"):
+        verify(body, sign(body, ""), "")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(body, "t=1700000000,v1=é", "s", now=1_700_000_000)

@@ -74,3 +74,25 @@ def test_drivers_reports_are_the_own_fleets_tracking(
     [shipment] = order["shipments"]
     assert [e["code"] for e in shipment["timeline"]] == ["route_started", "failed"]
     assert shipment["alerts"][0]["kind"] == "attempt_failed"
+
+
+def test_a_parcel_cancelled_before_the_van_leaves_is_not_on_board(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 2)
+    route = published(seeded, dispatcher, engine, dispatch_settings)["routes"][0]
+    gone = route["stops"][0]
+    assert seeded.post(f"/v1/orders/{gone['order']}/cancel", headers=shop).status_code == 200
+    start = datetime.fromisoformat(route["depart_at"])
+    app.state.clock = lambda: start + timedelta(minutes=1)
+    body = {"id": "s1", "type": "route_started", "van": "VAN1", "at": start.isoformat()}
+    assert seeded.post("/v1/driver-events", json=body, headers=driver).status_code == 200
+    now = shipments(engine)
+    assert (now[gone["fulfillment"]].status, now[gone["fulfillment"]].active) == (
+        "cancelled",
+        False,
+    )
+    assert now[route["stops"][1]["fulfillment"]].status == "out_for_delivery"

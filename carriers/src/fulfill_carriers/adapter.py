@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from fulfill_carriers.status import TrackingStatus
 
+# Keys are stored in 80 characters: a longer carrier event id is keyed by its digest.
+MAX_ID_IN_KEY = 60
+
 
 class ExceptionReason(StrEnum):
     """Why a parcel is in trouble: what the customer hears and what we do about it follow."""
@@ -81,8 +84,10 @@ class CarrierEvent:
     def key(self) -> str:
         """The same for the same event however often or late it arrives: the carrier's own id
         when it has one, else what the event says and when it happened."""
-        if self.event_id:
+        if self.event_id and len(self.event_id) <= MAX_ID_IN_KEY:
             return f"id:{self.event_id}"
+        if self.event_id:  # a long id, kept whole would not fit: its digest is as unique
+            return "id#" + hashlib.sha256(self.event_id.encode()).hexdigest()[:40]
         text = f"{self.raw_code}|{self.occurred_at.isoformat()}|{self.description}"
         return "h:" + hashlib.sha256(text.encode()).hexdigest()[:32]
 

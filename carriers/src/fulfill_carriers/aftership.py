@@ -6,8 +6,8 @@ The payload is AfterShip's published one: ``{"event", "event_id", "is_tracking_f
 sub-status) and its ``checkpoints``. Field names of the legacy (v4) and the dated webhook
 versions are both read. The signature is AfterShip's: ``aftership-hmac-sha256`` is the base64
 HMAC-SHA256 of the raw body with the webhook secret. AfterShip signs no timestamp in a header,
-so the body's ``ts`` is held to the tolerance instead, and ``event_id`` identifies a delivery
-(a replay carries the same one).
+so the body's ``ts`` is held to AfterShip's retry window instead, and ``event_id`` identifies a
+delivery (a replay carries the same one).
 
 Only webhooks: AfterShip creates no shipments and this adapter does not poll it.
 """
@@ -36,10 +36,12 @@ from fulfill_carriers.adapter import (
 from fulfill_carriers.adapter import (
     ExceptionReason as R,
 )
-from fulfill_carriers.signatures import DEFAULT_TOLERANCE_S
 from fulfill_carriers.status import TrackingStatus as S
 
 SIGNATURE_HEADER = "aftership-hmac-sha256"
+# AfterShip retries a delivery that was not acknowledged, with its first ``ts``: a window that
+# short would refuse its retries. Replays are refused by ``event_id`` instead.
+RETRY_WINDOW_S = 3 * 24 * 3600
 
 TAGS: dict[str, S] = {
     "Pending": S.PENDING,
@@ -93,7 +95,7 @@ class AfterShip:
     code = "aftership"
     batch_size = 0
 
-    def __init__(self, webhook_secret: str, *, tolerance_s: int = DEFAULT_TOLERANCE_S) -> None:
+    def __init__(self, webhook_secret: str, *, tolerance_s: int = RETRY_WINDOW_S) -> None:
         self.webhook_secret = webhook_secret
         self.tolerance_s = tolerance_s
 
@@ -134,10 +136,12 @@ class AfterShip:
         return Webhook(f"aftership:{event_id}", events)
 
     def _verify(self, body: bytes, signature: str | None) -> None:
+        if not self.webhook_secret:
+            raise WebhookRefused("no AfterShip webhook secret is configured", 401)
         if not signature:
             raise WebhookRefused(f"missing {SIGNATURE_HEADER}", 401)
         digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).digest()
-        if not hmac.compare_digest(base64.b64encode(digest).decode(), signature.strip()):
+        if not hmac.compare_digest(base64.b64encode(digest), signature.strip().encode()):
             raise WebhookRefused("signature does not match the body", 401)
 
 

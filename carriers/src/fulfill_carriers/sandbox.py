@@ -166,4 +166,7 @@ def _text(answer: dict[str, Any], key: str) -> str:
 def _when(value: object) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError(f"{value} has no UTC offset")
+    return at

@@ -34,6 +34,8 @@ def verify(
     now: float | None = None,
 ) -> int:
     """Check ``header`` against ``body``; return its timestamp or raise ``SignatureError``."""
+    if not secret:
+        raise SignatureError("no webhook secret is configured: nothing can be verified")
     if not header:
         raise SignatureError("missing signature header")
     timestamp, digests = _parse(header)
@@ -41,7 +43,7 @@ def verify(
     if abs(current - timestamp) > tolerance_s:
         raise SignatureError(f"timestamp {timestamp} is outside the {tolerance_s}s tolerance")
     expected = _digest(body, secret, timestamp)
-    if not any(hmac.compare_digest(expected, d) for d in digests):
+    if not any(hmac.compare_digest(expected.encode(), d.encode()) for d in digests):
         raise SignatureError("signature does not match the body")
     return timestamp
 

@@ -118,8 +118,18 @@ def _tell_tracking(
     stops = session.exec(
         select(PlanStop).where(PlanStop.route_id == route.id).order_by(col(PlanStop.position))
     ).all()
+    cancelled = set(
+        session.exec(
+            select(Fulfillment.id).where(
+                col(Fulfillment.id).in_([s.fulfillment_id for s in stops]),
+                Fulfillment.status == FulfillmentStatus.CANCELLED,
+            )
+        ).all()
+    )
     about = stops if report.kind is DriverEventKind.ROUTE_STARTED else [stop] if stop else []
     for target in about:
+        if target.fulfillment_id in cancelled:
+            continue  # not on board: its order was cancelled before the van left
         if report.kind is DriverEventKind.ROUTE_STARTED and StopStatus(target.status).done:
             continue
         event = own_fleet.event(
@@ -127,10 +137,12 @@ def _tell_tracking(
             f"{event_id}:{target.fulfillment_id}", reason=report.reason,
         )  # fmt: skip
         if event is not None:
-            tracking.driver_report(session, target.fulfillment_id, event, now, settings)
+            tracking.driver_report(session, target.fulfillment_id, event, now)
     for open_stop in stops:
+        if open_stop.fulfillment_id in cancelled:
+            continue
         if not StopStatus(open_stop.status).done and open_stop.eta is not None:
-            tracking.set_plan_eta(session, open_stop.fulfillment_id, open_stop.eta, now, settings)
+            tracking.set_plan_eta(session, open_stop.fulfillment_id, open_stop.eta, now)
 
 
 def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:

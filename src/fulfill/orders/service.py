@@ -44,7 +44,7 @@ from fulfill.orders.schemas import (
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.service import CartLine, Sourcing, source_cart
 from fulfill.third_party.service import request_cancel, request_fulfillment
-from fulfill.tracking.shipping import request_shipment
+from fulfill.tracking.shipping import request_shipment, stop_following
 
 # Concurrent orders may take the units a decision counted on; source again this many times.
 RESERVE_ATTEMPTS = 3
@@ -233,6 +233,8 @@ def cancel_order(
         )
         fulfillment.status = FulfillmentStatus.CANCELLED
     now = utcnow()
+    for fulfillment, _ in parts:
+        stop_following(session, fulfillment, now)
     order.status = OrderStatus.CANCELLED
     order.cancelled_at = now
     order.updated_at = now

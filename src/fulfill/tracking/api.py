@@ -17,9 +17,21 @@ from fulfill_carriers.adapter import Carrier, WebhookRefused
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
 
+# Far above any carrier's batch of events; a larger body is refused before it is read whole.
+MAX_WEBHOOK_BYTES = 2_000_000
+
+
 async def _raw_body(request: Request) -> bytes:
     """The exact bytes a signature covers (read on the event loop; the route runs in a thread)."""
-    return await request.body()
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
+        raise FulfillError(f"a webhook body is at most {MAX_WEBHOOK_BYTES} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BYTES:
+            raise FulfillError(f"a webhook body is at most {MAX_WEBHOOK_BYTES} bytes", 413)
+    return bytes(body)
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
@@ -29,7 +41,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
     "/carriers/{carrier}/webhooks",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
-    responses=problem_responses(400, 401, 404),
+    responses=problem_responses(400, 401, 404, 413),
 )
 def receive_webhook(
     carrier: str, request: Request, body: RawBody, session: SessionDep, clock: ClockDep

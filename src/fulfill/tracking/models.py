@@ -54,6 +54,7 @@ class Shipment(SQLModel, table=True):
     active: bool = True  # followed until a terminal status
     next_poll_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     poll_failures: int = 0
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # by the sweep
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -103,6 +104,9 @@ class CarrierHealth(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     alerted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    polling_until: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="a poll cycle holds the carrier until"
+    )
 
 
 class WebhookReceipt(SQLModel, table=True):
@@ -123,4 +127,8 @@ class WebhookReceipt(SQLModel, table=True):
     )
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempts: int = 0
+    retry_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="when to try its unknown parcels again"
+    )
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

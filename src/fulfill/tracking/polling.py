@@ -11,6 +11,7 @@ polled stays due.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -19,14 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fulfill.config import Settings
 from fulfill.tracking import service
 from fulfill.tracking.models import CarrierHealth, Shipment
-from fulfill_carriers.adapter import Carrier, CarrierUnavailable, Tracked
+from fulfill_carriers.adapter import Carrier, CarrierError, CarrierUnavailable, Tracked
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +70,24 @@ def poll_due(
     settings: Settings,
     now: datetime,
     *,
-    limit: int = 20_000,
+    limit: int = 100_000,
 ) -> PollReport:
+    """One beat cycle: each polled carrier whose circuit is closed and that no other cycle
+    holds, for as many shipments as its rate limit allows before the next cycle."""
     report = PollReport()
     for code, carrier in carriers.items():
         if carrier.batch_size <= 0:
             continue  # webhook-only
-        if _circuit_open(engine, code, now):
-            report.skipped.append(code)
+        lease = timedelta(seconds=2 * settings.tracking_poll_s + 60)
+        if not _claim(engine, code, now, lease):
+            report.skipped.append(code)  # its circuit is open, or another cycle polls it
             continue
-        _poll_carrier(engine, code, carrier, settings, now, limit, report)
+        try:
+            calls = max(1, int(settings.tracking_rate_per_s * settings.tracking_poll_s))
+            most = min(limit, calls * carrier.batch_size)
+            _poll_carrier(engine, code, carrier, settings, now, most, report)
+        finally:
+            _release(engine, code)
     return report
 
 
@@ -99,6 +109,7 @@ def _poll_carrier(
     limiter = RateLimit(settings.tracking_rate_per_s)
     for start in range(0, len(due), carrier.batch_size):
         batch = due[start : start + carrier.batch_size]
+        ids = [sid for sid, _ in batch]
         limiter.wait()
         report.calls += 1
         try:
@@ -106,13 +117,23 @@ def _poll_carrier(
         except CarrierUnavailable as exc:
             report.failed_calls += 1
             POLLS.labels(code, "failed").inc()
-            opened = _failed(engine, code, [sid for sid, _ in batch], exc, now, settings)
-            if opened:
+            if _failed(engine, code, ids, exc, now, settings):
                 return  # the rest stay due for when it closes
             continue
+        except CarrierError as exc:  # refused: these parcels wait, the others go on
+            report.failed_calls += 1
+            POLLS.labels(code, "refused").inc()
+            log.warning("carrier %s refused tracking %d parcels: %s", code, len(ids), exc)
+            _postpone(engine, ids, now + timedelta(seconds=settings.tracking_breaker_open_s))
+            continue
         POLLS.labels(code, "ok").inc()
+        try:
+            report.events += _apply(engine, code, batch, tracked, now, settings)
+        except Exception:  # a bug or a bad answer must not stop the cycle nor lose the rest
+            log.exception("applying %s tracking of %d parcels failed", code, len(ids))
+            _postpone(engine, ids, now + timedelta(seconds=settings.tracking_breaker_open_s))
+            continue
         report.shipments += len(batch)
-        report.events += _apply(engine, code, batch, tracked, now, settings)
 
 
 def _track(carrier: Carrier, refs: Sequence[str], settings: Settings) -> list[Tracked]:
@@ -148,7 +169,7 @@ def _apply(
                 if found.eta is not None and shipment.eta_source != "plan":
                     shipment.eta, shipment.eta_source = found.eta, "carrier"
                 recorded = service.record(session, shipment, found.events, source="poll",
-                                          now=now, settings=settings, known=known)  # fmt: skip
+                                          now=now, known=known)  # fmt: skip
                 stored += recorded.stored
             shipment.poll_failures = 0
             shipment.next_poll_at = service.next_poll(shipment, now, settings)
@@ -158,12 +179,52 @@ def _apply(
     return stored
 
 
-def _circuit_open(engine: Engine, code: str, now: datetime) -> bool:
+def _claim(engine: Engine, code: str, now: datetime, lease: timedelta) -> bool:
+    """Hold the carrier for this cycle, unless its circuit is open or another cycle holds it:
+    overlapping cycles would poll the same parcels and multiply the rate."""
     with Session(engine) as session:
+        if session.get(CarrierHealth, code) is None:
+            session.add(CarrierHealth(carrier=code))
+            with contextlib.suppress(IntegrityError):
+                session.commit()
+            session.rollback()
+        held = session.exec(
+            update(CarrierHealth)
+            .where(
+                col(CarrierHealth.carrier) == code,
+                or_(
+                    col(CarrierHealth.polling_until).is_(None),
+                    col(CarrierHealth.polling_until) < now,
+                ),
+                or_(col(CarrierHealth.open_until).is_(None), col(CarrierHealth.open_until) <= now),
+            )
+            .values(polling_until=now + lease)
+        )
+        session.commit()
         health = session.get(CarrierHealth, code)
         is_open = bool(health and health.open_until and health.open_until > now)
     CIRCUIT_OPEN.labels(code).set(1 if is_open else 0)
-    return is_open
+    return bool(held.rowcount)
+
+
+def _release(engine: Engine, code: str) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(CarrierHealth)
+            .where(col(CarrierHealth.carrier) == code)
+            .values(polling_until=None)
+        )
+        session.commit()
+
+
+def _postpone(engine: Engine, shipment_ids: list[str], until: datetime) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Shipment)
+            .where(col(Shipment.id).in_(shipment_ids))
+            .values(poll_failures=Shipment.poll_failures + 1, next_poll_at=until)
+        )
+        session.commit()
 
 
 def _failed(
@@ -179,17 +240,13 @@ def _failed(
         backoff = timedelta(seconds=settings.tracking_breaker_open_s)
         if opened:
             health.open_until = now + backoff
-            health.failures = 0
+            health.failures = settings.tracking_breaker_failures - 1  # half open: one more trips it
             health.alerted_at = now
             log.error("carrier %s is failing (%s): its circuit is open until %s",
                       code, exc, health.open_until.isoformat())  # fmt: skip
         session.add(health)
-        session.execute(
-            update(Shipment)
-            .where(col(Shipment.id).in_(shipment_ids))
-            .values(poll_failures=Shipment.poll_failures + 1, next_poll_at=now + backoff)
-        )
         session.commit()
+    _postpone(engine, shipment_ids, now + backoff)
     return opened
 
 

@@ -66,6 +66,7 @@ STALLED_AFTER: dict[S, timedelta] = {
 # A parcel on its way that nobody has scanned for this long is lost.
 LOST_AFTER = 7 * 24 * HOUR
 ON_ITS_WAY = frozenset({S.PICKED_UP, S.IN_TRANSIT, S.OUT_FOR_DELIVERY})
+TROUBLE = frozenset({S.EXCEPTION, S.ATTEMPT_FAILED})
 
 # What is left of the journey in each status, for a day's service (the transit-time model, used
 # when neither the carrier nor the plan gives an ETA); scaled by the service level.
@@ -86,6 +87,15 @@ FULFILLMENT_STATUS = {
     S.OUT_FOR_DELIVERY: FulfillmentStatus.OUT_FOR_DELIVERY,
     S.DELIVERED: FulfillmentStatus.DELIVERED,
     S.RETURNED: FulfillmentStatus.FAILED,
+}
+# A fulfillment of several parcels moves on with the most advanced one, never back.
+FULFILLMENT_RANK = {
+    FulfillmentStatus.PENDING: 0,
+    FulfillmentStatus.HANDED_TO_CARRIER: 1,
+    FulfillmentStatus.OUT_FOR_DELIVERY: 2,
+    FulfillmentStatus.DELIVERED: 3,
+    FulfillmentStatus.FAILED: 3,
+    FulfillmentStatus.CANCELLED: 4,
 }
 
 
@@ -216,7 +226,6 @@ def record(
     *,
     source: str,
     now: datetime,
-    settings: Settings,
     known: Known | None = None,
 ) -> Recorded:
     """Apply what a carrier said to ``shipment`` (locked by the caller). ``known`` is what was
@@ -242,7 +251,7 @@ def record(
     moved_at_all = S(shipment.status) is not before
     if moved_at_all:
         _status_changed(session, shipment, before, now, known)
-    alerts += refresh_eta(session, shipment, now, settings, known)
+    alerts += refresh_eta(session, shipment, now, known)
     shipment.updated_at = now
     if mine:
         known.write(session)
@@ -259,14 +268,19 @@ def _unseen(shipment: Shipment, events: Iterable[CarrierEvent], known: Known) ->
 def _moves_forward(shipment: Shipment, event: CarrierEvent) -> bool:
     """Never backwards, never out of a terminal status, ``unknown`` never replaces anything;
     between statuses of the same rank (a failed attempt, a new run out for delivery) only a
-    newer event moves."""
+    newer event moves. Trouble is the exception that proves it: a parcel held up by weather or
+    back at the depot after a failed attempt is on its way again at its next scan, so a newer
+    scan of a parcel on its way ends an exception or a failed attempt."""
     current = S(shipment.status)
     incoming = event.status
     if current.is_terminal or incoming is S.UNKNOWN or incoming is current:
         return False
+    newer = event.occurred_at >= shipment.status_at
+    if current in TROUBLE and newer and incoming.rank >= S.PICKED_UP.rank:
+        return True
     if incoming.rank != current.rank:
         return incoming.rank > current.rank
-    return event.occurred_at >= shipment.status_at
+    return newer
 
 
 def _row(
@@ -348,14 +362,13 @@ def _status_changed(
     if (
         target is not None
         and fulfillment is not None
-        and (fulfillment.status != FulfillmentStatus.CANCELLED)
+        and FULFILLMENT_RANK[target] > FULFILLMENT_RANK[FulfillmentStatus(fulfillment.status)]
     ):
         fulfillment.status = target
 
 
 def refresh_eta(
-    session: Session, shipment: Shipment, now: datetime, settings: Settings,
-    known: Known | None = None,
+    session: Session, shipment: Shipment, now: datetime, known: Known | None = None,
 ) -> list[str]:  # fmt: skip
     """Keep an ETA (the transit model when nobody gave one, never in the past for a parcel not
     yet delivered) and flag ``late`` when it passes the promised window: once, with an alert."""
@@ -403,7 +416,7 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def follow_own_fleet(
-    session: Session, fulfillment_id: str, eta: datetime | None, now: datetime, settings: Settings
+    session: Session, fulfillment_id: str, eta: datetime | None, now: datetime
 ) -> Shipment | None:
     """The own fleet's shipment of a planned stop (its tracking number is the fulfillment's
     id), with the plan's ETA."""
@@ -414,32 +427,29 @@ def follow_own_fleet(
                       eta=eta, eta_source="plan")  # fmt: skip
     if eta is not None and shipment.eta != eta:
         shipment.eta, shipment.eta_source = eta, "plan"
-    refresh_eta(session, shipment, now, settings)
+    refresh_eta(session, shipment, now)
     return shipment
 
 
 def driver_report(
-    session: Session, fulfillment_id: str, event: CarrierEvent, now: datetime, settings: Settings
+    session: Session, fulfillment_id: str, event: CarrierEvent, now: datetime
 ) -> Recorded | None:
     """A driver's report about a parcel of the own fleet, as a tracking event."""
     shipment = shipment_by_number(session, own_fleet.CODE, fulfillment_id) or follow_own_fleet(
-        session, fulfillment_id, None, now, settings
+        session, fulfillment_id, None, now
     )
     if shipment is None:
         return None
-    return record(session, locked(session, shipment.id), [event], source="driver", now=now,
-                  settings=settings)  # fmt: skip
+    return record(session, locked(session, shipment.id), [event], source="driver", now=now)
 
 
-def set_plan_eta(
-    session: Session, fulfillment_id: str, eta: datetime, now: datetime, settings: Settings
-) -> list[str]:
+def set_plan_eta(session: Session, fulfillment_id: str, eta: datetime, now: datetime) -> list[str]:
     """The own fleet's ETA, from the route plan, for the shipment of ``fulfillment_id``."""
     shipment = shipment_by_number(session, own_fleet.CODE, fulfillment_id)
     if shipment is None or not shipment.active:
         return []
     shipment.eta, shipment.eta_source = eta, "plan"
-    return refresh_eta(session, shipment, now, settings)
+    return refresh_eta(session, shipment, now)
 
 
 def next_poll(shipment: Shipment, now: datetime, settings: Settings) -> datetime | None:
@@ -449,16 +459,22 @@ def next_poll(shipment: Shipment, now: datetime, settings: Settings) -> datetime
     return now + every
 
 
-def sweep(session: Session, now: datetime, settings: Settings, limit: int = 5000) -> list[str]:
-    """Alerts for shipments that went quiet, and ETAs that passed without a delivery."""
+def sweep(session: Session, now: datetime, limit: int = 5000) -> list[str]:
+    """Alerts for shipments that went quiet, and ETAs that passed without a delivery: the
+    longest unchecked first, so every active shipment has its turn however many there are."""
     rows = session.exec(
-        select(Shipment).where(col(Shipment.active)).order_by(col(Shipment.updated_at)).limit(limit)
+        select(Shipment)
+        .where(col(Shipment.active))
+        .order_by(col(Shipment.checked_at).is_not(None), col(Shipment.checked_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # a shipment being recorded is swept next time
     ).all()
     known = Known.of(session, {}, rows)
     raised = []
     for shipment in rows:
+        shipment.checked_at = now
         raised += _quiet(session, shipment, now, known)
-        raised += refresh_eta(session, shipment, now, settings, known)
+        raised += refresh_eta(session, shipment, now, known)
     known.write(session)
     return raised
 

@@ -4,6 +4,9 @@ finds the shipment made the first time) and followed from then on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
@@ -11,13 +14,16 @@ from fulfill.config import Settings
 from fulfill.db import engine_for, session_scope, utcnow
 from fulfill.inventory.models import Product
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order
+from fulfill.orders.repository import record_event
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler, enqueue
 from fulfill.tracking import carriers, service
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.adapter import Carrier, Parcel
+from fulfill_carriers.adapter import Carrier, CarrierEvent, CarrierRefused, Parcel
+from fulfill_carriers.status import TrackingStatus
 
 CREATE_TOPIC = "carrier.create"
+CANCEL_TOPIC = "carrier.cancel"
 
 
 def request_shipment(session: Session, fulfillment: Fulfillment) -> None:
@@ -25,19 +31,63 @@ def request_shipment(session: Session, fulfillment: Fulfillment) -> None:
     enqueue(session, CREATE_TOPIC, {"fulfillment": fulfillment.id})
 
 
+def stop_following(session: Session, fulfillment: Fulfillment, now: datetime) -> None:
+    """In a cancellation's transaction: the fulfillment's parcels are no longer followed, and
+    the parcel carrier is told (through the outbox) to cancel its shipment."""
+    shipments = session.exec(
+        select(Shipment).where(Shipment.fulfillment_id == fulfillment.id, col(Shipment.active))
+    ).all()
+    for shipment in shipments:
+        event = CarrierEvent(
+            shipment.tracking_number, TrackingStatus.CANCELLED, "cancelled", now,
+            "The order was cancelled", event_id=f"cancel:{shipment.id}",
+        )  # fmt: skip
+        service.record(session, service.locked(session, shipment.id), [event], source="shop",
+                       now=now)  # fmt: skip
+        if shipment.carrier == carriers.PARCEL_CARRIER:
+            enqueue(session, CANCEL_TOPIC, {"shipment": shipment.id})
+
+
 def handlers(settings: Settings) -> dict[str, list[Handler]]:
     if not settings.carrier_url:
         return {}
     engine = engine_for(settings.resolved_database_url)
 
-    def deliver(row: OutboxEvent) -> None:
-        configured = carriers.configured(settings)
-        try:
-            create(engine, row.payload["fulfillment"], configured[carriers.PARCEL_CARRIER])
-        finally:
-            carriers.close(configured)
+    def with_carrier(action: Callable[[Carrier, OutboxEvent], None]) -> Handler:
+        def deliver(row: OutboxEvent) -> None:
+            configured = carriers.configured(settings)
+            try:
+                action(configured[carriers.PARCEL_CARRIER], row)
+            finally:
+                carriers.close(configured)
 
-    return {CREATE_TOPIC: [deliver]}
+        return deliver
+
+    return {
+        CREATE_TOPIC: [with_carrier(lambda c, row: _create(engine, row.payload["fulfillment"], c))],
+        CANCEL_TOPIC: [with_carrier(lambda c, row: cancel(engine, row.payload["shipment"], c))],
+    }
+
+
+def _create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> None:
+    create(engine, fulfillment_id, carrier)
+
+
+def cancel(engine: Engine, shipment_id: str, carrier: Carrier) -> None:
+    """Cancel the parcel with the carrier; one it already picked up stays with it, and the
+    order's timeline says so for a person to follow."""
+    with session_scope(engine) as session:
+        shipment = session.get(Shipment, shipment_id)
+        if shipment is None:
+            return
+        number, order_id = shipment.tracking_number, shipment.order_id
+    try:
+        carrier.cancel(number)
+    except CarrierRefused as exc:
+        with session_scope(engine) as session:
+            record_event(session, order_id, "shipment.cancel_refused",
+                         {"shipment": shipment_id, "reason": str(exc)})  # fmt: skip
+            session.commit()
 
 
 def create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> Shipment | None:

@@ -21,7 +21,7 @@ def apply_pending() -> dict[str, Any]:
     settings = get_settings()
     engine = engine_for(settings.resolved_database_url)
     deliveries = events = 0
-    while (applied := ingest.apply_pending(engine, settings)) is not None:
+    while (applied := ingest.apply_pending(engine)) is not None:
         deliveries, events = deliveries + applied.deliveries, events + applied.events
     return {"deliveries": deliveries, "events": events}
 
@@ -47,7 +47,7 @@ def sweep() -> dict[str, int]:
     engine = engine_for(settings.resolved_database_url)
     now = utcnow()
     with session_scope(engine) as session:
-        raised = service.sweep(session, now, settings)
+        raised = service.sweep(session, now)
         lost = ingest.unapplied(session, RESEND_AFTER, now)
         session.commit()
     if lost:
