@@ -3,6 +3,7 @@ and signed webhooks."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -21,7 +22,7 @@ from fulfill_carriers.adapter import (
     WebhookRefused,
 )
 from fulfill_carriers.sandbox import SIGNATURE_HEADER, STATUSES, SandboxCarrier
-from fulfill_carriers.sandbox_server import CODES, LIVES, CarrierState, sandbox_app
+from fulfill_carriers.sandbox_server import CODES, LIVES, CarrierState, parse_mix, sandbox_app
 from fulfill_carriers.signatures import sign
 from fulfill_carriers.status import TrackingStatus as S
 
@@ -183,3 +184,12 @@ def test_the_webhook_reports_each_event_once_signed_and_refuses_forgeries() -> N
     forged = b'{"events": [{"nonsense": 1}]}'
     with pytest.raises(WebhookRefused, match="not a sandbox carrier webhook"):
         client.parse_webhook(forged, {SIGNATURE_HEADER: sign(forged, SECRET)})
+
+
+def test_the_mix_of_lives_is_chosen_on_the_command_line() -> None:
+    assert parse_mix("delivered=3,lost=1") == {"delivered": 3.0, "lost": 1.0}
+    for bad in ("teleported=1", "delivered=x", "delivered=0", "lost=-1,delivered=2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_mix(bad)
+    state = CarrierState(mix={"lost": 1.0})
+    assert state.create("r-1", None, "Town").life == "lost"

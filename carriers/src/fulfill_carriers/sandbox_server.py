@@ -16,6 +16,7 @@ not JSON, a delay, a request rate above which it answers 429), injected events, 
 holds.
 
     python -m fulfill_carriers.sandbox_server --port 8767 --speed 60 \\
+        --mix delivered=0.8,failed_attempt=0.1,weather=0.05,lost=0.05 \\
         --webhook-url http://127.0.0.1:8000/v1/carriers/sandbox/webhooks --webhook-secret S
 """
 
@@ -387,6 +388,22 @@ class WebhookPusher:
         return response.status_code < 300
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """``delivered=0.9,lost=0.1``: how often each life is chosen for a new parcel."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        life, _, weight = part.partition("=")
+        if life.strip() not in LIVES:
+            raise argparse.ArgumentTypeError(f"unknown life {life!r}; one of {', '.join(LIVES)}")
+        try:
+            mix[life.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} needs a number after =") from None
+    if not mix or sum(mix.values()) <= 0 or min(mix.values()) < 0:
+        raise argparse.ArgumentTypeError("give some lives non-negative weights that add up")
+    return mix
+
+
 def main() -> None:
     import uvicorn
 
@@ -397,9 +414,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--webhook-secret", default="")
+    parser.add_argument(
+        "--mix", type=parse_mix, default=dict(DEFAULT_MIX),
+        help=f"life=weight,... of {', '.join(LIVES)} (default: mostly delivered)",
+    )  # fmt: skip
     args = parser.parse_args()
-    state = CarrierState(speed=args.speed, seed=args.seed, webhook_url=args.webhook_url,
-                         webhook_secret=args.webhook_secret)  # fmt: skip
+    state = CarrierState(
+        speed=args.speed, seed=args.seed, mix=args.mix,
+        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
+    )  # fmt: skip
     uvicorn.run(sandbox_app(state), host=args.host, port=args.port, log_level="warning")
 
 
