@@ -20,6 +20,7 @@ from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
+from fulfill.outbox.models import OutboxEvent
 from tests.inventory.test_catalog_api import assert_problem
 from tests.support import DOWNTOWN, MORNING, order_body
 
@@ -356,6 +357,28 @@ def test_stops_no_van_can_serve_move_to_the_next_wave_on_publication(
         if order_id in left:
             moved_event = next(e for e in timeline if e["kind"] == expected)
             assert moved_event["data"]["reason"]
+
+
+def test_stops_no_van_can_serve_after_the_last_wave_go_to_the_parcel_carrier(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "TINY", capacity_parcels=1)
+    last_cutoff = datetime(2026, 11, 18, 23, 0, tzinfo=UTC)  # 16:00 in Edmonton
+    app.state.clock = lambda: last_cutoff - timedelta(minutes=30)
+    place_orders(seeded, shop, 2)
+    after = last_cutoff + timedelta(minutes=1)
+    made = planned(engine, dispatch_settings, after)
+    app.state.clock = lambda: after  # no wave left today
+    response = seeded.post(f"/v1/plans/{made.id}/publish", headers=dispatcher)
+    assert response.status_code == 200, response.text
+    [left] = response.json()["unassigned_stops"]
+    with Session(engine) as session:
+        handed = session.get(Fulfillment, left["fulfillment"])
+        assert handed is not None and handed.status == "handed_to_carrier"
+        asked = session.exec(select(OutboxEvent).where(OutboxEvent.topic == "carrier.create"))
+        assert [e.payload["fulfillment"] for e in asked] == [left["fulfillment"]]
 
 
 def test_van_input_is_checked(seeded: TestClient, admin: Headers) -> None:

@@ -50,6 +50,7 @@ from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.windows import next_cutoff
 from fulfill.tracking import service as tracking
+from fulfill.tracking.shipping import request_shipment
 from fulfill_routing.checker import check
 from fulfill_routing.model import Solution, Unserved
 from fulfill_routing.schedule import Infeasible, projected, schedule_route
@@ -625,6 +626,7 @@ def _reschedule(
     if later is None:
         fulfillment.wave_id = None
         fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
+        request_shipment(session, fulfillment)  # the parcel carrier takes it, followed from then
         kind = "delivery.handed_to_carrier"
     else:
         fulfillment.wave_id = later.id
