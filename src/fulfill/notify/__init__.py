@@ -1,0 +1,1 @@
+"""Notices to customers: what happened to their order, on the channels they chose."""

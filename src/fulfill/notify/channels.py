@@ -1,0 +1,160 @@
+"""The channels a notice travels by, behind one interface: email over SMTP, SMS through an HTTP
+provider, and a signed webhook to the storefront.
+
+``send`` returns the provider's id for the message, or raises ``ChannelUnavailable`` (try the
+same channel again later: a timeout, a refused connection, a 4xx SMTP reply, HTTP 429 or 5xx)
+or ``ChannelRefused`` (this channel will not take this message: fall back to the next one the
+customer allows). Every message carries its idempotency key to the provider (``Message-ID``,
+``Idempotency-Key``, ``Fulfill-Notice-Id``), so a retry after a lost answer is recognisable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import smtplib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+
+from fulfill.notify.templates import NoticeKind, Rendered
+from fulfill_carriers.http import retryable, send
+from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str  # the idempotency key: one notice on one channel
+    kind: NoticeKind
+    to: str  # an email address, a phone number, or the storefront's URL
+    rendered: Rendered
+    data: dict[str, Any] = field(default_factory=dict)  # the notice as JSON, for webhooks
+
+
+class ChannelError(Exception):
+    pass
+
+
+class ChannelUnavailable(ChannelError):
+    """Try the same channel again later."""
+
+
+class ChannelRefused(ChannelError):
+    """This channel will not deliver this message: fall back to the next one."""
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: Message) -> str: ...
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(
+        self, host: str, port: int, sender: str, *, username: str | None = None,
+        password: str | None = None, starttls: bool = False, timeout_s: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self.password, self.starttls = username, password, starttls
+        self.timeout_s = timeout_s
+
+    def send(self, message: Message) -> str:
+        email = EmailMessage()
+        email["Subject"] = message.rendered.subject
+        email["From"] = self.sender
+        email["To"] = message.to
+        # The same notice always has the same id: a resent one is recognisably the same mail.
+        digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
+        email["Message-ID"] = f"<{digest}@{_domain(self.sender)}>"
+        email.set_content(message.rendered.text)
+        email.add_alternative(message.rendered.html, subtype="html")
+        email["Content-Language"] = message.rendered.language  # after: content setters clear it
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if all(400 <= code < 500 for code in codes):
+                raise ChannelUnavailable(f"SMTP deferred {message.to}: {exc.recipients}") from exc
+            raise ChannelRefused(f"SMTP refused {message.to}: {exc.recipients}") from exc
+        except smtplib.SMTPResponseException as exc:
+            error = ChannelUnavailable if 400 <= exc.smtp_code < 500 else ChannelRefused
+            raise error(f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelUnavailable(f"SMTP {self.host}:{self.port}: {exc}") from exc
+        return str(email["Message-ID"])
+
+
+class SmsChannel:
+    """An HTTP SMS provider: ``POST {url}/v1/messages`` ``{"to", "body"}`` with the key as
+    ``Idempotency-Key``, answered ``{"id"}`` (``fulfill.notify.sms_sandbox`` serves it)."""
+
+    name = "sms"
+
+    def __init__(self, url: str, token: str = "", timeout_s: float = 10.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
+
+    def send(self, message: Message) -> str:
+        status, body = send(
+            self._http, "POST", "/v1/messages", _unavailable,
+            json={"to": message.to, "body": message.rendered.sms},
+            headers={"Idempotency-Key": message.key},
+        )  # fmt: skip
+        if retryable(status):
+            raise ChannelUnavailable(f"SMS provider answered {status}: {body}")
+        if status >= 400:
+            raise ChannelRefused(f"SMS provider refused {message.to}: {status} {body}")
+        return str(body.get("id", ""))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class WebhookChannel:
+    """The storefront's own endpoint: the notice as signed JSON, for it to tell the customer
+    its own way (an app push, a message in the account)."""
+
+    name = "webhook"
+
+    def __init__(self, secret: str, timeout_s: float = 10.0) -> None:
+        self.secret = secret
+        self._http = httpx.Client(timeout=timeout_s)
+
+    def send(self, message: Message) -> str:
+        body = json.dumps(
+            {"id": message.key, "kind": message.kind.value, "language": message.rendered.language,
+             "subject": message.rendered.subject, "text": message.rendered.text,
+             "data": message.data},
+            separators=(",", ":"), sort_keys=True,
+        ).encode()  # fmt: skip
+        headers = {"Content-Type": "application/json", "Fulfill-Notice-Id": message.key,
+                   SIGNATURE_HEADER: sign(body, self.secret)}  # fmt: skip
+        try:
+            response = self._http.post(message.to, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ChannelUnavailable(f"{message.to}: {type(exc).__name__}: {exc}") from exc
+        if retryable(response.status_code) or response.status_code == 408:
+            raise ChannelUnavailable(f"{message.to} answered {response.status_code}")
+        if response.status_code >= 300:
+            raise ChannelRefused(f"{message.to} answered {response.status_code}")
+        return message.key
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _unavailable(text: str, status: int | None) -> Exception:
+    return ChannelUnavailable(text)
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip("> ") or "fulfill.local"

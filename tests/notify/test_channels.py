@@ -1,0 +1,158 @@
+"""Notice texts in every language, and the three channels against real servers: an SMTP server
+(aiosmtpd), the SMS sandbox over HTTP, and a storefront endpoint."""
+
+from __future__ import annotations
+
+import email
+import json
+from collections.abc import Iterator
+from email import policy
+from email.message import Message as EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from jinja2 import UndefinedError
+
+from fulfill.devservers import LiveServer, free_port
+from fulfill.notify.channels import (
+    ChannelRefused,
+    ChannelUnavailable,
+    EmailChannel,
+    Message,
+    SmsChannel,
+    WebhookChannel,
+)
+from fulfill.notify.sms_sandbox import SmsState, sandbox_app
+from fulfill.notify.templates import NoticeKind, languages, render
+from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from tests.support import WebhookReceiver
+
+CONTEXT = {
+    "shop": "Tea House", "first_name": "Ada", "order_ref": "web-1001",
+    "window": "today 11:00-14:00", "eta": "14:10-14:40", "tracking_url": "https://t.example/abc",
+    "remedy": "a new slot tomorrow morning, or pick it up at our store",
+    "remedy_url": "https://t.example/abc/slot", "remedy_action": "choose a slot",
+    "reason": "nobody home", "next_step": "we try again tomorrow", "carrier": "Canada Post",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("kind", list(NoticeKind))
+def test_every_notice_has_every_part_in_every_language(kind: NoticeKind, language: str) -> None:
+    rendered = render(kind, language, CONTEXT)
+    assert rendered.language == language
+    assert rendered.subject and "\n" not in rendered.subject
+    assert "Tea House" in rendered.sms and "\n" not in rendered.sms
+    assert "Ada" in rendered.text and rendered.html.startswith("<!doctype html>")
+
+
+def test_languages_fall_back_to_english_and_nothing_is_left_blank() -> None:
+    assert languages() == ["en", "fr"]
+    assert render(NoticeKind.DELIVERED, "fr-CA", CONTEXT).language == "fr"
+    assert render(NoticeKind.DELIVERED, "de", CONTEXT).language == "en"
+    with pytest.raises(UndefinedError):
+        render(NoticeKind.RUNNING_LATE, "en", {k: v for k, v in CONTEXT.items() if k != "eta"})
+    html = render(NoticeKind.DELIVERED, "en", CONTEXT | {"first_name": "<script>"}).html
+    assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+class Inbox:
+    """An SMTP server's handler: keeps what it accepts, refuses one address for good and
+    defers another."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("full@"):
+            return "452 4.2.2 mailbox full, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+def message(to: str, kind: NoticeKind = NoticeKind.RUNNING_LATE, language: str = "fr") -> Message:
+    return Message(f"notice-1:{to}", kind, to, render(kind, language, CONTEXT), {"order": "o-1"})
+
+
+def test_email_goes_over_smtp_as_text_and_html_with_a_stable_message_id(
+    smtp: tuple[int, Inbox],
+) -> None:
+    port, inbox = smtp
+    channel = EmailChannel("127.0.0.1", port, "Tea House <notices@tea.example>")
+    sent_id = channel.send(message("ada@example.com"))
+    received = inbox.messages[0]
+    assert received["Subject"] == "Désolés, votre livraison a du retard"
+    assert received["Message-ID"] == sent_id == channel.send(message("ada@example.com"))
+    assert received["Content-Language"] == "fr"
+    parts = {p.get_content_type(): p for p in received.walk()}
+    assert "14:10-14:40" in parts["text/plain"].get_payload(decode=True).decode()
+    assert "<b>14:10-14:40</b>" in parts["text/html"].get_payload(decode=True).decode()
+
+
+def test_email_refused_for_good_falls_back_deferred_or_down_is_tried_again(
+    smtp: tuple[int, Inbox],
+) -> None:
+    port, _ = smtp
+    channel = EmailChannel("127.0.0.1", port, "notices@tea.example")
+    with pytest.raises(ChannelRefused, match="550"):
+        channel.send(message("gone@example.com"))
+    with pytest.raises(ChannelUnavailable, match="452"):
+        channel.send(message("full@example.com"))
+    nobody = EmailChannel("127.0.0.1", free_port(), "notices@tea.example", timeout_s=1)
+    with pytest.raises(ChannelUnavailable):
+        nobody.send(message("ada@example.com"))
+
+
+def test_sms_goes_through_the_provider_once_per_key() -> None:
+    state = SmsState()
+    with LiveServer(sandbox_app(state)) as server:
+        channel = SmsChannel(server.url)
+        first = channel.send(message("+15550100", NoticeKind.OUT_FOR_DELIVERY, "en"))
+        again = channel.send(message("+15550100", NoticeKind.OUT_FOR_DELIVERY, "en"))
+        assert first == again and len(state.messages) == 1
+        assert state.messages[0]["body"].startswith("Tea House: your parcel is out for delivery")
+        with pytest.raises(ChannelRefused, match=r"E\.164"):
+            channel.send(message("555-0100"))
+        httpx.post(f"{server.url}/sandbox/trouble", json={"down": True})
+        with pytest.raises(ChannelUnavailable, match="503"):
+            channel.send(message("+15550199"))
+        channel.close()
+
+
+def test_the_storefront_webhook_is_signed_and_its_answers_are_understood() -> None:
+    with WebhookReceiver(statuses=(204, 500, 410)) as receiver:
+        channel = WebhookChannel("whsec_shop")
+        assert channel.send(message(receiver.url)) == f"notice-1:{receiver.url}"
+        headers, body = receiver.received[0]
+        verify(body, headers[SIGNATURE_HEADER], "whsec_shop")
+        sent = json.loads(body)
+        assert (sent["kind"], sent["language"], sent["data"]) == ("running_late", "fr",
+                                                                  {"order": "o-1"})  # fmt: skip
+        with pytest.raises(ChannelUnavailable, match="500"):
+            channel.send(message(receiver.url))
+        with pytest.raises(ChannelRefused, match="410"):
+            channel.send(message(receiver.url))
+        channel.close()
