@@ -59,7 +59,7 @@ def test_bad_products_are_refused_naming_the_field(
     ("change", "field"),
     [
         ({"timezone": "Mars/Olympus"}, "timezone"),
-        ({"wave_cutoffs": ["25:00"]}, "wave_cutoffs"),
+        ({"wave_cutoffs": ["10:00", "25:00"]}, "wave_cutoffs[1]"),  # the very cutoff at fault
         ({"kind": "depot"}, "kind"),
         ({"lat": 91}, "lat"),
         ({"same_day_radius_km": -1}, "same_day_radius_km"),

@@ -99,6 +99,19 @@ def test_an_address_that_cannot_be_geocoded_is_a_422(seeded: TestClient, shop: H
     assert "Atlantis" in problem["detail"]
 
 
+def test_a_customer_chooses_channels_language_and_quiet_hours(
+    seeded: TestClient, shop: Headers
+) -> None:
+    customer = {"name": "Émile", "email": "emile@example.ca", "phone": "+15145550100",
+                "channels": ["sms", "email"], "language": "fr-CA", "timezone": "America/Toronto",
+                "quiet_hours": {"start": "21:30", "end": "7:00"}}  # fmt: skip
+    order = seeded.post("/v1/orders", json=order_body(customer=customer), headers=shop).json()
+    shown = seeded.get(f"/v1/orders/{order['id']}", headers=shop).json()["customer"]
+    assert shown["channels"] == ["sms", "email"] and shown["language"] == "fr-CA"
+    assert shown["quiet_hours"] == {"start": "21:30", "end": "07:00"}
+    assert shown["timezone"] == "America/Toronto"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -110,6 +123,30 @@ def test_an_address_that_cannot_be_geocoded_is_a_422(seeded: TestClient, shop: H
         ({"destination": {"lat": 53.5}}, "destination"),
         ({"customer": {"name": "A", "channels": ["sms"]}}, "customer"),
         ({"customer": {"name": "A", "email": "not-an-email"}}, "customer.email"),
+        (
+            {"customer": {"name": "A", "email": "a@b.co", "timezone": "Mars/Olympus"}},
+            "customer.timezone",
+        ),
+        (
+            {
+                "customer": {
+                    "name": "A",
+                    "email": "a@b.co",
+                    "quiet_hours": {"start": "25:00", "end": "08:00"},
+                }
+            },
+            "customer.quiet_hours.start",
+        ),
+        (
+            {
+                "customer": {
+                    "name": "A",
+                    "email": "a@b.co",
+                    "quiet_hours": {"start": "08:00", "end": "8:00"},
+                }
+            },
+            "customer.quiet_hours",
+        ),
         ({"status": "delivered"}, "status"),
     ],
 )

@@ -5,11 +5,31 @@ from datetime import datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from fulfill.inventory.models import MovementReason, NodeKind
 
 _CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r}") from None
+    return value
+
+
+def _clock_time(value: str) -> str:
+    """``H:MM`` or ``HH:MM`` (seconds :00 allowed) as ``HH:MM``."""
+    match = _CLOCK_TIME.fullmatch(value.strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{value!r} is not a time HH:MM")
+    return time(int(match[1]), int(match[2])).strftime("%H:%M")
+
+
+IanaTimezone = Annotated[str, AfterValidator(_known_timezone), Field(examples=["America/Edmonton"])]
+ClockTime = Annotated[str, AfterValidator(_clock_time), Field(examples=["21:00"])]
 
 Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", examples=["TEA-1"])]
 NodeCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$", examples=["WH1"])]
@@ -49,32 +69,17 @@ class NodeCreate(CreateModel):
     kind: NodeKind
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    timezone: str = Field(examples=["America/Edmonton"])
+    timezone: IanaTimezone
     same_day_radius_km: float = Field(default=0.0, ge=0, le=500)
-    wave_cutoffs: list[str] = Field(default_factory=list, max_length=48, examples=[["10:00"]])
+    wave_cutoffs: list[ClockTime] = Field(default_factory=list, max_length=48)
     pick_capacity_per_day: int | None = Field(
         default=None, ge=0, le=10_000_000, description="units it can pick in a local day"
     )
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA timezone {value!r}") from None
-        return value
-
     @field_validator("wave_cutoffs")
     @classmethod
-    def _cutoffs_are_times(cls, values: list[str]) -> list[str]:
-        parsed = set()
-        for value in values:
-            match = _CLOCK_TIME.fullmatch(value.strip())
-            if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-                raise ValueError(f"wave cutoff {value!r} is not a time HH:MM")
-            parsed.add(time(int(match[1]), int(match[2])))
-        return [t.strftime("%H:%M") for t in sorted(parsed)]
+    def _cutoffs_sorted_once(cls, values: list[str]) -> list[str]:
+        return sorted(set(values))
 
 
 class NodePublic(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fulfill.inventory.schemas import CreateModel, Sku
+from fulfill.inventory.schemas import ClockTime, CreateModel, IanaTimezone, Sku
 from fulfill.orders.models import FulfillmentStatus, OrderStatus, ServiceLevel
 from fulfill.tracking.schemas import ShipmentPublic
 
@@ -17,14 +17,36 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
 
 
+class QuietHours(CreateModel):
+    """Local times; ``start`` after ``end`` spans midnight (21:00 to 08:00)."""
+
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end at the same time")
+        return self
+
+
 class Customer(CreateModel):
     name: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(
         default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +15550100"
     )
-    channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL], max_length=3)
+    channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.EMAIL], max_length=3,
+        description="in the order the customer prefers them: a failing one falls back to the next",
+    )  # fmt: skip
     language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="when only urgent notices may reach the customer"
+    )
+    timezone: IanaTimezone | None = Field(
+        default=None, description="the customer's, for quiet hours; else the shipping node's"
+    )
 
     @model_validator(mode="after")
     def _channels_have_contacts(self) -> Self:
