@@ -121,8 +121,9 @@ class AfterShip:
             event_id = str(payload["event_id"])
             kind = str(payload["event"])
             tracking = payload["msg"]
-            assert isinstance(tracking, dict)
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            if not isinstance(tracking, dict):
+                raise TypeError("msg is not a tracking object")
+        except (ValueError, KeyError, TypeError) as exc:
             raise WebhookRefused(f"not an AfterShip webhook: {exc}", 400) from exc
         current = time.time() if now is None else now
         if abs(current - sent) > self.tolerance_s:

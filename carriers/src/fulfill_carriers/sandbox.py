@@ -140,7 +140,8 @@ def _event(e: dict[str, Any]) -> CarrierEvent:
         code = str(e["code"])
         status, reason = STATUSES.get(code, (S.UNKNOWN, None))
         at = _when(e["at"])
-        assert at is not None
+        if at is None:
+            raise ValueError("an event without its time")
         return CarrierEvent(
             tracking_number=str(e["tracking_number"]),
             status=status,
@@ -152,7 +153,7 @@ def _event(e: dict[str, Any]) -> CarrierEvent:
             eta=_when(e.get("eta")),
             event_id=str(e["id"]) if e.get("id") else None,
         )
-    except (KeyError, TypeError, ValueError, AssertionError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise CarrierUnavailable(f"an event that is not the carrier's: {e!r:.200}") from exc
 
 

@@ -138,11 +138,12 @@ def _tell_tracking(
         )  # fmt: skip
         if event is not None:
             tracking.driver_report(session, target.fulfillment_id, event, now)
-    for open_stop in stops:
-        if open_stop.fulfillment_id in cancelled:
-            continue
-        if not StopStatus(open_stop.status).done and open_stop.eta is not None:
-            tracking.set_plan_eta(session, open_stop.fulfillment_id, open_stop.eta, now)
+    etas = {
+        s.fulfillment_id: s.eta
+        for s in stops
+        if s.fulfillment_id not in cancelled and not StopStatus(s.status).done and s.eta
+    }
+    tracking.set_plan_etas(session, etas, now)
 
 
 def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:

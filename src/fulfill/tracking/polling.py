@@ -11,7 +11,6 @@ polled stays due.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -185,9 +184,10 @@ def _claim(engine: Engine, code: str, now: datetime, lease: timedelta) -> bool:
     with Session(engine) as session:
         if session.get(CarrierHealth, code) is None:
             session.add(CarrierHealth(carrier=code))
-            with contextlib.suppress(IntegrityError):
+            try:
                 session.commit()
-            session.rollback()
+            except IntegrityError:  # created by a concurrent cycle: theirs will do
+                session.rollback()
         held = session.exec(
             update(CarrierHealth)
             .where(

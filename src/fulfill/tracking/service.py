@@ -443,13 +443,25 @@ def driver_report(
     return record(session, locked(session, shipment.id), [event], source="driver", now=now)
 
 
-def set_plan_eta(session: Session, fulfillment_id: str, eta: datetime, now: datetime) -> list[str]:
-    """The own fleet's ETA, from the route plan, for the shipment of ``fulfillment_id``."""
-    shipment = shipment_by_number(session, own_fleet.CODE, fulfillment_id)
-    if shipment is None or not shipment.active:
+def set_plan_etas(session: Session, etas: Mapping[str, datetime], now: datetime) -> list[str]:
+    """The own fleet's ETAs from the route plan (fulfillment id -> ETA), read and written for
+    the whole route at once: this runs on every driver report."""
+    if not etas:
         return []
-    shipment.eta, shipment.eta_source = eta, "plan"
-    return refresh_eta(session, shipment, now)
+    shipments = session.exec(
+        select(Shipment).where(
+            Shipment.carrier == own_fleet.CODE,
+            col(Shipment.tracking_number).in_(etas),
+            col(Shipment.active),
+        )
+    ).all()
+    known = Known.of(session, {}, shipments)
+    raised = []
+    for shipment in shipments:
+        shipment.eta, shipment.eta_source = etas[shipment.tracking_number], "plan"
+        raised += refresh_eta(session, shipment, now, known)
+    known.write(session)
+    return raised
 
 
 def next_poll(shipment: Shipment, now: datetime, settings: Settings) -> datetime | None:

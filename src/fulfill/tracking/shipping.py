@@ -53,7 +53,7 @@ def handlers(settings: Settings) -> dict[str, list[Handler]]:
         return {}
     engine = engine_for(settings.resolved_database_url)
 
-    def with_carrier(action: Callable[[Carrier, OutboxEvent], None]) -> Handler:
+    def with_carrier(action: Callable[[Carrier, OutboxEvent], object]) -> Handler:
         def deliver(row: OutboxEvent) -> None:
             configured = carriers.configured(settings)
             try:
@@ -64,13 +64,9 @@ def handlers(settings: Settings) -> dict[str, list[Handler]]:
         return deliver
 
     return {
-        CREATE_TOPIC: [with_carrier(lambda c, row: _create(engine, row.payload["fulfillment"], c))],
+        CREATE_TOPIC: [with_carrier(lambda c, row: create(engine, row.payload["fulfillment"], c))],
         CANCEL_TOPIC: [with_carrier(lambda c, row: cancel(engine, row.payload["shipment"], c))],
     }
-
-
-def _create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> None:
-    create(engine, fulfillment_id, carrier)
 
 
 def cancel(engine: Engine, shipment_id: str, carrier: Carrier) -> None:
