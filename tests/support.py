@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import email
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import Message as EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import utcnow
+from fulfill.devservers import free_port
 from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import relay
@@ -126,3 +135,40 @@ def relay_now(engine: Engine, settings: Settings) -> None:
         relay(
             session, handlers_for(settings), limit=100, lease=timedelta(minutes=5), max_attempts=5
         )
+
+
+class Inbox:
+    """An SMTP server's handler: keeps what it accepts, refuses one address for good and
+    defers another."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("full@"):
+            return "452 4.2.2 mailbox full, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: SmtpSession, envelope: Envelope
+    ) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd), and what it received."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, inbox
+    finally:
+        controller.stop()

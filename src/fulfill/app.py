@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +12,7 @@ from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,16 +21,20 @@ from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
 from fulfill.dispatch.api import router as dispatch_router
 from fulfill.dispatch.page import router as dispatch_page
-from fulfill.errors import FulfillError
+from fulfill.errors import FulfillError, TooManyRequests
 from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
+from fulfill.notify.api import router as notify_router
+from fulfill.notify.figures import ServiceCollector
+from fulfill.notify.page import router as tracking_page
 from fulfill.observability import MetricsMiddleware
 from fulfill.orders.api import router as orders_router
+from fulfill.outbox.api import router as outbox_router
 from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
 from fulfill.tracking.ingest import INGEST_TASK
-from fulfill.worker import make_celery
+from fulfill.worker import CoalescingKick, make_celery
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dispatch_router)
     app.include_router(dispatch_page)
     app.include_router(tracking_router)
+    app.include_router(notify_router)
+    app.include_router(tracking_page)
+    app.include_router(outbox_router)
     _add_operations_routes(app)
     return app
 
@@ -88,34 +94,6 @@ def _best_effort_sender(celery: Celery) -> Callable[..., None]:
     return send
 
 
-class CoalescingKick:
-    """Asks for a relay at most once per ``window_s``: a burst of commits costs one message,
-    and the relay it starts takes every event due by then."""
-
-    def __init__(self, send: Callable[[], object], window_s: float = 0.05) -> None:
-        self._send = send
-        self._window_s = window_s
-        self._lock = threading.Lock()
-        self._pending = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._pending:
-                return
-            self._pending = True
-        timer = threading.Timer(self._window_s, self._fire)
-        timer.daemon = True
-        timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._pending = False
-        try:
-            self._send()
-        except Exception:  # the periodic sweep relays it instead
-            log.warning("could not ask a worker now; the periodic sweep will", exc_info=True)
-
-
 def _add_operations_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -133,15 +111,24 @@ def _add_operations_routes(app: FastAPI) -> None:
             )
         return JSONResponse({"status": "ready"})
 
+    service = CollectorRegistry(auto_describe=False)
+    # Read the app's clock at each scrape: tests (and the demo) move it.
+    clock = lambda: app.state.clock()  # noqa: E731, PLW0108
+    service.register(ServiceCollector(app.state.engine, clock=clock))
+
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # The process's own counters, then the service's figures read from the database.
+        body = generate_latest() + generate_latest(service)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _add_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(FulfillError)
     async def _fulfill_error(request: Request, exc: FulfillError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return ProblemResponse(
             exc.problem(request.url.path), status_code=exc.status_code, headers=headers
         )

@@ -22,6 +22,7 @@ class Scope(StrEnum):
     STOREFRONT = "storefront"
     DISPATCHER = "dispatcher"
     CARRIER = "carrier"
+    SUPPORT = "support"  # customer service: cases, notices and the service figures
     ADMIN = "admin"
 
 

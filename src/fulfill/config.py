@@ -126,6 +126,35 @@ class Settings(BaseSettings):
     tracking_breaker_failures: int = Field(5, ge=1, description="failed calls that open it")
     tracking_breaker_open_s: float = Field(300.0, ge=1, description="how long it stays open")
 
+    # Customer notices and the tracking page.
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="where customers reach the service (tracking links)"
+    )
+    shop_name: str | None = Field(None, description="signs the notices; default: the storefront")
+    smtp_host: str | None = Field(None, description="none: mail is kept in data_dir/mail (Maildir)")
+    smtp_port: int = 25
+    smtp_sender: str = "Deliveries <deliveries@fulfill.localhost>"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_url: str | None = Field(None, description="an SMS provider (fulfill.notify.sms_sandbox)")
+    sms_token: str | None = None
+    notices_webhook_url: str | None = Field(
+        None, description="the storefront's endpoint for notices it delivers its own way"
+    )
+    notices_webhook_secret: str = ""
+    notice_timeout_s: float = 10.0
+    notice_attempts: int = Field(
+        3, ge=1, description="tries on one channel before falling back to the next"
+    )
+    notice_urgent: list[str] = Field(
+        default_factory=lambda: ["out_for_delivery", "running_late", "attempt_failed"],
+        description="notice kinds that may break the customer's quiet hours",
+    )
+    tracking_page_rate: str = Field(
+        "60/minute", description="requests per client address to the public tracking page"
+    )
+
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None
     outbox_batch_size: int = 100

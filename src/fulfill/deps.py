@@ -68,6 +68,7 @@ OrderReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATC
 StockReader = Annotated[Caller, Depends(requires(Scope.STOREFRONT, Scope.DISPATCHER))]
 DispatcherCaller = Annotated[Caller, Depends(requires(Scope.DISPATCHER))]
 CarrierCaller = Annotated[Caller, Depends(requires(Scope.CARRIER))]
+SupportCaller = Annotated[Caller, Depends(requires(Scope.SUPPORT))]
 
 IdempotencyKeyHeader = Annotated[
     str | None,

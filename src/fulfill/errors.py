@@ -84,3 +84,12 @@ class Unauthorized(FulfillError):
 class Forbidden(FulfillError):
     status_code = 403
     code = "forbidden"
+
+
+class TooManyRequests(FulfillError):
+    status_code = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s

@@ -6,6 +6,7 @@ from fulfill.auth import ApiKey
 from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, PlanStop, Van, Wave
 from fulfill.idempotency import IdempotencyRecord
 from fulfill.inventory.models import Node, Product, Stock, StockMovement
+from fulfill.notify.models import Case, CaseMessage, Notice
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
 from fulfill.outbox.models import OutboxEvent
 from fulfill.restock.models import RestockSuggestion
@@ -23,11 +24,14 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKey",
     "CarrierHealth",
+    "Case",
+    "CaseMessage",
     "DriverEvent",
     "Fulfillment",
     "FulfillmentLine",
     "IdempotencyRecord",
     "Node",
+    "Notice",
     "Order",
     "OrderEvent",
     "OrderLine",

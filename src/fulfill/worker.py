@@ -7,12 +7,19 @@ work for later as rows (``next_run_at``), never as long countdowns.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_process_init
 
 from fulfill.config import Settings, get_settings
+from fulfill.outbox.service import set_default_kick
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = [
     "fulfill.outbox.tasks",
@@ -88,4 +95,37 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class CoalescingKick:
+    """Asks for a relay at most once per ``window_s``: a burst of commits costs one message,
+    and the relay it starts takes every event due by then."""
+
+    def __init__(self, send: Callable[[], object], window_s: float = 0.05) -> None:
+        self._send = send
+        self._window_s = window_s
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        timer = threading.Timer(self._window_s, self._fire)
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._pending = False
+        try:
+            self._send()
+        except Exception:  # the periodic sweep relays it instead
+            log.warning("could not ask a worker now; the periodic sweep will", exc_info=True)
+
+
 app = make_celery(get_settings())
+
+
+@worker_process_init.connect
+def _relay_what_tasks_enqueue(**_: Any) -> None:
+    set_default_kick(CoalescingKick(lambda: app.send_task("outbox.relay")))

@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
-import email
 import json
-from collections.abc import Iterator
-from email import policy
-from email.message import Message as EmailMessage
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from jinja2 import UndefinedError
 
 from fulfill.devservers import LiveServer, free_port
@@ -28,7 +21,7 @@ from fulfill.notify.channels import (
 from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.notify.templates import NoticeKind, languages, render
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
-from tests.support import WebhookReceiver
+from tests.support import Inbox, WebhookReceiver
 
 CONTEXT = {
     "shop": "Tea House", "first_name": "Ada", "order_ref": "web-1001",
@@ -57,40 +50,6 @@ def test_languages_fall_back_to_english_and_nothing_is_left_blank() -> None:
         render(NoticeKind.RUNNING_LATE, "en", {k: v for k, v in CONTEXT.items() if k != "eta"})
     html = render(NoticeKind.DELIVERED, "en", CONTEXT | {"first_name": "<script>"}).html
     assert "&lt;script&gt;" in html and "<script>" not in html
-
-
-class Inbox:
-    """An SMTP server's handler: keeps what it accepts, refuses one address for good and
-    defers another."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address.startswith("gone@"):
-            return "550 5.1.1 no such mailbox"
-        if address.startswith("full@"):
-            return "452 4.2.2 mailbox full, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
 
 
 def message(to: str, kind: NoticeKind = NoticeKind.RUNNING_LATE, language: str = "fr") -> Message:

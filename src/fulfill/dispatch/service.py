@@ -45,6 +45,7 @@ from fulfill.dispatch.waves import (
 )
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
+from fulfill.notify.service import announce
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
@@ -622,7 +623,11 @@ def _reschedule(
     if later is None and settings.dispatch_last_resort == "next_day":
         tomorrow = _first_cutoff_after(node, now)
         later = wave_for(session, node, tomorrow) if tomorrow is not None else None
-    data: dict[str, object] = {"from_wave": wave.id, "reason": reason}
+    data: dict[str, object] = {
+        "fulfillment": fulfillment.id,
+        "from_wave": wave.id,
+        "reason": reason,
+    }
     if later is None:
         fulfillment.wave_id = None
         fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
@@ -637,6 +642,7 @@ def _reschedule(
             request_plan(session, later, "order")
     session.add(fulfillment)
     record_event(session, stop.order_id, kind, data, at=now)
+    announce(session, [(stop.order_id, kind, data, now)])
 
 
 def _new_promise(

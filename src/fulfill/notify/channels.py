@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mailbox
 import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -63,16 +65,7 @@ class EmailChannel:
         self.timeout_s = timeout_s
 
     def send(self, message: Message) -> str:
-        email = EmailMessage()
-        email["Subject"] = message.rendered.subject
-        email["From"] = self.sender
-        email["To"] = message.to
-        # The same notice always has the same id: a resent one is recognisably the same mail.
-        digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
-        email["Message-ID"] = f"<{digest}@{_domain(self.sender)}>"
-        email.set_content(message.rendered.text)
-        email.add_alternative(message.rendered.html, subtype="html")
-        email["Content-Language"] = message.rendered.language  # after: content setters clear it
+        email = compose(message, self.sender)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:
@@ -90,6 +83,39 @@ class EmailChannel:
             raise error(f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise ChannelUnavailable(f"SMTP {self.host}:{self.port}: {exc}") from exc
+        return str(email["Message-ID"])
+
+
+def compose(message: Message, sender: str) -> EmailMessage:
+    """The mail of a notice: plain text and HTML, in the notice's language."""
+    email = EmailMessage()
+    email["Subject"] = message.rendered.subject
+    email["From"] = sender
+    email["To"] = message.to
+    # The same notice always has the same id: a resent one is recognisably the same mail.
+    digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
+    email["Message-ID"] = f"<{digest}@{_domain(sender)}>"
+    email.set_content(message.rendered.text)
+    email.add_alternative(message.rendered.html, subtype="html")
+    email["Content-Language"] = message.rendered.language  # after: content setters clear it
+    return email
+
+
+class MaildirChannel:
+    """Email kept in a local Maildir, for the embedded default where no SMTP server is set:
+    any mail client reads it (``mutt -f .fulfill/mail``)."""
+
+    name = "email"
+
+    def __init__(self, folder: Path, sender: str) -> None:
+        self.folder, self.sender = folder, sender
+
+    def send(self, message: Message) -> str:
+        email = compose(message, self.sender)
+        try:
+            mailbox.Maildir(self.folder, create=True).add(email)
+        except OSError as exc:
+            raise ChannelUnavailable(f"cannot write to {self.folder}: {exc}") from exc
         return str(email["Message-ID"])
 
 

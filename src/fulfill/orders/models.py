@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -35,6 +36,11 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def new_tracking_token() -> str:
+    """The tracking page's address: 128 random bits, so a page cannot be found by guessing."""
+    return secrets.token_urlsafe(16)
+
+
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
@@ -60,6 +66,9 @@ class Order(SQLModel, table=True):
     cancel_reason: str | None = Field(default=None, max_length=500)
     sourcing: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSONType, nullable=True), description="why these nodes"
+    )
+    tracking_token: str = Field(
+        default_factory=new_tracking_token, max_length=32, unique=True, index=True
     )
 
 

@@ -19,6 +19,7 @@ from fulfill.geocoding import geocode
 from fulfill.inventory import service as inventory
 from fulfill.inventory.repository import nodes_by_id
 from fulfill.inventory.service import InsufficientStock, StockLine
+from fulfill.notify.service import announce
 from fulfill.orders import repository as repo
 from fulfill.orders.models import (
     Fulfillment,
@@ -102,6 +103,7 @@ def place_order(
     ]
     created = record_event(session, order_id, "order.created", _created_event(sourced), at=now)
     fulfillments = open_fulfillments(session, order, sourced, cart)
+    announce(session, [(order_id, created.kind, created.data, now)])
     session.add_all(order_lines)
     bundle = repo.OrderBundle(order, order_lines, fulfillments, [created])
     enqueue(session, "order.created", order_public(bundle).model_dump(mode="json"))

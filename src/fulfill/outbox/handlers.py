@@ -2,7 +2,8 @@
 
 The shop's own event webhook (``FULFILL_EVENTS_WEBHOOK_URL``), signed with
 ``FULFILL_EVENTS_WEBHOOK_SECRET``: receivers deduplicate by the ``id`` each event carries. And
-the third party, whose orders are created and cancelled from here.
+the third party, whose orders are created and cancelled from here. And customer notices
+(``notice.send``), through their channels (``fulfill.notify``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import httpx
 
 from fulfill.config import Settings
+from fulfill.notify.service import handlers as notices
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
 from fulfill.third_party.tasks import handlers as third_party
@@ -51,7 +53,11 @@ def webhook_handler(url: str, secret: str, timeout_s: float = 10.0) -> Handler:
 
 
 def handlers_for(settings: Settings) -> dict[str, list[Handler]]:
-    handlers: dict[str, list[Handler]] = {**third_party(settings), **parcel_carrier(settings)}
+    handlers: dict[str, list[Handler]] = {
+        **third_party(settings),
+        **parcel_carrier(settings),
+        **notices(settings),
+    }
     if settings.events_webhook_url:
         deliver = webhook_handler(settings.events_webhook_url, settings.events_webhook_secret or "")
         for topic in WEBHOOK_TOPICS:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import event, insert, update
 from sqlmodel import Session, col, select
 
 from fulfill.db import utcnow
@@ -28,12 +28,32 @@ _KICK = "outbox_kick"
 _PENDING = "outbox_pending"
 
 
-def enqueue(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Add an event to the session's transaction; it leaves only if that commits."""
+def enqueue(
+    session: Session, topic: str, payload: dict[str, Any], not_before: datetime | None = None
+) -> OutboxEvent:
+    """Add an event to the session's transaction; it leaves only if that commits, and not
+    before ``not_before``."""
     row = OutboxEvent(topic=topic, payload=payload)
+    if not_before is not None:
+        row.next_run_at = not_before
     session.add(row)
     session.info[_PENDING] = True
     return row
+
+
+def enqueue_many(
+    session: Session, topic: str, payloads: Sequence[tuple[dict[str, Any], datetime]]
+) -> None:
+    """``enqueue`` for a batch of (payload, not before), in one statement."""
+    if not payloads:
+        return
+    now = utcnow()
+    session.execute(
+        insert(OutboxEvent),
+        [{"topic": topic, "payload": payload, "status": OutboxStatus.PENDING, "attempts": 0,
+          "created_at": now, "next_run_at": not_before} for payload, not_before in payloads],
+    )  # fmt: skip
+    session.info[_PENDING] = True
 
 
 def attach_kick(session: Session, kick: Callable[[], None] | None) -> None:
@@ -41,9 +61,19 @@ def attach_kick(session: Session, kick: Callable[[], None] | None) -> None:
     session.info[_KICK] = kick
 
 
+_default_kick: Callable[[], None] | None = None
+
+
+def set_default_kick(kick: Callable[[], None] | None) -> None:
+    """The kick of sessions that attached none: a worker's, so that what a task enqueues (a
+    notice after a tracking event) leaves at once rather than at the next sweep."""
+    global _default_kick  # noqa: PLW0603  # one per process, set at its start
+    _default_kick = kick
+
+
 @event.listens_for(Session, "after_commit")
 def _kick_after_commit(session: Session) -> None:
-    kick = session.info.get(_KICK)
+    kick = session.info.get(_KICK, _default_kick)
     if session.info.pop(_PENDING, False) and kick is not None:
         try:
             kick()

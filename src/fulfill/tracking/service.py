@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
+from fulfill.notify.service import TimelineEntry, announce
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event, record_events
 from fulfill.tracking.models import (
@@ -184,7 +185,7 @@ class Known:
         """Insert what ``record`` gathered, in two statements (executemany, no RETURNING)."""
         if self.rows:
             session.execute(insert(TrackingEvent), self.rows)
-        record_events(session, self.timeline)
+        tell(session, self.timeline)
         self.rows, self.timeline = [], []
 
     @classmethod
@@ -341,9 +342,18 @@ def alert(
             session.add(row)
     except IntegrityError:  # written concurrently: once is what counts
         return None
-    record_event(session, shipment.order_id, f"shipment.{kind.value}",
-                 {"shipment": shipment.id, **details}, at=now)  # fmt: skip
+    entry = (shipment.order_id, f"shipment.{kind.value}", {"shipment": shipment.id, **details}, now)
+    if known is not None:
+        known.timeline.append(entry)
+    else:
+        tell(session, [entry])
     return kind.value
+
+
+def tell(session: Session, entries: list[TimelineEntry]) -> None:
+    """Write timeline entries, and the notices they call for, in the caller's transaction."""
+    record_events(session, entries)
+    announce(session, entries)
 
 
 def _status_changed(

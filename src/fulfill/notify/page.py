@@ -1,0 +1,234 @@
+"""The customer's tracking page: ``GET /t/{token}`` (HTML) and ``/t/{token}.json`` (its twin).
+
+Public and without login: the token (128 random bits, one per order) is the only key, so the
+page shows nothing personal beyond the first name and the town, never the address, the phone,
+the email or the contents. An unknown token is the same 404 as any other missing page, and
+every address is rate limited per client, so tokens cannot be searched for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from limits import parse as parse_rate
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from fulfill.deps import ClockDep, SessionDep, SettingsDep
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, StopStatus
+from fulfill.errors import NotFound, TooManyRequests, Unprocessable
+from fulfill.notify import cases, wording
+from fulfill.notify.models import Case, CaseKind, CaseStatus
+from fulfill.notify.schemas import (
+    CaseOpened,
+    PageEvent,
+    PageParcel,
+    ProblemReport,
+    TrackingView,
+    VanProgress,
+)
+from fulfill.notify.service import CARRIER_NAMES, zones_of
+from fulfill.orders.models import Order, OrderStatus
+from fulfill.tracking.models import Shipment, TrackingEvent
+from fulfill_carriers import own_fleet
+from fulfill_carriers.status import TrackingStatus
+
+HERE = Path(__file__).parent
+templates = Environment(
+    loader=FileSystemLoader(HERE / "pages"), autoescape=select_autoescape(default=True)
+)
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                "X-Robots-Tag": "noindex"}  # fmt: skip
+GONE = "no such tracking page"  # the same words for every token we do not know
+
+
+class PageLimiter:
+    """Requests per client address to the public pages, in this process's memory."""
+
+    def __init__(self, rate: str) -> None:
+        self.rate = parse_rate(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, client: str) -> None:
+        if not self.limiter.hit(self.rate, "tracking-page", client):
+            reset, _ = self.limiter.get_window_stats(self.rate, "tracking-page", client)
+            wait = max(1, int(reset - datetime.now().timestamp()) + 1)
+            raise TooManyRequests("too many requests to tracking pages; try again soon", wait)
+
+
+def _limited(request: Request) -> None:
+    limiter: PageLimiter | None = getattr(request.app.state, "page_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.page_limiter = PageLimiter(
+            request.app.state.settings.tracking_page_rate
+        )
+    limiter.check(request.client.host if request.client else "unknown")
+
+
+router = APIRouter(tags=["tracking page"], dependencies=[Depends(_limited)])
+
+
+@router.get("/t/{token}.json", response_model=TrackingView)
+def tracking_json(token: str, session: SessionDep, clock: ClockDep) -> TrackingView:
+    """The tracking page's data, for the storefront's own pages and apps."""
+    return view(session, _order(session, token), clock())
+
+
+@router.get("/t/{token}", response_class=HTMLResponse, include_in_schema=False)
+def tracking_page(
+    token: str, session: SessionDep, clock: ClockDep, reported: str | None = None
+) -> HTMLResponse:
+    order = _order(session, token)
+    page = view(session, order, clock())
+    lang = wording.language_of(page.language)
+    words = wording.PAGE[lang]
+    html = templates.get_template("track.html").render(
+        page=page,
+        token=token,
+        reported=reported is not None,
+        lang=lang,
+        words=words,
+        kinds=[(kind, words[kind]) for kind in page.problem_kinds],
+    )
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+@router.post("/t/{token}/problems", status_code=status.HTTP_201_CREATED, response_model=CaseOpened)
+async def report_problem(
+    token: str, request: Request, clock: ClockDep, settings: SettingsDep
+) -> Response:
+    """Open a case (or add to the open one): JSON ``{"kind", "message"}``, or the page's form,
+    which is answered with a redirect back to the page."""
+    is_form = request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    )
+    report = _report(await request.body(), is_form)
+    engine = request.app.state.engine
+    with Session(engine, expire_on_commit=False) as session:
+        order = _order(session, token)
+        case = cases.report(session, order, report, clock())
+        session.commit()
+    if is_form:
+        return RedirectResponse(f"/t/{token}?reported", status_code=status.HTTP_303_SEE_OTHER)
+    body = CaseOpened(case=case.id, status=case.status)
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+def _report(body: bytes, is_form: bool) -> ProblemReport:
+    try:
+        if is_form:
+            fields = {k: v[0] for k, v in parse_qs(body.decode(), max_num_fields=10).items()}
+            return ProblemReport.model_validate(fields)
+        return ProblemReport.model_validate_json(body)
+    except (ValidationError, UnicodeDecodeError, ValueError) as exc:
+        kinds = ", ".join(k.value for k in CaseKind)
+        raise Unprocessable(f"a report needs a kind ({kinds}) and at most 2000 characters",
+                            field="kind") from exc  # fmt: skip
+
+
+def _order(session: Session, token: str) -> Order:
+    order = session.exec(select(Order).where(Order.tracking_token == token)).first()
+    if order is None:
+        raise NotFound(GONE)
+    return order
+
+
+def view(session: Session, order: Order, now: datetime) -> TrackingView:
+    language = str(order.customer.get("language", "en"))
+    zone = zones_of(session, {order.id: order}).get(order.id, "UTC")
+    shipments = session.exec(
+        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.created_at))
+    ).all()
+    events = _events(session, [s.id for s in shipments])
+    parcels = [_parcel(session, s, events.get(s.id, []), zone, now, language) for s in shipments]
+    overall = _overall(order, shipments)
+    late = any(p.late for p in parcels)
+    headline = wording.status("late" if late and overall != "delivered" else overall, language)
+    open_case = session.exec(
+        select(Case.id).where(Case.order_id == order.id, Case.status == CaseStatus.OPEN)
+    ).first()
+    return TrackingView(
+        first_name=wording.first_name(str(order.customer.get("name", ""))),
+        town=((order.destination.get("address") or {}).get("city")),
+        order_ref=order.external_id, language=language, status=overall, headline=headline,
+        promised_window=[order.promise_start, order.promise_end],
+        promised_text=wording.window(order.promise_start, order.promise_end, zone, now, language),
+        late=late, parcels=parcels,
+        problem_kinds=[] if order.status == OrderStatus.CANCELLED else [k.value for k in CaseKind],
+        open_case=open_case is not None,
+    )  # fmt: skip
+
+
+def _overall(order: Order, shipments: Any) -> str:
+    if order.status == OrderStatus.CANCELLED:
+        return "cancelled"
+    if not shipments:
+        return "confirmed"
+    # The parcel furthest from the door speaks for the order.
+    return min((TrackingStatus(s.status) for s in shipments), key=lambda s: s.rank).value
+
+
+def _events(session: Session, shipment_ids: list[str]) -> dict[str, list[TrackingEvent]]:
+    found: dict[str, list[TrackingEvent]] = {}
+    if not shipment_ids:
+        return found
+    rows = session.exec(
+        select(TrackingEvent)
+        .where(col(TrackingEvent.shipment_id).in_(shipment_ids), col(TrackingEvent.moved))
+        .order_by(col(TrackingEvent.occurred_at))
+    ).all()
+    for row in rows:
+        found.setdefault(row.shipment_id, []).append(row)
+    return found
+
+
+def _parcel(
+    session: Session, shipment: Shipment, events: list[TrackingEvent], zone: str, now: datetime,
+    language: str,
+) -> PageParcel:  # fmt: skip
+    ours = shipment.carrier == own_fleet.CODE
+    eta = None
+    if shipment.eta is not None and not TrackingStatus(shipment.status).is_terminal:
+        eta = list(wording.eta_window(shipment.eta, shipment.eta_source))
+    return PageParcel(
+        status=shipment.status, text=wording.status(shipment.status, language),
+        carrier="" if ours else CARRIER_NAMES.get(shipment.carrier, shipment.carrier),
+        tracking_number=None if ours else shipment.tracking_number,
+        eta_window=eta,
+        eta_text=wording.window(eta[0], eta[1], zone, now, language) if eta else None,
+        late=shipment.late,
+        van=_van(session, shipment.fulfillment_id) if ours else None,
+        timeline=[PageEvent(at=e.occurred_at, status=e.status,
+                            text=wording.status(e.status, language),
+                            place=None if ours else e.location) for e in events],
+    )  # fmt: skip
+
+
+def _van(session: Session, fulfillment_id: str) -> VanProgress | None:
+    """How far the van is along its route: counts only, never where the other doors are."""
+    mine = session.exec(
+        select(PlanStop)
+        .join(Plan, col(Plan.id) == PlanStop.plan_id)
+        .where(PlanStop.fulfillment_id == fulfillment_id, Plan.status == PlanStatus.PUBLISHED,
+               col(PlanStop.route_id).is_not(None))
+        .order_by(col(Plan.id).desc())
+    ).first()  # fmt: skip
+    if mine is None or mine.route_id is None:
+        return None
+    route = session.get(PlanRoute, mine.route_id)
+    stops = session.exec(select(PlanStop.position, PlanStop.status).where(
+        PlanStop.route_id == mine.route_id)).all()  # fmt: skip
+    done = sum(StopStatus(s).done for _, s in stops)
+    before = sum(1 for p, s in stops if p < mine.position and not StopStatus(s).done)
+    return VanProgress(
+        started=route is not None and route.status != RouteStatus.PLANNED,
+        stops_before=before, stops_done=done, stops_total=len(stops),
+    )  # fmt: skip

@@ -1,0 +1,60 @@
+"""The outbox's dead letters, for an admin: events a receiver refused until we gave up."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from fulfill.deps import AdminCaller, SessionDep, problem_responses
+from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.outbox.service import replay_dead
+
+router = APIRouter(prefix="/v1/outbox", tags=["operations"])
+
+
+class OutboxEventPublic(BaseModel):
+    id: int
+    topic: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_run_at: datetime
+    last_error: str | None
+    payload: dict[str, Any]
+
+
+class Replay(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class Replayed(BaseModel):
+    replayed: int
+
+
+@router.get("", response_model=list[OutboxEventPublic], responses=problem_responses(401, 403))
+def list_events(
+    session: SessionDep, caller: AdminCaller,
+    status: OutboxStatus = OutboxStatus.DEAD, topic: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[OutboxEventPublic]:  # fmt: skip
+    """Outbox events, the dead letters by default, newest first."""
+    statement = (
+        select(OutboxEvent).where(OutboxEvent.status == status)
+        .order_by(col(OutboxEvent.id).desc()).limit(limit)
+    )  # fmt: skip
+    if topic:
+        statement = statement.where(OutboxEvent.topic == topic)
+    return [OutboxEventPublic.model_validate(row, from_attributes=True)
+            for row in session.exec(statement)]  # fmt: skip
+
+
+@router.post("/replay", response_model=Replayed, responses=problem_responses(401, 403, 422))
+def replay(body: Replay, session: SessionDep, caller: AdminCaller) -> Replayed:
+    """Queue dead events again (after their receiver was fixed); other ids are left alone."""
+    count = replay_dead(session, body.ids)
+    session.commit()
+    return Replayed(replayed=count)
