@@ -50,7 +50,7 @@ from fulfill.config import Settings
 from fulfill.db import engine_for
 from fulfill.inventory.models import Node
 from fulfill.migrations import upgrade
-from fulfill.orders.models import Fulfillment, Order
+from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking import carriers, polling
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill_carriers.sandbox import SIGNATURE_HEADER
@@ -90,7 +90,7 @@ def add_shipments(engine: Engine, numbers: list[str], prefix: str, *, due: bool)
                            "customer": {"name": "Ada"}, "destination": {}, "dest_lat": 53.5,
                            "dest_lon": -113.5, "promise_start": now,
                            "promise_end": now + timedelta(days=3), "created_at": now,
-                           "updated_at": now})  # fmt: skip
+                           "updated_at": now, "tracking_token": new_tracking_token()})  # fmt: skip
             fulfillments.append({"id": fulfillment_id, "order_id": order_id, "node_id": node_id,
                                  "status": "pending", "created_at": now})  # fmt: skip
             shipments.append({"id": str(uuid.uuid4()), "fulfillment_id": fulfillment_id,

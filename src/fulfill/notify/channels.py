@@ -86,6 +86,11 @@ class EmailChannel:
         return str(email["Message-ID"])
 
 
+def message_digest(key: str) -> str:
+    """The local part of the Message-ID of the notice with idempotency key ``key``."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def compose(message: Message, sender: str) -> EmailMessage:
     """The mail of a notice: plain text and HTML, in the notice's language."""
     email = EmailMessage()
@@ -93,8 +98,7 @@ def compose(message: Message, sender: str) -> EmailMessage:
     email["From"] = sender
     email["To"] = message.to
     # The same notice always has the same id: a resent one is recognisably the same mail.
-    digest = hashlib.sha256(message.key.encode()).hexdigest()[:32]
-    email["Message-ID"] = f"<{digest}@{_domain(sender)}>"
+    email["Message-ID"] = f"<{message_digest(message.key)}@{_domain(sender)}>"
     email.set_content(message.rendered.text)
     email.add_alternative(message.rendered.html, subtype="html")
     email["Content-Language"] = message.rendered.language  # after: content setters clear it
