@@ -52,18 +52,17 @@ from fulfill.notify.channels import message_digest
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking.models import Shipment, TrackingAlert, WebhookReceipt
-from fulfill_carriers.sandbox import SIGNATURE_HEADER
+from fulfill_carriers.sandbox import SIGNATURE_HEADER, STATUSES
 from fulfill_carriers.signatures import sign
 
 SECRET = "whsec_bench"
 console = Console(stderr=True)
-# Each life: its sandbox codes, and the notices it calls for.
+# Each life: the sandbox carrier's codes, in order.
 LIVES = {
-    "delivered": (("PU", "AF", "OD", "DL"), {"shipped", "out_for_delivery", "delivered"}),
-    "missed": (("PU", "AF", "OD", "NH", "OD", "DL"),
-               {"shipped", "out_for_delivery", "attempt_failed", "delivered"}),
-    "damaged": (("PU", "AF", "DM"), {"shipped", "exception"}),
-}  # fmt: skip
+    "delivered": ("PU", "AF", "OD", "DL"),
+    "missed": ("PU", "AF", "OD", "NH", "OD", "DL"),
+    "damaged": ("PU", "AF", "DM"),
+}
 MIX = ("delivered",) * 7 + ("missed",) * 2 + ("damaged",)
 
 
@@ -127,9 +126,9 @@ def event_stream(lives: dict[str, str], budget: int) -> tuple[list[dict[str, Any
     stream: list[dict[str, Any]] = []
     sent: dict[str, int] = {}
     start = datetime.now(UTC)
-    for step in range(max(len(LIVES[life][0]) for life in lives.values())):
+    for step in range(max(len(LIVES[life]) for life in lives.values())):
         for number, life in lives.items():
-            codes = LIVES[life][0]
+            codes = LIVES[life]
             if step < len(codes) and len(stream) < budget:
                 at = (start + timedelta(seconds=step)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 stream.append({"id": f"{number}-{step}", "tracking_number": number,
@@ -291,15 +290,13 @@ def run(
 
 def _astray(engine: Engine, lives: dict[str, str], sent_upto: dict[str, int]) -> int:
     """Parcels whose status is not what their last event sent says: events lost on the way."""
-    last = {number: LIVES[life][0][sent_upto[number] - 1] for number, life in lives.items()}
-    final = {"PU": "picked_up", "AF": "in_transit", "OD": "out_for_delivery",
-             "NH": "attempt_failed", "DL": "delivered", "DM": "exception"}  # fmt: skip
+    last = {number: LIVES[life][sent_upto[number] - 1] for number, life in lives.items()}
     with Session(engine) as session:
         statuses = dict(session.execute(
             select(Shipment.tracking_number, Shipment.status)
             .where(Shipment.tracking_number.in_(list(lives)))  # type: ignore[attr-defined]
         ).all())  # fmt: skip
-    return sum(statuses.get(number) != final[code] for number, code in last.items())
+    return sum(statuses.get(number) != STATUSES[code][0] for number, code in last.items())
 
 
 def _pct(values: list[float], q: float) -> float | None:

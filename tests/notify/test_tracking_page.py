@@ -142,7 +142,7 @@ def test_the_own_fleets_page_shows_the_van_coming_and_late_news_is_told_in_time(
     report("e1", "route_started", start, lat=53.546, lon=-113.494)
     report("e2", "delivered", datetime.fromisoformat(stops[0]["eta"]), stop=stops[0]["fulfillment"])
     page = seeded.get(f"/t/{token}").text
-    assert "1 stops before yours" in page or "on its way: 1" in page
+    assert "The van is on its way: 1 stops before yours." in page
     stuck = start + timedelta(hours=4)
     report("e3", "position", stuck, lat=53.30, lon=-113.90)
     sent_at = stuck + timedelta(minutes=1, seconds=2)  # as a worker would, moments later

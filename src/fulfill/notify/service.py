@@ -91,7 +91,7 @@ def announce(session: Session, entries: Sequence[TimelineEntry]) -> int:
     wanted = [(entry, TRIGGERS[entry[1]]) for entry in entries if entry[1] in TRIGGERS]
     if not wanted:
         return 0
-    orders = _orders(session, {entry[0] for entry, _ in wanted})
+    orders = _by_id(session, Order, {entry[0] for entry, _ in wanted})
     shipment_ids = {entry[2]["shipment"] for entry, _ in wanted if "shipment" in entry[2]}
     shipments = _by_id(session, Shipment, shipment_ids)
     zones = zones_of(session, orders)
@@ -109,10 +109,6 @@ def announce(session: Session, entries: Sequence[TimelineEntry]) -> int:
         session.execute(insert(Notice), fresh)
         enqueue_many(session, SEND_TOPIC, [({"notice": d["id"]}, d["not_before"]) for d in fresh])
     return len(fresh)
-
-
-def _orders(session: Session, ids: set[str]) -> dict[str, Order]:
-    return _by_id(session, Order, ids)
 
 
 def _by_id(session: Session, table: Any, ids: set[str]) -> dict[str, Any]:
