@@ -49,9 +49,10 @@ from fulfill.db import engine_for
 from fulfill.inventory.models import Node
 from fulfill.migrations import upgrade
 from fulfill.notify.channels import message_digest
+from fulfill.notify.figures import ANSWERED_BY
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Fulfillment, Order, new_tracking_token
-from fulfill.tracking.models import Shipment, TrackingAlert, WebhookReceipt
+from fulfill.tracking.models import AlertKind, Shipment, TrackingAlert, WebhookReceipt
 from fulfill_carriers.sandbox import SIGNATURE_HEADER, STATUSES
 from fulfill_carriers.signatures import sign
 
@@ -256,20 +257,27 @@ def run(
             .join(Order, Order.id == Notice.order_id)
             .where(Order.external_id.startswith(prefix))  # type: ignore[attr-defined]
         ).all()  # fmt: skip
-        alerts = dict(session.execute(
-            select(TrackingAlert.shipment_id, func.min(TrackingAlert.detected_at))
+        alerts = session.execute(
+            select(TrackingAlert.shipment_id, TrackingAlert.kind, TrackingAlert.detected_at)
             .join(Order, Order.id == TrackingAlert.order_id)
             .where(Order.external_id.startswith(prefix))  # type: ignore[attr-defined]
-            .group_by(TrackingAlert.shipment_id)
-        ).all())  # fmt: skip
+        ).all()  # fmt: skip
     arrived: dict[str, float] = {}
     for message_id, at in arrivals:
         arrived.setdefault(message_id, at)
     ids = {message_digest(n.id): n for n in notices}
     received = Counter(message_id for message_id, _ in arrivals if message_id in ids)
-    alert_waits = [arrived[mid] - alerts[n.shipment_id].timestamp()
-                   for mid, n in ids.items() if mid in arrived and n.shipment_id in alerts
-                   and n.kind in ("running_late", "attempt_failed", "exception")]  # fmt: skip
+    # Each alert against the first notice of the kind that answers it, on its parcel.
+    answered: dict[tuple[str, str], float] = {}
+    for mid, n in ids.items():
+        if mid in arrived:
+            key = (n.shipment_id, n.kind)
+            answered[key] = min(answered.get(key, arrived[mid]), arrived[mid])
+    alert_waits = []
+    for shipment_id, kind, detected_at in alerts:
+        answer = ANSWERED_BY.get(AlertKind(kind))
+        if answer is not None and (shipment_id, answer.value) in answered:
+            alert_waits.append(answered[shipment_id, answer.value] - detected_at.timestamp())
     all_waits = [arrived[mid] - n.triggered_at.timestamp() for mid, n in ids.items()
                  if mid in arrived]  # fmt: skip
     span = max((at for _, at in arrivals), default=started) - started
@@ -283,6 +291,7 @@ def run(
         "alert_to_notice_p50_s": _pct(alert_waits, 50),
         "alert_to_notice_p99_s": _pct(alert_waits, 99),
         "alert_to_notice_max_s": _pct(alert_waits, 100), "alerts_notified": len(alert_waits),
+        "alerts_unanswered": sum(kind in ANSWERED_BY for _, kind, _ in alerts) - len(alert_waits),
         "event_to_notice_p50_s": _pct(all_waits, 50), "event_to_notice_p99_s": _pct(all_waits, 99),
         "by_kind": dict(Counter(n.kind for n in notices)),
     }  # fmt: skip

@@ -143,6 +143,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.peers: list[Any] = []  # the client's address of each message: its connection
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, options: Any
@@ -159,14 +160,15 @@ class Inbox:
     ) -> str:
         assert isinstance(envelope.content, bytes)
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        self.peers.append(session.peer)
         return "250 Message accepted"
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, Inbox]]:
+def smtp_server(port: int | None = None) -> Iterator[tuple[int, Inbox]]:
     """A real SMTP server on 127.0.0.1 (aiosmtpd), and what it received."""
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port())
     controller.start()
     try:
         yield controller.port, inbox

@@ -147,10 +147,6 @@ class Settings(BaseSettings):
     notice_attempts: int = Field(
         3, ge=1, description="tries on one channel before falling back to the next"
     )
-    notice_urgent: list[str] = Field(
-        default_factory=lambda: ["out_for_delivery", "running_late", "attempt_failed"],
-        description="notice kinds that may break the customer's quiet hours",
-    )
     tracking_page_rate: str = Field(
         "60/minute", description="requests per client address to the public tracking page"
     )

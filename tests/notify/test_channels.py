@@ -21,7 +21,7 @@ from fulfill.notify.channels import (
 from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.notify.templates import NoticeKind, languages, render
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
-from tests.support import Inbox, WebhookReceiver
+from tests.support import Inbox, WebhookReceiver, smtp_server
 
 CONTEXT = {
     "shop": "Tea House", "first_name": "Ada", "order_ref": "web-1001",
@@ -83,6 +83,21 @@ def test_email_refused_for_good_falls_back_deferred_or_down_is_tried_again(
     nobody = EmailChannel("127.0.0.1", free_port(), "notices@tea.example", timeout_s=1)
     with pytest.raises(ChannelUnavailable):
         nobody.send(message("ada@example.com"))
+
+
+def test_email_keeps_one_connection_and_opens_another_when_the_server_dropped_it() -> None:
+    with smtp_server() as (port, inbox):
+        channel = EmailChannel("127.0.0.1", port, "notices@tea.example")
+        for k in range(3):
+            channel.send(message(f"ada{k}@example.com"))
+        assert len(inbox.messages) == 3 and len(set(inbox.peers)) == 1
+    with smtp_server(port) as (_, restarted):  # the old connection is dead now
+        channel.CHECK_AFTER_IDLE_S = 0.0  # an idle connection is checked before use
+        channel.send(message("ada3@example.com"))
+        channel.send(message("ada4@example.com"))
+        assert len(restarted.messages) == 2 and len(set(restarted.peers)) == 1
+        assert restarted.peers[0] not in inbox.peers
+        channel.close()
 
 
 def test_sms_goes_through_the_provider_once_per_key() -> None:

@@ -14,6 +14,8 @@ import hashlib
 import json
 import mailbox
 import smtplib
+import threading
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -54,7 +56,12 @@ class Channel(Protocol):
 
 
 class EmailChannel:
+    """SMTP, on one connection kept open between messages (a notice costs one transaction,
+    not a connect, EHLO and QUIT). A connection idle for a while is checked with NOOP first;
+    any failure closes it, and the next message opens a new one."""
+
     name = "email"
+    CHECK_AFTER_IDLE_S = 5.0
 
     def __init__(
         self, host: str, port: int, sender: str, *, username: str | None = None,
@@ -63,27 +70,63 @@ class EmailChannel:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls = username, password, starttls
         self.timeout_s = timeout_s
+        self._smtp: smtplib.SMTP | None = None
+        self._used_at = 0.0
+        self._lock = threading.Lock()
 
     def send(self, message: Message) -> str:
         email = compose(message, self.sender)
-        try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+        with self._lock:
+            try:
+                self._connection().send_message(email)
+            except (OSError, smtplib.SMTPException) as exc:
+                if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                    self.close()  # the server's state after a failed transaction is unknown
+                raise self._channel_error(exc, message.to) from exc
+            self._used_at = time.monotonic()
+        return str(email["Message-ID"])
+
+    def _channel_error(self, exc: Exception, to: str) -> ChannelError:
+        """4xx: try again later; 5xx: this channel will not take it; no answer: later."""
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            codes = [code for code, _ in exc.recipients.values()]
+            if all(400 <= code < 500 for code in codes):
+                return ChannelUnavailable(f"SMTP deferred {to}: {exc.recipients}")
+            return ChannelRefused(f"SMTP refused {to}: {exc.recipients}")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            error = ChannelUnavailable if 400 <= exc.smtp_code < 500 else ChannelRefused
+            return error(f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}")
+        return ChannelUnavailable(f"SMTP {self.host}:{self.port}: {exc}")
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None and time.monotonic() - self._used_at > self.CHECK_AFTER_IDLE_S:
+            try:
+                code, _ = self._smtp.noop()
+            except (OSError, smtplib.SMTPException):
+                code = 0
+            if code != 250:  # the server closed it meanwhile
+                self.close()
+        if self._smtp is None:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+            try:
                 if self.starttls:
                     smtp.starttls()
                 if self.username:
                     smtp.login(self.username, self.password or "")
-                smtp.send_message(email)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            if all(400 <= code < 500 for code in codes):
-                raise ChannelUnavailable(f"SMTP deferred {message.to}: {exc.recipients}") from exc
-            raise ChannelRefused(f"SMTP refused {message.to}: {exc.recipients}") from exc
-        except smtplib.SMTPResponseException as exc:
-            error = ChannelUnavailable if 400 <= exc.smtp_code < 500 else ChannelRefused
-            raise error(f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}") from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise ChannelUnavailable(f"SMTP {self.host}:{self.port}: {exc}") from exc
-        return str(email["Message-ID"])
+            except BaseException:
+                smtp.close()
+                raise
+            self._smtp = smtp
+        return self._smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
 
 
 def message_digest(key: str) -> str:

@@ -124,19 +124,24 @@ def relay(
     lease: timedelta,
     max_attempts: int,
 ) -> RelayResult:
-    sent = failed = dead = 0
-    for row in claim_due(session, limit, lease):
-        try:
-            for handler in handlers.get(row.topic, []):
-                handler(row)
-        except Exception as exc:
-            gave_up = _record_failure(session, row, exc, max_attempts)
-            dead += gave_up
-            failed += not gave_up
-        else:
-            _record_sent(session, row)
-            sent += 1
-    return RelayResult(sent=sent, failed=failed, dead=dead)
+    delivered: list[int] = []
+    failed = dead = 0
+    try:
+        for row in claim_due(session, limit, lease):
+            try:
+                for handler in handlers.get(row.topic, []):
+                    handler(row)
+            except Exception as exc:
+                gave_up = _record_failure(session, row, exc, max_attempts)
+                dead += gave_up
+                failed += not gave_up
+            else:
+                delivered.append(row.id or 0)
+    finally:
+        # In one statement for the batch: a worker that dies first delivers these again,
+        # which their handlers recognise.
+        _record_sent(session, delivered)
+    return RelayResult(sent=len(delivered), failed=failed, dead=dead)
 
 
 def backoff(attempts: int, base_s: float = 2.0, cap_s: float = 3600.0) -> timedelta:
@@ -154,10 +159,12 @@ def replay_dead(session: Session, event_ids: list[int]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _record_sent(session: Session, row: OutboxEvent) -> None:
+def _record_sent(session: Session, event_ids: list[int]) -> None:
+    if not event_ids:
+        return
     session.execute(
         update(OutboxEvent)
-        .where(col(OutboxEvent.id) == row.id)
+        .where(col(OutboxEvent.id).in_(event_ids))
         .values(status=OutboxStatus.SENT, sent_at=utcnow(), last_error=None)
     )
     session.commit()
