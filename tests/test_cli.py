@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,15 +12,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
+from fulfill.db import engine_for
 from fulfill.devservers import free_port
+from fulfill.notify.models import Notice
+from fulfill.orders.models import Order
+from fulfill.tracking.models import Shipment
 from tests.support import WebhookReceiver, order_body, seed_catalog
 
 
-def fulfill(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def fulfill(
+    *args: str, env: dict[str, str], timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fulfill", *args],
-        env=os.environ | env, capture_output=True, text=True, timeout=120, check=False,
+        env=os.environ | env, capture_output=True, text=True, timeout=timeout_s, check=False,
     )  # fmt: skip
 
 
@@ -70,13 +78,13 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
                 body = order_body(service_level="standard")
                 created = client.post("/v1/orders", json=body, headers=admin)
                 assert created.status_code == 201, created.text
-            receiver.wait_for(1, timeout_s=60)
-            demo = fulfill("demo", "--url", base, "--orders", "30", "--skus", "20", env=env)
-            assert demo.returncode == 0, demo.stderr
-            assert "30 orders" in demo.stderr
+                receiver.wait_for(1, timeout_s=60)
+                for n in range(2, 6):
+                    more = order_body(f"web-{n}", service_level="standard")
+                    assert client.post("/v1/orders", json=more, headers=admin).status_code == 201
             listed = httpx.get(f"{base}/v1/orders", params={"limit": 200}, headers=admin).json()
-            assert 1 < len(listed["items"]) <= 31
-            receiver.wait_for(len(listed["items"]), timeout_s=60)
+            assert len(listed["items"]) == 5
+            receiver.wait_for(5, timeout_s=60)
         finally:
             serve.terminate()
             serve.wait(timeout=30)
@@ -129,3 +137,32 @@ def _wait_until_healthy(base: str, timeout_s: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError("fulfill serve did not become healthy")
+
+
+def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> None:
+    out = tmp_path / "day"
+    day = fulfill("demo", "--orders", "120", "--seed", "7", "--out", str(out),
+                  "--day", "2026-11-23", env={}, timeout_s=600)  # fmt: skip
+    assert day.returncode == 0, day.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.html").read_text().count("<img") == 2
+    assert (out / "wave_map.png").stat().st_size > 1000
+    engine = engine_for(f"sqlite:///{out / 'state' / 'fulfill.db'}")
+    with Session(engine) as session:
+        orders = session.exec(select(Order)).all()
+        notices = session.exec(select(Notice)).all()
+        delivered = session.exec(select(Shipment).where(Shipment.status == "delivered")).all()
+    # Every order generated is placed (and in the database) or refused with a reason.
+    placed = report["orders"]["placed"]
+    assert (
+        report["orders"]["generated"] == 120 == placed + sum(report["orders"]["refused"].values())
+    )
+    assert placed == len(orders) == sum(report["orders"]["by_level"].values())
+    assert sum(report["orders"]["by_source"].values()) == placed
+    # Vans drove the published routes; parcels reached doors; customers heard of it once each.
+    assert report["deliveries"]["delivered"] == len(delivered) > 0
+    assert report["driver_events"]["delivered"] > 0 and report["vans"]["routes"] > 0
+    assert report["notices"]["duplicates"] == 0
+    assert len({(n.subject, n.kind, n.channel) for n in notices}) == len(notices)
+    assert report["notices"]["sent"] == sum(n.status == "sent" for n in notices)
+    assert {i["what"] for i in report["incidents"]} >= {"carrier outage", "stock-out"}

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+import json
 import sys
-import threading
-import time
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +15,7 @@ from sqlmodel import Session, select
 from fulfill.auth import ApiKey, Scope, create_key, hash_key
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for
+from fulfill.devservers import Supervisor
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys.")
@@ -95,7 +92,7 @@ def serve(
     _prepare_data_dir(settings)
     upgrade(settings.resolved_database_url)
     key = _development_key(settings)
-    children = _Supervisor(
+    children = Supervisor(
         {
             "worker": [sys.executable, "-m", "fulfill", "worker", f"--concurrency={workers}"],
             "beat": [sys.executable, "-m", "fulfill", "beat"],
@@ -115,100 +112,67 @@ def serve(
 
 @cli.command()
 def demo(
-    url: Annotated[str, typer.Option(help="a running service (fulfill serve)")] = (
-        "http://127.0.0.1:8000"
+    orders: Annotated[int, typer.Option(min=1, help="orders placed over the day")] = 3000,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same day")] = 1,
+    speed: Annotated[
+        str, typer.Option(help="simulated seconds per real second, or max (as fast as it goes)")
+    ] = "max",
+    city: Annotated[str, typer.Option(help="edmonton or montreal")] = "edmonton",
+    out: Annotated[Path, typer.Option(help="where report.html, report.json, the plots go")] = Path(
+        "demo-report"
     ),
-    key: Annotated[str | None, typer.Option(help="an admin key; default: the dev key")] = None,
-    orders: Annotated[int, typer.Option(min=1)] = 200,
-    skus: Annotated[int, typer.Option(min=1)] = 300,
-    seed: int = 1,
+    day: Annotated[str | None, typer.Option(help="the day, YYYY-MM-DD; default: tomorrow")] = None,
 ) -> None:
-    """Seed a sample shop and place orders through the API of a running service."""
-    import random
+    """Run a day of a shop on the embedded stack at accelerated time, then write its report."""
+    from datetime import date, timedelta
 
-    import httpx
-    from rich.table import Table
+    from rich.progress import Progress
 
-    from fulfill.demo import place_orders, seed_shop
+    from fulfill.demo import report
+    from fulfill.demo.city import CITIES
+    from fulfill.demo.day import Day
+    from fulfill.demo.stack import Stack
 
-    settings = get_settings()
-    key = key or (Path(settings.data_dir) / DEV_KEY_FILE).read_text().strip()
-    headers = {"Authorization": f"Bearer {key}"}
-    rng = random.Random(seed)
-    with httpx.Client(base_url=url, timeout=60) as client:
-        try:
-            seed_shop(client, headers, skus, rng)
-        except httpx.HTTPError as exc:
-            console.print(f"[red]cannot seed {url}: {exc}[/] (is `fulfill serve` running?)")
-            raise typer.Exit(1) from None
-        result = place_orders(client, headers, orders, skus, rng)
-    table = Table(title=f"{orders} orders through {url}")
-    for column in ("node", "service level", "orders"):
-        table.add_column(column)
-    for (node, level), count in sorted(result.placed.items()):
-        table.add_row(node, level, str(count))
-    for reason, count in sorted(result.refused.items()):
-        table.add_row("refused", reason, str(count))
-    console.print(table)
-    latencies = sorted(result.latencies_ms)
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
-    console.print(f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    if city not in CITIES:
+        console.print(f"[red]unknown city {city!r}[/]: choose one of {', '.join(CITIES)}")
+        raise typer.Exit(2)
+    pace = _speed(speed)
+    when = date.fromisoformat(day) if day else date.today() + timedelta(days=1)
+    place = CITIES[city]
+    with Stack(out, datetime.combine(when, datetime.min.time(), UTC), seed) as stack:
+        console.print(f"fulfill on {stack.url}: dispatch {stack.url}/dispatch "
+                      f"(dispatcher key in {stack.data_dir / 'keys.txt'})")  # fmt: skip
+        the_day = Day(stack, place, when, orders, seed, pace)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("the day", total=orders)
 
+            def show(now: datetime, tally: Any) -> None:
+                local = now.astimezone(the_day.zone).strftime("%H:%M")
+                placed, refused = sum(tally.placed.values()), sum(tally.refused.values())
+                words = f"{local}  placed {placed}  refused {refused}"
+                progress.update(task, completed=tally.orders, description=words)
 
-class _Supervisor:
-    """Keeps child processes running; restarts one that dies, stops all on exit."""
-
-    def __init__(self, commands: dict[str, list[str]]) -> None:
-        self.commands = commands
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._stopping = threading.Event()
-
-    def start(self) -> None:
-        for name in self.commands:
-            self._spawn(name)
-        threading.Thread(target=self._watch, daemon=True, name="supervisor").start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def _spawn(self, name: str) -> None:
-        self.processes[name] = subprocess.Popen(
-            self.commands[name],
-            env=os.environ.copy(),
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  # one async-signal-safe call
-        )
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(2.0):
-            for name, process in list(self.processes.items()):
-                if process.poll() is not None and not self._stopping.is_set():
-                    console.print(f"[yellow]{name} exited ({process.returncode}); restarting[/]")
-                    time.sleep(1.0)
-                    self._spawn(name)
+            tally = the_day.run(show)
+        since, until = the_day.local(0), the_day.local(24)
+        about = {"city": place.name, "day": when.isoformat(), "seed": seed}
+        figures = report.build(the_day.engine, tally, since, until, about)
+        page = report.write(the_day.engine, figures, out)
+    console.print(f"report: {page}")
+    print(json.dumps({k: figures[k] for k in ("orders", "deliveries", "cost", "vans")},
+                     default=str))  # fmt: skip
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A function for the child, between fork and exec, asking Linux to terminate it when its
-    parent dies, however that happens: uvicorn re-raises SIGTERM after shutting down, so
-    ``serve`` cannot count on its own cleanup. Resolved here, in the parent, so that the child
-    makes one C call and takes no lock."""
-    if not sys.platform.startswith("linux"):
+def _speed(text: str) -> float | None:
+    if text == "max":
         return None
-    import ctypes
-
-    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    pr_set_pdeathsig = 1
-    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-_die_with_parent = _parent_death_signal()
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        console.print(f"[red]--speed {text!r}[/]: give a positive number or max")
+        raise typer.Exit(2)
+    return value
 
 
 def _prepare_data_dir(settings: Settings) -> None:

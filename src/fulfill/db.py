@@ -19,10 +19,17 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from fulfill import simclock
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+_shared_clock = simclock.from_environment()  # a demo's simulated day, else real time
+
+
 def utcnow() -> datetime:
+    if _shared_clock is not None:
+        return _shared_clock.now()
     return datetime.now(UTC)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,67 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class Supervisor:
+    """Keeps child processes running; restarts one that dies, stops all on exit."""
+
+    def __init__(
+        self, commands: dict[str, list[str]], env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.commands = commands
+        self.env = os.environ | (env or {})
+        self.log_dir = log_dir  # each child's output in NAME.log there, else on ours
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        for name in self.commands:
+            self._spawn(name)
+        threading.Thread(target=self._watch, daemon=True, name="supervisor").start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _spawn(self, name: str) -> None:
+        output = (self.log_dir / f"{name}.log").open("ab") if self.log_dir else None
+        self.processes[name] = subprocess.Popen(
+            self.commands[name],
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  # one async-signal-safe call
+        )
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(2.0):
+            for name, process in list(self.processes.items()):
+                if process.poll() is not None and not self._stopping.is_set():
+                    print(f"{name} exited ({process.returncode}); restarting", file=sys.stderr)
+                    time.sleep(1.0)
+                    self._spawn(name)
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A function for the child, between fork and exec, asking Linux to terminate it when its
+    parent dies, however that happens: uvicorn re-raises SIGTERM after shutting down, so
+    ``serve`` cannot count on its own cleanup. Resolved here, in the parent, so that the child
+    makes one C call and takes no lock."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+_die_with_parent = _parent_death_signal()

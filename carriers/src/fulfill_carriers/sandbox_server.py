@@ -29,6 +29,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,8 +148,11 @@ class CarrierState:
     calls: dict[str, int] = field(default_factory=dict)
     window: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] | None = None  # a clock of the caller's (a demo's day)
 
     def now(self) -> datetime:
+        if self.clock is not None:
+            return self.clock() + timedelta(seconds=self.offset_s)
         simulated = (time.time() - self.started) * self.speed + self.offset_s
         return datetime.fromtimestamp(self.started + simulated, UTC)
 
