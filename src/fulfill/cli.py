@@ -155,7 +155,7 @@ def demo(
             tally = the_day.run(show)
         since, until = the_day.local(0), the_day.local(24)
         about = {"city": place.name, "day": when.isoformat(), "seed": seed}
-        figures = report.build(the_day.engine, tally, since, until, about)
+        figures = report.build(the_day.engine, tally, since, until, about, stack.data_dir / "mail")
         page = report.write(the_day.engine, figures, out)
     console.print(f"report: {page}")
     print(json.dumps({k: figures[k] for k in ("orders", "deliveries", "cost", "vans")},
