@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from fulfill import embedded_broker
 from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.dispatch.models import Plan, PlanStatus, Wave, WaveStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.worker import make_celery
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from tests.support import MORNING, WebhookReceiver, order_body, seed_catalog
 
@@ -158,3 +161,27 @@ def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
     with Session(engine) as session:
         wave = session.exec(select(Wave)).one()
         assert (wave.status, wave.planned_version) == (WaveStatus.PUBLISHED, 1)
+
+
+def test_the_embedded_broker_shows_a_message_only_once_it_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    celery = make_celery(Settings(data_dir=tmp_path, broker_url=None))
+    seen_while_writing: list[int] = []
+    rename = os.replace
+
+    def rename_after_a_look(partial: Path, final: Path) -> None:
+        # A reader polling between the write and the rename: kombu's own transport would hand
+        # it the file, possibly still empty (celery/kombu#1551).
+        seen_while_writing.append(channel._size("fulfill"))
+        rename(partial, final)
+
+    monkeypatch.setattr(embedded_broker.os, "replace", rename_after_a_look)
+    with celery.connection_for_write() as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, embedded_broker.Channel)
+        channel._put("fulfill", {"body": "hello", "headers": {}})
+        assert seen_while_writing == [0]
+        assert channel._size("fulfill") == 1
+        assert channel._get("fulfill") == {"body": "hello", "headers": {}}
+    assert list((tmp_path / "broker" / "queue").iterdir()) == []

@@ -16,6 +16,7 @@ from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_process_init
 
+from fulfill import embedded_broker
 from fulfill.config import Settings, get_settings
 from fulfill.outbox.service import set_default_kick
 
@@ -57,6 +58,7 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
     )
     if settings.is_embedded_broker:
+        celery.conf.broker_transport = embedded_broker.TRANSPORT
         # The filesystem transport has no broadcast, so workers cannot be remote-controlled.
         celery.conf.worker_enable_remote_control = False
     return celery
