@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from fulfill.db import engine_for
 from fulfill.demo.city import City
 from fulfill.demo.shop import DemoOrder, day_orders, seed_shop
-from fulfill.demo.stack import Stack
+from fulfill.demo.stack import LEASE_S, Stack
 from fulfill.dispatch.models import Wave, WaveStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.tracking.models import WebhookReceipt
@@ -239,10 +239,16 @@ class Day:
 
 
 def busy(engine: Engine, now: datetime) -> bool:
+    """Whether the service has work the clock must wait for: events due or being relayed (claimed,
+    with a lease that ends beyond any retry's backoff), webhooks not yet applied, waves past
+    their cutoff without a plan."""
+    in_flight = now + timedelta(seconds=LEASE_S / 2)
     with Session(engine) as session:
         relaying = session.exec(
             select(func.count()).select_from(OutboxEvent).where(
-                OutboxEvent.status == OutboxStatus.PENDING, col(OutboxEvent.next_run_at) <= now)
+                OutboxEvent.status == OutboxStatus.PENDING,
+                (col(OutboxEvent.next_run_at) <= now)
+                | ((col(OutboxEvent.attempts) > 0) & (col(OutboxEvent.next_run_at) > in_flight)))
         ).one()  # fmt: skip
         applying = session.exec(
             select(func.count()).select_from(WebhookReceipt)

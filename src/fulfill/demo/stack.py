@@ -29,6 +29,10 @@ from fulfill_carriers.sandbox_server import sandbox_app as carrier_app
 
 WEBHOOK_SECRET = "whsec_demo"
 MARKETPLACE = "A2EUQ1WTGCTBG2"
+# Leases are measured on the shared clock, which a stepped day moves a minute at a time however
+# long the work takes: a five-minute lease would run out under a mail still being sent, and the
+# mail would go twice. No process dies in the demo, so a lease longer than any job will do.
+LEASE_S = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Stack:
             "FULFILL_MCF_SYNC_S": "5", "FULFILL_SMS_URL": sms.url,
             "FULFILL_DISPATCH_SWEEP_S": "1", "FULFILL_OUTBOX_SWEEP_S": "1",
             "FULFILL_DISPATCH_TIME_LIMIT_S": "3", "FULFILL_TRACKING_PAGE_RATE": "600/minute",
+            "FULFILL_OUTBOX_LEASE_S": str(LEASE_S),
+            "FULFILL_DISPATCH_PLANNING_LEASE_S": str(LEASE_S),
         }  # fmt: skip
         python = [sys.executable, "-m", "fulfill"]
         self.children = Supervisor(
