@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     dispatch_time_limit_s: float = Field(10.0, gt=0, description="planner wall clock per wave")
     dispatch_loading_min: int = Field(30, ge=0, description="after the cutoff, before vans leave")
     dispatch_service_s: int = Field(180, ge=0, description="at each door")
+    dispatch_handover_s: int = Field(
+        60, ge=0, description="from the van at the door to the parcel handed over"
+    )
     dispatch_unassigned_penalty: float = Field(
         1000.0, description="cost of leaving a stop out of a plan, in currency units"
     )
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
     )
     dispatch_sweep_s: float = 15.0
     dispatch_planning_lease_s: int = 600
+    dispatch_silent_van_s: int = Field(
+        900, gt=0, description="a van under way unheard of this long: its ETAs slip with the clock"
+    )
     travel: Literal["great_circle", "osrm"] = "great_circle"
     travel_circuity: float = Field(1.3, ge=1.0)
     osrm_url: str | None = None

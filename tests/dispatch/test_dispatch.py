@@ -14,13 +14,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import service
+from fulfill.dispatch import progress, service
 from fulfill.dispatch.models import DriverEvent, Plan, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
 from fulfill.outbox.models import OutboxEvent
+from fulfill.tracking.models import Shipment, TrackingAlert
 from tests.inventory.test_catalog_api import assert_problem
 from tests.support import DOWNTOWN, MORNING, order_body
 
@@ -256,14 +257,22 @@ def published(
     return dict(response.json())
 
 
+def van1_published(
+    client: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    settings: Settings, app: FastAPI, orders: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The published plan of one van, VAN1, for ``orders`` orders; the app on ``settings``."""
+    app.state.settings = settings
+    add_van(client, admin, "VAN1")
+    place_orders(client, shop, orders)
+    return published(client, dispatcher, engine, settings)
+
+
 def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI,
 ) -> None:  # fmt: skip
-    app.state.settings = dispatch_settings
-    add_van(seeded, admin, "VAN1")
-    place_orders(seeded, shop, 5)
-    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)  # the day is over by then
     route = plan["routes"][0]
     first, second = route["stops"][0], route["stops"][1]
@@ -514,3 +523,92 @@ def test_a_report_from_a_clock_in_the_future_is_refused(
     response = seeded.post("/v1/driver-events", json=event, headers=driver)
     assert_refused(response, 422, "unprocessable")
     assert response.json()["errors"][0]["field"] == "at"
+
+
+def test_a_silent_van_lets_its_etas_slip_and_warns_before_the_windows_end(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
+    route = plan["routes"][0]
+    first, last = route["stops"][0], route["stops"][-1]
+    start = datetime.fromisoformat(route["depart_at"])
+    heard_at = datetime.fromisoformat(first["eta"]) + timedelta(minutes=2)
+    app.state.clock = lambda: heard_at
+    for n, kind, at, more in (
+        ("e1", "route_started", start, {}),
+        ("e2", "delivered", heard_at, {"stop": first["fulfillment"]}),
+    ):
+        body = {"id": n, "type": kind, "van": "VAN1", "at": at.isoformat(), **more}
+        assert seeded.post("/v1/driver-events", json=body, headers=driver).status_code == 200
+    # Then nothing: the van broke down at its first door.
+
+    def sweep(now: datetime) -> list[str]:
+        with Session(engine) as session:
+            late = progress.watch_silent_vans(session, dispatch_settings, now)
+            session.commit()
+        return late
+
+    def etas() -> list[str]:
+        stops = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()
+        return [s["eta"] for s in stops["routes"][0]["stops"][1:]]
+
+    before = etas()
+    silent = timedelta(seconds=dispatch_settings.dispatch_silent_van_s)
+    assert sweep(heard_at + silent - timedelta(minutes=1)) == []  # not silent long enough yet
+    assert etas() == before
+    window_end = datetime.fromisoformat(last["window"]["end"])
+    # Silent for hours by then: it is expected to stand as long again, past the last window.
+    late = sweep(window_end - timedelta(minutes=60))
+    assert last["fulfillment"] in late and first["fulfillment"] not in late
+    assert all(now > then for now, then in zip(etas(), before, strict=True))
+    with Session(engine) as session:
+        shipment = session.exec(
+            select(Shipment).where(Shipment.fulfillment_id == last["fulfillment"])
+        ).one()
+        alerts = session.exec(
+            select(TrackingAlert).where(TrackingAlert.shipment_id == shipment.id)
+        ).all()
+    assert shipment.late and [a.kind for a in alerts] == ["late"]
+    assert all(a.detected_at < window_end for a in alerts)
+    assert last["fulfillment"] not in sweep(window_end - timedelta(minutes=50))  # once is enough
+
+
+def test_vans_reach_each_door_a_handover_before_the_window_ends(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings,
+) -> None:  # fmt: skip
+    handover = timedelta(minutes=160)  # leaves the first 20 minutes of each 3-hour window
+    settings = dispatch_settings.model_copy(update={"dispatch_handover_s": 9600})
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 8)
+    plan = planned(engine, settings)
+    body = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    stops = [s for r in body["routes"] for s in r["stops"]]
+    assert stops and body["unassigned_stops"]  # more doors than one van reaches that soon
+    for stop in stops:
+        end = datetime.fromisoformat(stop["window"]["end"])
+        assert datetime.fromisoformat(stop["eta"]) + handover <= end
+
+
+def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings,
+) -> None:  # fmt: skip
+    add_van(seeded, admin, "VAN1")
+    add_van(seeded, admin, "VAN2")
+    out = seeded.patch("/v1/vans/VAN1", json={"active": False}, headers=dispatcher)
+    assert out.status_code == 200 and out.json()["active"] is False
+    for body, code in (({"active": "broken"}, 422), ({"active": False, "code": "X"}, 422)):
+        assert_refused(
+            seeded.patch("/v1/vans/VAN2", json=body, headers=dispatcher), code, "validation"
+        )
+    assert_refused(seeded.patch("/v1/vans/NOPE", json={"active": False}, headers=dispatcher),
+                   404, "not-found")  # fmt: skip
+    assert seeded.patch("/v1/vans/VAN2", json={"active": False}, headers=shop).status_code == 403
+    place_orders(seeded, shop, 6)
+    plan = planned(engine, dispatch_settings)
+    body = seeded.get(f"/v1/plans/{plan.id}", headers=dispatcher).json()
+    assert {route["van"] for route in body["routes"]} == {"VAN2"}
+    listed = seeded.get("/v1/vans", headers=dispatcher).json()
+    assert {v["code"]: v["active"] for v in listed} == {"VAN1": False, "VAN2": True}

@@ -19,7 +19,7 @@ from fulfill.notify.models import NoticeStatus
 from fulfill.orders.models import Order
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.status import TrackingStatus as S
-from tests.dispatch.test_dispatch import add_van, place_orders, published
+from tests.dispatch.test_dispatch import van1_published
 from tests.notify.test_notices import follow, place, rows, scan
 from tests.support import MORNING, Inbox, relay_now, seed_catalog
 
@@ -122,10 +122,7 @@ def test_the_own_fleets_page_shows_the_van_coming_and_late_news_is_told_in_time(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI, make_key: Callable[..., Headers],
 ) -> None:  # fmt: skip
-    app.state.settings = dispatch_settings
-    add_van(seeded, admin, "VAN1")
-    place_orders(seeded, shop, 3)
-    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 3)
     route = plan["routes"][0]
     stops = route["stops"]
     last = stops[-1]

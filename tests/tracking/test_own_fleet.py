@@ -13,11 +13,7 @@ from sqlmodel import Session, select
 
 from fulfill.config import Settings
 from fulfill.tracking.models import Shipment, TrackingAlert
-from tests.dispatch.test_dispatch import (
-    add_van,
-    place_orders,
-    published,
-)
+from tests.dispatch.test_dispatch import van1_published
 
 Headers = dict[str, str]
 
@@ -31,10 +27,7 @@ def test_drivers_reports_are_the_own_fleets_tracking(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI,
 ) -> None:  # fmt: skip
-    app.state.settings = dispatch_settings
-    add_van(seeded, admin, "VAN1")
-    place_orders(seeded, shop, 3)
-    plan = published(seeded, dispatcher, engine, dispatch_settings)
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 3)
     route = plan["routes"][0]
     stops = route["stops"]
     followed = shipments(engine)
@@ -80,10 +73,8 @@ def test_a_parcel_cancelled_before_the_van_leaves_is_not_on_board(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI,
 ) -> None:  # fmt: skip
-    app.state.settings = dispatch_settings
-    add_van(seeded, admin, "VAN1")
-    place_orders(seeded, shop, 2)
-    route = published(seeded, dispatcher, engine, dispatch_settings)["routes"][0]
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 2)
+    route = plan["routes"][0]
     gone = route["stops"][0]
     assert seeded.post(f"/v1/orders/{gone['order']}/cancel", headers=shop).status_code == 200
     start = datetime.fromisoformat(route["depart_at"])

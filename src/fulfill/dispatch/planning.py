@@ -241,13 +241,19 @@ def build_problem(
     return WaveProblem(problem, clock, by_id, van_by_code, context, ready)
 
 
+def arrival_window(clock: Clock, start: datetime, end: datetime, settings: Settings) -> TimeWindow:
+    """When the van may reach the door: the promise is the parcel in the customer's hands by
+    the window's end, so the van arrives a handover earlier."""
+    return clock.window(start, end - timedelta(seconds=settings.dispatch_handover_s))
+
+
 def stop_for(delivery: Delivery, location: int, clock: Clock, settings: Settings) -> Stop:
     """The planner's stop for a delivery at matrix index ``location``."""
     return Stop(
         id=delivery.fulfillment_id,
         location=location,
         service_time=settings.dispatch_service_s,
-        time_windows=(clock.window(delivery.window_start, delivery.window_end),),
+        time_windows=(arrival_window(clock, delivery.window_start, delivery.window_end, settings),),
         demand=(delivery.parcels, math.ceil(delivery.weight_kg)),
         penalty=round(settings.dispatch_unassigned_penalty * COST_SCALE),
     )

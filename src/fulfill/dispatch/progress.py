@@ -8,13 +8,14 @@ there is still time to warn the customer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
 from fulfill.dispatch import planning
@@ -138,12 +139,52 @@ def _tell_tracking(
         )  # fmt: skip
         if event is not None:
             tracking.driver_report(session, target.fulfillment_id, event, now)
+    _tell_etas(session, stops, cancelled, now)
+
+
+def _tell_etas(
+    session: Session, stops: Sequence[PlanStop], cancelled: set[str], now: datetime
+) -> None:
     etas = {
         s.fulfillment_id: s.eta
         for s in stops
         if s.fulfillment_id not in cancelled and not StopStatus(s.status).done and s.eta
     }
     tracking.set_plan_etas(session, etas, now)
+
+
+def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """Routes under way whose van has reported nothing for ``dispatch_silent_van_s``: their
+    ETAs are projected again as if the van stood where it was last heard of for as long again
+    as it has been silent (the longer a stop has lasted, the longer it is likely to last), so
+    that a van broken down or stuck warns its customers while their windows are still open.
+    The fulfillments this makes late."""
+    quiet_since = now - timedelta(seconds=settings.dispatch_silent_van_s)
+    under_way = session.exec(
+        select(PlanRoute, Plan, Van)
+        .join(Plan, col(Plan.id) == PlanRoute.plan_id)
+        .join(Van, col(Van.id) == PlanRoute.van_id)
+        .where(PlanRoute.status == RouteStatus.STARTED, Plan.status == PlanStatus.PUBLISHED)
+    ).all()
+    if not under_way:
+        return []
+    heard = dict(
+        session.exec(
+            select(DriverEvent.van_code, func.max(DriverEvent.at))
+            .where(col(DriverEvent.van_code).in_([van.code for _, _, van in under_way]))
+            .group_by(col(DriverEvent.van_code))
+        ).all()
+    )
+    late: list[str] = []
+    for route, plan, van in under_way:
+        last = heard.get(van.code, now)
+        if last > quiet_since:
+            continue
+        late += reproject(session, plan, route, settings, now=now, van_code=van.code,
+                          resumes_at=now + (now - last))  # fmt: skip
+        stops = session.exec(select(PlanStop).where(PlanStop.route_id == route.id)).all()
+        _tell_etas(session, stops, set(), now)
+    return late
 
 
 def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:
@@ -275,9 +316,10 @@ def reproject(
     *,
     now: datetime,
     van_code: str,
+    resumes_at: datetime | None = None,
 ) -> list[str]:
-    """ETAs of the route's open stops from the van's last known place and time; the
-    fulfillments that this makes late for the first time."""
+    """ETAs of the route's open stops from the van's last known place and time (or from when
+    it is expected to move again); the fulfillments that this makes late for the first time."""
     stops = list(
         session.exec(
             select(PlanStop).where(PlanStop.route_id == route.id).order_by(col(PlanStop.position))
@@ -290,6 +332,7 @@ def reproject(
     node = session.get(Node, wave.node_id) if wave else None
     assert wave is not None and node is not None
     origin, since = _whereabouts(route, stops, now, (node.lat, node.lon))
+    since = max(since, resumes_at or since)
     clock = planning.Clock.of(node, wave.local_date)
     here = Location(lat=origin[0], lon=origin[1])
     locations = (here, *(Location(lat=s.lat, lon=s.lon) for s in ahead))
@@ -303,7 +346,9 @@ def reproject(
                 id=s.fulfillment_id,
                 location=k + 1,
                 service_time=settings.dispatch_service_s,
-                time_windows=(clock.window(s.window_start, s.window_end),),
+                time_windows=(
+                    planning.arrival_window(clock, s.window_start, s.window_end, settings),
+                ),
             )
             for k, s in enumerate(ahead)
         ),

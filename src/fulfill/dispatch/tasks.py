@@ -1,27 +1,32 @@
-"""Celery tasks of dispatch. Both are safe to run any number of times, concurrently too: the
+"""Celery tasks of dispatch. Each is safe to run any number of times, concurrently too: the
 wave's row says what is left to plan, and a plan version is stored once."""
 
 from __future__ import annotations
 
 from fulfill.config import get_settings
 from fulfill.db import engine_for, session_scope, utcnow
+from fulfill.dispatch.progress import watch_silent_vans
 from fulfill.dispatch.service import plan_wave as plan_wave_version
 from fulfill.dispatch.waves import close_due_waves, waves_to_plan
 from fulfill.worker import app
 
 
 @app.task(name="dispatch.sweep")
-def sweep() -> dict[str, list[int]]:
-    """Close the waves whose cutoff has passed, and ask for every plan not yet made."""
+def sweep() -> dict[str, list[int] | list[str]]:
+    """Close the waves whose cutoff has passed, ask for every plan not yet made, and let the
+    ETAs of silent vans slip."""
     settings = get_settings()
     engine = engine_for(settings.resolved_database_url)
     with session_scope(engine) as session:
-        closed = close_due_waves(session, utcnow())
+        now = utcnow()
+        closed = close_due_waves(session, now)
+        session.commit()
+        late = watch_silent_vans(session, settings, now)
         session.commit()
         pending = waves_to_plan(session)
     for wave_id in pending:
         plan_wave.delay(wave_id)
-    return {"closed": closed, "to_plan": pending}
+    return {"closed": closed, "to_plan": pending, "late": late}
 
 
 @app.task(name="dispatch.plan_wave")
