@@ -37,6 +37,7 @@ from fulfill.dispatch.schemas import (
     StopPublic,
     VanCreate,
     VanPublic,
+    VanUpdate,
     WavePublic,
     Window,
 )
@@ -83,6 +84,26 @@ def list_vans(session: SessionDep, _: DispatcherCaller, node: str | None = None)
     if node is not None:
         query = query.where(Node.code == node)
     return [_van_public(van, n.code) for van, n in session.exec(query).all()]
+
+
+@router.patch(
+    "/vans/{code}", response_model=VanPublic, responses=problem_responses(401, 403, 404, 422)
+)
+def update_van(
+    code: str, payload: VanUpdate, session: SessionDep, _: DispatcherCaller
+) -> VanPublic:
+    """Take a van out of service, or bring it back: the plans made from now on follow. A route
+    it has started stays on the dispatcher's page until its stops are moved or done."""
+    row = session.exec(
+        select(Van, Node).join(Node, col(Node.id) == Van.node_id).where(Van.code == code)
+    ).first()
+    if row is None:
+        raise NotFound(f"no van {code}", van=code)
+    van, node = row
+    van.active = payload.active
+    session.add(van)
+    session.commit()
+    return _van_public(van, node.code)
 
 
 def _van_public(van: Van, node_code: str) -> VanPublic:

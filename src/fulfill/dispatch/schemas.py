@@ -163,6 +163,13 @@ class LockRequest(CreateModel):
     locked: bool
 
 
+class VanUpdate(CreateModel):
+    active: bool = Field(
+        description="false: out of service (broken down, in the garage); plans made from now on "
+        "leave it out"
+    )
+
+
 class DriverEventIn(CreateModel):
     id: str = Field(min_length=1, max_length=128, description="unique per event: replays no-op")
     type: DriverEventKind
