@@ -20,12 +20,14 @@ from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.devservers import LiveServer
 from fulfill.notify import service as notices
+from fulfill.notify.figures import service_figures
 from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import claim_due
 from fulfill.tracking import service as tracking
+from fulfill.tracking.models import Shipment
 from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from fulfill_carriers.status import TrackingStatus as S
@@ -277,3 +279,27 @@ def test_a_worker_that_died_mid_send_sends_nothing_twice(
     [notice] = rows(engine)
     assert notices.send(engine, notice.id, 1, ntc_settings).status == "done"
     assert len(inbox.messages) == 1 and notice.status == NoticeStatus.SENT
+
+
+def test_a_failed_attempt_told_in_the_window_counts_as_telling_a_late_customer(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+) -> None:  # fmt: skip
+    seed_catalog(client, admin)
+    failed, silent = place(client, shop, "web-1"), place(client, shop, "web-2")
+    shipments = [follow(engine, failed, "TRK-1"), follow(engine, silent, "TRK-2")]
+    day = MORNING + timedelta(days=1)
+    scan(engine, shipments[0], S.ATTEMPT_FAILED, day, "AF", reason=ExceptionReason.NOT_HOME)
+    relay_now(engine, ntc_settings)
+    with Session(engine) as session:
+        told = session.exec(
+            select(Notice).where(Notice.order_id == failed, Notice.kind == "attempt_failed")
+        ).one()
+        assert told.status == NoticeStatus.SENT and told.sent_at is not None
+        # Both windows end an hour later, neither parcel delivered: late, as the sweep marks them.
+        end = told.sent_at + timedelta(hours=1)
+        session.execute(update(Shipment).values(late=True, promised_end=end))
+        session.commit()
+        figures = service_figures(session, MORNING, end)
+    late = figures.late_deliveries
+    assert (late.late, late.told_before_window_end) == (2, 1)
+    assert late.median_lead_s == 3600.0

@@ -34,6 +34,8 @@ ANSWERED_BY = {
     AlertKind.EXCEPTION: NoticeKind.EXCEPTION,
     AlertKind.LOST: NoticeKind.EXCEPTION,
 }
+# The notices that tell a customer the promised window will not be kept.
+TELLS_LATE = (NoticeKind.RUNNING_LATE, NoticeKind.ATTEMPT_FAILED, NoticeKind.EXCEPTION)
 
 
 def service_figures(session: Session, since: datetime, until: datetime) -> ServiceFigures:
@@ -121,7 +123,8 @@ def _summary(alerts: int, waits: list[float]) -> AlertResponse:
 def _late_told(
     session: Session, since: datetime, until: datetime, first_sent: dict[tuple[str, str], datetime]
 ) -> LateTold:
-    """Late deliveries whose promised window ended in the period: told before it ended?"""
+    """Late deliveries whose promised window ended in the period: told before it ended (that it
+    runs late, or that the attempt failed or went wrong, with what happens next)?"""
     late = session.exec(
         select(Shipment.id, Shipment.order_id, Shipment.promised_end).where(
             col(Shipment.late), col(Shipment.promised_end) > since,
@@ -129,8 +132,9 @@ def _late_told(
     ).all()  # fmt: skip
     leads = []
     for shipment_id, order_id, promised_end in late:
-        kind = NoticeKind.RUNNING_LATE.value
-        sent = first_sent.get((shipment_id, kind)) or first_sent.get((order_id, kind))
+        told = [at for kind in TELLS_LATE for about in (shipment_id, order_id)
+                if (at := first_sent.get((about, kind.value))) is not None]  # fmt: skip
+        sent = min(told, default=None)
         if sent is not None and promised_end is not None and sent <= promised_end:
             leads.append((promised_end - sent).total_seconds())
     return LateTold(
