@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from fulfill.config import Settings
 from fulfill.dispatch import progress, service
-from fulfill.dispatch.models import DriverEvent, Plan, Wave
+from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
@@ -612,3 +612,33 @@ def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
     assert {route["van"] for route in body["routes"]} == {"VAN2"}
     listed = seeded.get("/v1/vans", headers=dispatcher).json()
     assert {v["code"]: v["active"] for v in listed} == {"VAN1": False, "VAN2": True}
+
+
+def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
+    stops = plan["routes"][0]["stops"]
+    etas = [datetime.fromisoformat(s["eta"]) for s in stops]
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
+
+    def report(n: str, kind: str, at: datetime, stop: int | None = None) -> None:
+        where = {"stop": stops[stop]["fulfillment"]} if stop is not None else {}
+        body = {"id": n, "type": kind, "van": "VAN1", "at": at.isoformat(), **where}
+        assert seeded.post("/v1/driver-events", json=body, headers=driver).status_code == 200
+
+    report("e1", "route_started", datetime.fromisoformat(plan["routes"][0]["depart_at"]))
+    handed = etas[0] + timedelta(seconds=dispatch_settings.dispatch_handover_s)
+    report("e2", "delivered", handed, stop=0)
+    # The next door took twice as long to reach as planned: rush hour the model does not know.
+    leg = etas[1] - etas[0]
+    report("e3", "arrived", etas[0] + 2 * leg, stop=1)
+    with Session(engine) as session:
+        route = session.exec(select(PlanRoute).where(PlanRoute.plan_id == plan["id"])).one()
+    assert route.pace > 1.3
+    now = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()["routes"][0]["stops"]
+    behind = etas[0] + 2 * leg - etas[1]
+    # Every door after it slips by more than the delay so far: the legs ahead take longer too.
+    for before, after in zip(etas[2:], now[2:], strict=True):
+        assert datetime.fromisoformat(after["eta"]) - before > behind

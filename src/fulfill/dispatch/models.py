@@ -139,6 +139,9 @@ class PlanRoute(SQLModel, table=True):
     last_lat: float | None = None
     last_lon: float | None = None
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pace: float = Field(
+        default=1.0, description="how much longer than the travel model the van's legs take"
+    )
 
 
 class PlanStop(SQLModel, table=True):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -73,6 +74,8 @@ class Applied:
 
 
 CLOCK_TOLERANCE = timedelta(minutes=5)
+PACE_BOUNDS = (0.8, 3.0)  # the pace a van may be given against the travel model
+MIN_LEG_S = 120.0  # a shorter leg (the next door) says too little about the pace
 
 
 def record_report(
@@ -104,6 +107,7 @@ def record_report(
         stored = _stored(session, source, report.event_id)
         assert stored is not None
         return Applied(stored, True, [])
+    _learn_pace(session, plan, route, stop, report, settings)
     _apply(session, route, stop, report)
     late = reproject(session, plan, route, settings, now=report.at, van_code=report.van)
     _tell_tracking(session, route, stop, report, f"{source}:{report.event_id}", settings, now)
@@ -276,6 +280,43 @@ def _apply_to_stop(session: Session, route: PlanRoute, stop: PlanStop, report: R
         route.status = RouteStatus.FINISHED
 
 
+def _learn_pace(
+    session: Session, plan: Plan, route: PlanRoute, stop: PlanStop | None, report: Report,
+    settings: Settings,
+) -> None:  # fmt: skip
+    """How long the van took from where it was last known (a door, a place it reported) to
+    where it says it is now (a door reached, a position), against the travel model. The
+    route's pace moves halfway towards it, so the ETAs ahead stretch with a slow day (traffic
+    the model does not know) and shrink back when it clears."""
+    there = _reported_place(stop, report)
+    stops = list(session.exec(select(PlanStop).where(PlanStop.route_id == route.id)))
+    known = _last_known(route, stops, report.at)
+    wave = session.get(Wave, plan.wave_id)
+    node = session.get(Node, wave.node_id) if wave else None
+    if there is None or known is None or wave is None or node is None:
+        return
+    (lat, lon), at, door = known
+    clock = planning.Clock.of(node, wave.local_date)
+    _, durations = planning.travel_provider(settings).matrices(
+        (Location(lat=lat, lon=lon), there), clock.seconds(at)
+    )
+    # From a door: the rest of the service there (after the handover) comes before the drive.
+    standing = settings.dispatch_service_s - settings.dispatch_handover_s if door else 0
+    expected = float(durations[0][1]) + max(0, standing)
+    taken = (report.at - at).total_seconds()
+    if expected >= MIN_LEG_S and taken > 0:
+        low, high = PACE_BOUNDS
+        route.pace = min(high, max(low, (route.pace + taken / expected) / 2))
+
+
+def _reported_place(stop: PlanStop | None, report: Report) -> Location | None:
+    if report.kind is DriverEventKind.ARRIVED and stop is not None:
+        return None if StopStatus(stop.status).done else Location(lat=stop.lat, lon=stop.lon)
+    if report.kind is DriverEventKind.POSITION and report.lat is not None:
+        return Location(lat=report.lat, lon=report.lon or 0.0)
+    return None
+
+
 def _statuses(session: Session, route: PlanRoute) -> list[str]:
     return list(session.exec(select(PlanStop.status).where(PlanStop.route_id == route.id)).all())
 
@@ -337,7 +378,8 @@ def reproject(
     here = Location(lat=origin[0], lon=origin[1])
     locations = (here, *(Location(lat=s.lat, lon=s.lon) for s in ahead))
     start = clock.seconds(since)
-    distances, durations = planning.travel_provider(settings).matrices(locations, start)
+    distances, model = planning.travel_provider(settings).matrices(locations, start)
+    durations = np.rint(model * route.pace).astype(model.dtype)  # the van's pace today
     problem = Problem(
         depots=(Depot(id="here", location=0),),
         vehicles=(Vehicle(id="van", start_depot="here", shift=TimeWindow(start=0, end=2**40)),),
@@ -374,12 +416,31 @@ def _whereabouts(
     route: PlanRoute, stops: list[PlanStop], now: datetime, depot: tuple[float, float]
 ) -> tuple[tuple[float, float], datetime]:
     """Where the van is and since when: its last ping, its last stop, or still the depot."""
-    done = [s for s in stops if s.status != StopStatus.PLANNED]
-    last_done = max(done, key=lambda s: s.done_at or s.eta or now, default=None)
-    seen = route.last_seen_at
-    newer = seen is not None and (last_done is None or (last_done.done_at or now) <= seen)
-    if newer and seen is not None and route.last_lat is not None and route.last_lon is not None:
-        return (route.last_lat, route.last_lon), max(seen, now)
-    if last_done is not None:
-        return (last_done.lat, last_done.lon), max(last_done.done_at or now, now)
-    return depot, now
+    known = _last_known(route, stops, None)
+    return (known[0], max(known[1], now)) if known else (depot, now)
+
+
+def _last_known(
+    route: PlanRoute, stops: list[PlanStop], before: datetime | None
+) -> tuple[tuple[float, float], datetime, bool] | None:
+    """Where and when the van was last known on the route (up to ``before``), and whether at a
+    door (a handover, else an arrival) rather than a place it reported."""
+    reached: list[tuple[datetime, PlanStop]] = []
+    for stop in stops:
+        at = stop.done_at or stop.eta
+        if (
+            stop.status != StopStatus.PLANNED
+            and at is not None
+            and (before is None or at <= before)
+        ):
+            reached.append((at, stop))
+    door = max(reached, key=lambda pair: pair[0], default=None)
+    seen, lat, lon = route.last_seen_at, route.last_lat, route.last_lon
+    if (
+        seen is not None and lat is not None and lon is not None
+        and (before is None or seen <= before) and (door is None or door[0] <= seen)
+    ):  # fmt: skip
+        return (lat, lon), seen, False
+    if door is None:
+        return None
+    return (door[1].lat, door[1].lon), door[0], True
