@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -146,7 +147,6 @@ def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> Non
                   "--day", "2026-11-23", env={}, timeout_s=600)  # fmt: skip
     assert day.returncode == 0, day.stderr
     report = json.loads((out / "report.json").read_text())
-    assert (out / "report.html").read_text().count("<img") == 2
     assert (out / "wave_map.png").stat().st_size > 1000
     engine = engine_for(f"sqlite:///{out / 'state' / 'fulfill.db'}")
     with Session(engine) as session:
@@ -168,5 +168,20 @@ def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> Non
     emailed = [n for n in notices if n.channel == "email" and n.status == "sent"]
     assert report["notices"]["duplicate_mails"] == 0 and len(mails) == len(set(mails))
     assert len(mails) == len(emailed) > 0
-    assert report["notices"]["sent"] == sum(n.status == "sent" for n in notices)
-    assert {i["what"] for i in report["incidents"]} >= {"carrier outage", "stock-out"}
+    since, until = (datetime.fromisoformat(report["period"][k]) for k in ("since", "until"))
+    assert report["notices"]["sent"] == sum(
+        n.status == "sent" and since < n.created_at <= until for n in notices
+    )
+    # Every delivery that came after its window: its customer was told before the window ended.
+    late = [s for s in delivered if s.promised_end and s.status_at > s.promised_end]
+    sent_late = [n for n in notices if n.kind == "running_late" and n.sent_at]
+    told = {n.order_id: n.sent_at for n in sorted(sent_late, key=lambda n: n.sent_at, reverse=True)}
+    assert report["deliveries"]["late"] == len(late) > 0
+    untold = [s.order_id for s in late if not s.promised_end >= told.get(s.order_id, s.status_at)]
+    assert untold == []
+    # And so was every customer whose parcel is late, delivered or not (the broken-down van's).
+    told_in_time = report["deliveries"]["late_told"]
+    assert told_in_time["told_before_window_end"] == told_in_time["late"] > len(late)
+    trouble = {incident["what"] for incident in report["incidents"]}
+    assert trouble >= {"carrier outage", "stock-out", "van breakdown", "traffic jam"}
+    assert (out / "report.html").read_text().count("<img") == 5

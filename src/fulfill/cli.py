@@ -149,7 +149,8 @@ def demo(
             def show(now: datetime, tally: Any) -> None:
                 local = now.astimezone(the_day.zone).strftime("%H:%M")
                 placed, refused = sum(tally.placed.values()), sum(tally.refused.values())
-                words = f"{local}  placed {placed}  refused {refused}"
+                seen = "  ".join(f"{k} {v}" for k, v in tally.seen.items())
+                words = f"{local}  placed {placed}  refused {refused}  {seen}"
                 progress.update(task, completed=tally.orders, description=words)
 
             tally = the_day.run(show)

@@ -29,12 +29,18 @@ from fulfill.demo.city import City
 from fulfill.demo.shop import DemoOrder, day_orders, seed_shop
 from fulfill.demo.stack import LEASE_S, Stack
 from fulfill.dispatch.models import Wave, WaveStatus
+from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
-from fulfill.tracking.models import WebhookReceipt
+from fulfill.tracking.models import Shipment, WebhookReceipt
+from fulfill_carriers.status import TrackingStatus
 
 STEP = timedelta(minutes=1)
+LOOK_EVERY = timedelta(minutes=10)  # how often the progress line reads the service's figures
 DAY_HOURS = (6.5, 23.0)  # local: the first orders' waves are planned, the last vans are back
 FAILED_SHARE = 0.05  # doors where nobody answers
+SLOWER = {"same_day": "next_day", "next_day": "standard"}  # what a checkout offers instead
+HANDOVER = timedelta(minutes=1)  # from the door to the parcel in hand (or the card left)
+BACK_AND_LOAD = timedelta(minutes=20)  # from a route's last door to leaving on the next
 SETTLE_S = 30.0  # at most this long a step waits for the service (speed max)
 
 
@@ -46,14 +52,17 @@ class Trouble:
     stock_out: float = 12.0  # the warehouse's best seller is found missing
     breakdown: float = 14.0  # the van with the most stops left stops for good
     traffic: tuple[float, float, float] = (16.5, 18.5, 1.6)  # from, to, travel time factor
+    jam: tuple[float, int] = (17.0, 150)  # at, minutes: the busiest van stands in a jam
 
 
 @dataclass
 class Tally:
     placed: Counter[str] = field(default_factory=Counter)  # by service level
     refused: Counter[str] = field(default_factory=Counter)  # by problem type
+    downgraded: int = 0  # placed at a slower level than asked: the one asked was full
     driver_events: Counter[str] = field(default_factory=Counter)
     incidents: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # the service's figures, as they change
 
     @property
     def orders(self) -> int:
@@ -82,8 +91,13 @@ class Day:
         self._events: list[_Due] = []
         self._seq = 0
         self._plans: set[int] = set()
-        self._runs: dict[str, list[_Due]] = {}  # van -> its pending events (for a breakdown)
+        self._runs: dict[str, list[_Due]] = {}  # van -> its events, done or not
         self._done: set[str] = set()
+        self._broken: set[str] = set()
+        self._replans: dict[int, int] = {}  # wave -> the plan version the dispatcher asked for
+        self._routes: dict[tuple[int, str], list[_Due]] = {}  # (wave, van) -> its route's events
+        self._places: dict[str, dict[str, float]] = {}  # van -> where it last said it was
+        self._external: dict[str, str] = {}  # order id -> the shop's order number
 
     def local(self, hours: float) -> datetime:
         midnight = datetime.combine(self.day, clock_time(0), tzinfo=self.zone)
@@ -99,7 +113,7 @@ class Day:
         with self._client("shop") as shop, self._client("vans") as vans, \
                 self._client("dispatcher") as dispatcher:  # fmt: skip
             pending = list(self.orders)
-            now = start
+            now = looked = start
             while now < end:
                 if self.speed is None:
                     now = self.stack.clock.advance(STEP.total_seconds())
@@ -109,10 +123,13 @@ class Day:
                 self._trouble(now, shop)
                 while pending and pending[0].at <= now:
                     self._place(shop, pending.pop(0))
+                self._publish_replans(dispatcher)
                 self._load_plans(dispatcher)
                 self._drive(vans, now)
                 if self.speed is None:
                     self._settle(now)
+                if now - looked >= LOOK_EVERY:
+                    self.tally.seen, looked = figures_so_far(self.engine), now
                 progress(now, self.tally)
         self.stack.clock.set(self.stack.clock.now(), 0.0)
         self._settle(self.stack.clock.now(), patience_s=120)
@@ -121,12 +138,23 @@ class Day:
     # ---- the storefront ------------------------------------------------------------------
 
     def _place(self, shop: httpx.Client, order: DemoOrder) -> None:
-        key = {"Idempotency-Key": order.body["external_id"]}
-        response = shop.post("/v1/orders", json=order.body, headers=key)
-        if response.status_code == 201:
-            self.tally.placed[order.body["service_level"]] += 1
-        else:
-            self.tally.refused[response.json().get("type", "").rsplit("/", 1)[-1] or "error"] += 1
+        """The order at the level the customer chose; if that level is no longer offered
+        (the wave is full, the cutoff passed), at the next slower one, as a checkout would."""
+        body = order.body
+        while True:
+            key = {"Idempotency-Key": f"{body['external_id']}-{body['service_level']}"}
+            response = shop.post("/v1/orders", json=body, headers=key)
+            problem = "" if response.status_code == 201 else _problem(response)
+            slower = SLOWER.get(body["service_level"])
+            if problem != "service-level-unavailable" or slower is None:
+                break
+            body = {**body, "service_level": slower}
+            self.tally.downgraded += 1
+        if problem:
+            self.tally.refused[problem] += 1
+            return
+        self.tally.placed[body["service_level"]] += 1
+        self._external[response.json()["id"]] = body["external_id"]
 
     # ---- the vans --------------------------------------------------------------------------
 
@@ -139,45 +167,77 @@ class Day:
             self._plans.add(plan["id"])
             detail = dispatcher.get(f"/v1/plans/{plan['id']}").json()
             for route in detail["routes"]:
-                self._schedule(route, detail.get("depot"))
+                self._follow(wave["id"], route, detail.get("depot"))
 
-    def _schedule(self, route: dict[str, Any], depot: dict[str, float] | None) -> None:
+    def _publish_replans(self, dispatcher: httpx.Client) -> None:
+        """The dispatcher publishes each plan asked for after a breakdown once it is made."""
+        for wave, version in list(self._replans.items()):
+            state = dispatcher.get(f"/v1/waves/{wave}").json()
+            latest = state.get("latest_plan")
+            if state["planned_version"] < version or latest is None:
+                continue
+            if dispatcher.post(f"/v1/plans/{latest['id']}/publish").status_code == 200:
+                del self._replans[wave]
+
+    def _follow(self, wave: int, route: dict[str, Any], depot: dict[str, float] | None) -> None:
+        """A van's route in a newly published plan of the wave. A van already on its way keeps
+        driving what it set out with (a new version keeps a started route); one that has not
+        left drops the route of the version before."""
+        key = (wave, route["van"])
+        before = self._routes.pop(key, [])
+        if before and before[0].body["id"] in self._done:
+            self._routes[key] = before
+            return
+        self._done.update(due.body["id"] for due in before)
+        self._routes[key] = self._schedule(route, depot)
+
+    def _schedule(self, route: dict[str, Any], depot: dict[str, float] | None) -> list[_Due]:
         """The route as driven: travel slower in the traffic hours, some doors unanswered."""
         van = route["van"]
-        if not route["stops"]:
-            return
+        if not route["stops"] or van in self._broken:
+            return []
+        first = len(self._runs.get(van, []))
+        # A van still out on an earlier route comes back and loads before it leaves again.
+        back = max((run[-1].at for (_, v), run in self._routes.items() if v == van and run),
+                   default=None)  # fmt: skip
         at = _time(route["depart_at"])
+        if back is not None and back + BACK_AND_LOAD > at:
+            at = back + BACK_AND_LOAD
         self._push(van, at, {"type": "route_started", "van": van, **_where(depot)})
-        planned_from = at
+        planned_from, here = at, _where(depot)
         for stop in route["stops"]:
             eta, leave = _time(stop["eta"]), _time(stop["departure"] or stop["eta"])
             travel = (eta - planned_from) * self._traffic(at)
-            halfway = at + travel / 2
-            self._push(van, halfway, {"type": "position", "van": van, "lat": stop["lat"],
-                                      "lon": stop["lon"]})  # fmt: skip
-            at += travel
+            there = {"lat": stop["lat"], "lon": stop["lon"]}
+            midway = {k: (here[k] + there[k]) / 2 for k in there} if here else there
+            self._push(van, at + travel / 2, {"type": "position", "van": van, **midway})
+            at, here = at + travel, there
             self._push(van, at, {"type": "arrived", "van": van, "stop": stop["fulfillment"]})
-            at += max(leave - eta, timedelta(minutes=2))
-            outcome = self._outcome(stop["fulfillment"])
-            self._push(van, at, {"type": outcome, "van": van, "stop": stop["fulfillment"],
-                                 **({"reason": "nobody home"} if outcome == "failed"
-                                    else {"proof": {"signed_by": "customer"}})})  # fmt: skip
+            outcome = self._outcome(self._external.get(stop["order"], stop["order"]))
+            said = ({"reason": "nobody home"} if outcome == "failed"
+                    else {"proof": {"signed_by": "customer"}})  # fmt: skip
+            body = {"type": outcome, "van": van, "stop": stop["fulfillment"], **said}
+            self._push(van, at + HANDOVER, body)
+            at += max(leave - eta, HANDOVER + timedelta(minutes=1))
             planned_from = leave
+        return self._runs[van][first:]
 
     def _traffic(self, at: datetime) -> float:
         start, end, factor = self.trouble.traffic
         return factor if self.local(start) <= at < self.local(end) else 1.0
 
     @staticmethod
-    def _outcome(fulfillment: str) -> str:
-        draw = int(hashlib.sha256(fulfillment.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    def _outcome(external_id: str) -> str:
+        """Whether anyone answers the door: the same for an order whatever the run."""
+        draw = int(hashlib.sha256(external_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         return "failed" if draw < FAILED_SHARE else "delivered"
 
-    def _push(self, van: str, at: datetime, body: dict[str, Any]) -> None:
+    def _push(self, van: str, at: datetime, body: dict[str, Any]) -> _Due:
         self._seq += 1
         due = _Due(at, self._seq, {"id": f"demo-{van}-{self._seq}", "at": at.isoformat(), **body})
         heapq.heappush(self._events, due)
         self._runs.setdefault(van, []).append(due)
+        return due
 
     def _drive(self, vans: httpx.Client, now: datetime) -> None:
         while self._events and self._events[0].at <= now:
@@ -186,6 +246,8 @@ class Day:
                 continue
             self._done.add(due.body["id"])
             response = vans.post("/v1/driver-events", json=due.body)
+            if response.status_code == 200 and "lat" in due.body:
+                self._places[due.body["van"]] = {"lat": due.body["lat"], "lon": due.body["lon"]}
             outcome = due.body["type"] if response.status_code == 200 else "refused"
             self.tally.driver_events[outcome] += 1
 
@@ -203,19 +265,65 @@ class Day:
             self._incident(now, "stock-out", sku="SKU-0000", node="WH1")
         if "van breakdown" not in self._noted() and now >= self.local(self.trouble.breakdown):
             self._break_down(now)
+        if "traffic jam" not in self._noted() and now >= self.local(self.trouble.jam[0]):
+            self._jam(now)
+
+    def _ahead(self, van: str, now: datetime) -> list[_Due]:
+        return [d for d in self._runs[van] if d.at > now and d.body["id"] not in self._done]
+
+    def _busiest(self, now: datetime) -> tuple[str, int] | None:
+        """The van with the most doors still ahead, and how many."""
+        doors = {van: sum(d.body.get("stop") is not None and d.body["type"] != "arrived"
+                          for d in self._ahead(van, now)) for van in self._runs}  # fmt: skip
+        van = max(doors, key=lambda v: doors[v], default=None)
+        return (van, doors[van]) if van is not None and doors[van] else None
 
     def _break_down(self, now: datetime) -> None:
-        """The van with the most stops still ahead stops where it is; its driver reports
-        nothing more, as a broken-down van would not."""
-        left = {van: [d for d in run if d.at > now and d.body["type"] == "delivered"]
-                for van, run in self._runs.items()}  # fmt: skip
-        van = max(left, key=lambda v: len(left[v]), default=None)
-        if van is None or not left[van]:
+        """The busiest van stops where it is (tried again each minute until a van is out); its
+        driver reports nothing more, as a broken-down van would not, but phones the dispatcher,
+        who takes the van out of service: the plans made from then on leave it out."""
+        busiest = self._busiest(now)
+        if busiest is None:
             return
-        for due in self._runs[van]:
-            if due.at > now:
-                self._done.add(due.body["id"])
-        self._incident(now, "van breakdown", van=van, stops_left=len(left[van]))
+        van, doors = busiest
+        waiting = {wave for (wave, v), run in self._routes.items()
+                   if v == van and run and run[0].at > now}  # fmt: skip
+        at_door = self._at_door(van, now)  # the driver finishes that handover first
+        never = [d for d in self._ahead(van, now)
+                 if d.body.get("stop") != at_door or d.body["type"] == "arrived"]  # fmt: skip
+        self._done.update(d.body["id"] for d in never)
+        self._broken.add(van)
+        with self._client("dispatcher") as dispatcher:
+            dispatcher.patch(f"/v1/vans/{van}", json={"active": False}).raise_for_status()
+            for wave in waiting:  # its routes not yet on the road go to the other vans
+                key = {"Idempotency-Key": f"replan-{wave}-{van}"}
+                asked = dispatcher.post(f"/v1/waves/{wave}/plan", headers=key)
+                self._replans[wave] = asked.raise_for_status().json()["version"]
+        self._incident(now, "van breakdown", van=van, stops_left=doors, replanned=sorted(waiting))
+
+    def _at_door(self, van: str, now: datetime) -> str | None:
+        """The stop the van has reached and not yet handed its parcel over at."""
+        been = [d.body for d in self._runs[van] if d.at <= now and d.body.get("stop")]
+        return been[-1]["stop"] if been and been[-1]["type"] == "arrived" else None
+
+    def _jam(self, now: datetime) -> None:
+        """The busiest van stands still in a jam, its driver's phone giving its last place every
+        ten minutes; then it goes on as planned, that much later."""
+        busiest = self._busiest(now)
+        if busiest is None:
+            return
+        (van, doors), minutes = busiest, self.trouble.jam[1]
+        ahead = self._ahead(van, now)
+        self._done.update(d.body["id"] for d in ahead)
+        delay = timedelta(minutes=minutes)
+        later = {d.body["id"]: self._push(van, d.at + delay, _again(d.body)) for d in ahead}
+        for key, run in self._routes.items():
+            if key[1] == van:
+                self._routes[key] = [later.get(d.body["id"], d) for d in run]
+        for k in range(10, minutes, 10) if van in self._places else ():
+            ping = {"type": "position", "van": van, **self._places[van]}
+            self._push(van, now + timedelta(minutes=k), ping)
+        self._incident(now, "traffic jam", van=van, minutes=minutes, stops_left=doors)
 
     def _incident(self, at: datetime, what: str, **details: Any) -> None:
         self.tally.incidents.append({"at": at.isoformat(), "what": what, **details})
@@ -240,8 +348,8 @@ class Day:
 
 def busy(engine: Engine, now: datetime) -> bool:
     """Whether the service has work the clock must wait for: events due or being relayed (claimed,
-    with a lease that ends beyond any retry's backoff), webhooks not yet applied, waves past
-    their cutoff without a plan."""
+    with a lease that ends beyond any retry's backoff), webhooks due to be applied (not those
+    waiting to be tried again later), waves past their cutoff without a plan."""
     in_flight = now + timedelta(seconds=LEASE_S / 2)
     with Session(engine) as session:
         relaying = session.exec(
@@ -251,14 +359,42 @@ def busy(engine: Engine, now: datetime) -> bool:
                 | ((col(OutboxEvent.attempts) > 0) & (col(OutboxEvent.next_run_at) > in_flight)))
         ).one()  # fmt: skip
         applying = session.exec(
-            select(func.count()).select_from(WebhookReceipt)
-            .where(col(WebhookReceipt.processed_at).is_(None))
+            select(func.count()).select_from(WebhookReceipt).where(
+                col(WebhookReceipt.processed_at).is_(None),
+                col(WebhookReceipt.retry_at).is_(None) | (col(WebhookReceipt.retry_at) <= now))
         ).one()  # fmt: skip
         planning = session.exec(
             select(func.count()).select_from(Wave).where(
                 Wave.status == WaveStatus.CLOSED, col(Wave.planned_version) < col(Wave.version))
         ).one()  # fmt: skip
     return bool(relaying or applying or planning)
+
+
+def figures_so_far(engine: Engine) -> dict[str, int]:
+    """What a dispatcher would glance at: parcels delivered, late ones, notices sent."""
+    counts = {
+        "delivered": select(func.count()).select_from(Shipment)
+        .where(Shipment.status == TrackingStatus.DELIVERED),
+        "late": select(func.count()).select_from(Shipment).where(col(Shipment.late)),
+        "notices": select(func.count()).select_from(Notice)
+        .where(Notice.status == NoticeStatus.SENT),
+    }  # fmt: skip
+    with Session(engine) as session:
+        return {name: session.exec(query).one() for name, query in counts.items()}
+
+
+def _problem(response: httpx.Response) -> str:
+    """The last part of a problem+json type: out-of-stock, service-level-unavailable..."""
+    try:
+        kind = str(response.json().get("type", ""))
+    except ValueError:
+        kind = ""
+    return kind.rsplit("/", 1)[-1] or f"http-{response.status_code}"
+
+
+def _again(body: dict[str, Any]) -> dict[str, Any]:
+    """A driver event to send again later: what it says, without its id and time."""
+    return {k: v for k, v in body.items() if k not in ("id", "at")}
 
 
 def _time(text: str) -> datetime:
