@@ -642,3 +642,27 @@ def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
     # Every door after it slips by more than the delay so far: the legs ahead take longer too.
     for before, after in zip(etas[2:], now[2:], strict=True):
         assert datetime.fromisoformat(after["eta"]) - before > behind
+
+
+def test_a_van_that_never_leaves_lets_its_etas_slip_too(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
+    route = plan["routes"][0]
+    depart = datetime.fromisoformat(route["depart_at"])
+    window_end = min(datetime.fromisoformat(s["window"]["end"]) for s in route["stops"])
+    silent = timedelta(seconds=dispatch_settings.dispatch_silent_van_s)
+
+    def sweep(now: datetime) -> list[str]:
+        with Session(engine) as session:
+            late = progress.watch_silent_vans(session, dispatch_settings, now)
+            session.commit()
+        return late
+
+    assert sweep(depart + silent - timedelta(minutes=1)) == []  # not late enough to tell yet
+    # Still at the depot long after it should have left (an earlier route ran long, say).
+    late = sweep(window_end - timedelta(minutes=30))
+    assert late and set(late) <= {s["fulfillment"] for s in route["stops"]}
+    now = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()["routes"][0]
+    assert now["status"] == "planned" and all(s["eta"] > s["window"]["end"] for s in now["stops"])

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -158,30 +159,36 @@ def _tell_etas(
 
 
 def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> list[str]:
-    """Routes under way whose van has reported nothing for ``dispatch_silent_van_s``: their
-    ETAs are projected again as if the van stood where it was last heard of for as long again
-    as it has been silent (the longer a stop has lasted, the longer it is likely to last), so
-    that a van broken down or stuck warns its customers while their windows are still open.
-    The fulfillments this makes late."""
+    """Routes whose van has said nothing for ``dispatch_silent_van_s``: under way and silent
+    since its last report, or not yet left that long after its departure (still out on an
+    earlier route, say). Their ETAs are projected again as if the van stood where it was last
+    known (the depot, for one not yet left) for as long again as it has been silent or late
+    (the longer a stop has lasted, the longer it is likely to last), so that a van broken down,
+    stuck or behind warns its customers while their windows are still open. The fulfillments
+    this makes late."""
     quiet_since = now - timedelta(seconds=settings.dispatch_silent_van_s)
-    under_way = session.exec(
+    routes = session.exec(
         select(PlanRoute, Plan, Van)
         .join(Plan, col(Plan.id) == PlanRoute.plan_id)
         .join(Van, col(Van.id) == PlanRoute.van_id)
-        .where(PlanRoute.status == RouteStatus.STARTED, Plan.status == PlanStatus.PUBLISHED)
-    ).all()
-    if not under_way:
+        .where(Plan.status == PlanStatus.PUBLISHED,
+               or_(col(PlanRoute.status) == RouteStatus.STARTED,
+                   and_(col(PlanRoute.status) == RouteStatus.PLANNED,
+                        col(PlanRoute.depart_at) <= quiet_since)))
+    ).all()  # fmt: skip
+    if not routes:
         return []
     heard = dict(
         session.exec(
             select(DriverEvent.van_code, func.max(DriverEvent.at))
-            .where(col(DriverEvent.van_code).in_([van.code for _, _, van in under_way]))
+            .where(col(DriverEvent.van_code).in_([van.code for _, _, van in routes]))
             .group_by(col(DriverEvent.van_code))
         ).all()
     )
     late: list[str] = []
-    for route, plan, van in under_way:
-        last = heard.get(van.code, now)
+    for route, plan, van in routes:
+        started = route.status == RouteStatus.STARTED
+        last = heard.get(van.code, now) if started else route.depart_at
         if last > quiet_since:
             continue
         late += reproject(session, plan, route, settings, now=now, van_code=van.code,
@@ -367,7 +374,7 @@ def reproject(
         ).all()
     )
     ahead = [s for s in stops if s.status == StopStatus.PLANNED]
-    if not ahead or route.status == RouteStatus.PLANNED:
+    if not ahead or (route.status == RouteStatus.PLANNED and resumes_at is None):
         return []
     wave = session.get(Wave, plan.wave_id)
     node = session.get(Node, wave.node_id) if wave else None
