@@ -94,7 +94,6 @@ class Day:
         self._runs: dict[str, list[_Due]] = {}  # van -> its events, done or not
         self._done: set[str] = set()
         self._broken: set[str] = set()
-        self._replans: dict[int, int] = {}  # wave -> the plan version the dispatcher asked for
         self._routes: dict[tuple[int, str], list[_Due]] = {}  # (wave, van) -> its route's events
         self._places: dict[str, dict[str, float]] = {}  # van -> where it last said it was
         self._external: dict[str, str] = {}  # order id -> the shop's order number
@@ -123,7 +122,6 @@ class Day:
                 self._trouble(now, shop)
                 while pending and pending[0].at <= now:
                     self._place(shop, pending.pop(0))
-                self._publish_replans(dispatcher)
                 self._load_plans(dispatcher)
                 self._drive(vans, now)
                 if self.speed is None:
@@ -168,16 +166,6 @@ class Day:
             detail = dispatcher.get(f"/v1/plans/{plan['id']}").json()
             for route in detail["routes"]:
                 self._follow(wave["id"], route, detail.get("depot"))
-
-    def _publish_replans(self, dispatcher: httpx.Client) -> None:
-        """The dispatcher publishes each plan asked for after a breakdown once it is made."""
-        for wave, version in list(self._replans.items()):
-            state = dispatcher.get(f"/v1/waves/{wave}").json()
-            latest = state.get("latest_plan")
-            if state["planned_version"] < version or latest is None:
-                continue
-            if dispatcher.post(f"/v1/plans/{latest['id']}/publish").status_code == 200:
-                del self._replans[wave]
 
     def _follow(self, wave: int, route: dict[str, Any], depot: dict[str, float] | None) -> None:
         """A van's route in a newly published plan of the wave. A van already on its way keeps
@@ -286,8 +274,6 @@ class Day:
         if busiest is None:
             return
         van, doors = busiest
-        waiting = {wave for (wave, v), run in self._routes.items()
-                   if v == van and run and run[0].at > now}  # fmt: skip
         at_door = self._at_door(van, now)  # the driver finishes that handover first
         never = [d for d in self._ahead(van, now)
                  if d.body.get("stop") != at_door or d.body["type"] == "arrived"]  # fmt: skip
@@ -295,11 +281,7 @@ class Day:
         self._broken.add(van)
         with self._client("dispatcher") as dispatcher:
             dispatcher.patch(f"/v1/vans/{van}", json={"active": False}).raise_for_status()
-            for wave in waiting:  # its routes not yet on the road go to the other vans
-                key = {"Idempotency-Key": f"replan-{wave}-{van}"}
-                asked = dispatcher.post(f"/v1/waves/{wave}/plan", headers=key)
-                self._replans[wave] = asked.raise_for_status().json()["version"]
-        self._incident(now, "van breakdown", van=van, stops_left=doors, replanned=sorted(waiting))
+        self._incident(now, "van breakdown", van=van, stops_left=doors)
 
     def _at_door(self, van: str, now: datetime) -> str | None:
         """The stop the van has reached and not yet handed its parcel over at."""
