@@ -63,15 +63,12 @@ def start_service(
         [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("fulfill serve did not become ready in 60 s")
+    try:
+        devservers.wait_for_http(f"http://127.0.0.1:{port}/readyz")
+    except TimeoutError:
+        process.terminate()
+        raise
+    return process
 
 
 def seed(client: httpx.Client, admin: dict[str, str], stops: int, vans: int, zone: str) -> None:

@@ -200,15 +200,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the API did not start")
+        devservers.wait_for_http(f"{self.url}/healthz")
 
 
 def settle(engine: Engine, timeout_s: float) -> None:

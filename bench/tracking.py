@@ -197,12 +197,7 @@ def ingest_bench(
     worker = [sys.executable, "-m", "fulfill", "worker", "--concurrency=1", "--loglevel=WARNING"]
     with process(api, env, tmp / "api.log"), process(worker, env, tmp / "worker.log"):
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
+        devservers.wait_for_http(f"{base}/healthz")
         # Warm up the API and the worker (imports, connections) on other parcels first.
         warm = [f"SBXWARM{k:04d}" for k in range(200)]
         add_shipments(engine, warm, "warm", due=False)

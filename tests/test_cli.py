@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import Session, select
 
 from fulfill.db import engine_for
-from fulfill.devservers import free_port
+from fulfill.devservers import free_port, wait_for_http
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Order
 from fulfill.tracking.models import Shipment
@@ -71,7 +71,7 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
             )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_until_healthy(base)
+            wait_for_http(f"{base}/healthz")
             key = (tmp_path / "data" / "dev-api-key").read_text().strip()
             assert key in (tmp_path / "serve.log").read_text()
             admin = {"Authorization": f"Bearer {key}"}
@@ -100,7 +100,7 @@ def test_serve_takes_its_worker_and_beat_down_with_it(tmp_path: Path) -> None:
         [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait_until_healthy(f"http://127.0.0.1:{port}")
+    wait_for_http(f"http://127.0.0.1:{port}/healthz")
     children = _children_of(serve.pid)
     assert len(children) >= 2  # the worker and beat
     serve.kill()  # the harshest end: no cleanup code runs in serve
@@ -127,18 +127,6 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status
-
-
-def _wait_until_healthy(base: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("fulfill serve did not become healthy")
 
 
 def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 _WATCHDOG = """
 import os, subprocess, sys, time
 parent, command = int(sys.argv[1]), sys.argv[2:]
@@ -147,6 +149,19 @@ def _wait_for_port(port: int, timeout_s: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
+    """Until ``url`` answers 200 (a health check of a server just started)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
 
 
 class LiveServer:

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from sqlmodel import Session
 
 from fulfill import simclock
 from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
-from fulfill.devservers import LiveServer, Supervisor, free_port
+from fulfill.devservers import LiveServer, Supervisor, free_port, wait_for_http
 from fulfill.migrations import upgrade
 from fulfill.notify.sms_sandbox import SmsState
 from fulfill.notify.sms_sandbox import sandbox_app as sms_app
@@ -121,12 +119,7 @@ class Stack:
         return Keys(**made)
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the API did not start; see {self.data_dir / 'api.log'}")
+        try:
+            wait_for_http(f"{self.url}/readyz")
+        except TimeoutError as exc:
+            raise RuntimeError(f"the API did not start; see {self.data_dir / 'api.log'}") from exc
