@@ -290,6 +290,7 @@ def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
         "id": "e2",
         "replayed": False,
         "late": [],
+        "wave": plan["wave"],
     }
     # Stuck in traffic far away, four hours later: every stop ahead is now late.
     stuck = start + timedelta(hours=4)
@@ -298,7 +299,7 @@ def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
         s["fulfillment"] for s in route["stops"][1:]
     }
     replay = event("e3", "position", stuck, lat=53.30, lon=-113.90)
-    assert replay.json() == {"id": "e3", "replayed": True, "late": []}
+    assert replay.json() == {"id": "e3", "replayed": True, "late": [], "wave": plan["wave"]}
     now_plan = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()
     stops = now_plan["routes"][0]["stops"]
     assert stops[0]["status"] == "delivered" and all(s["late"] for s in stops[1:])
@@ -642,6 +643,61 @@ def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
     # Every door after it slips by more than the delay so far: the legs ahead take longer too.
     for before, after in zip(etas[2:], now[2:], strict=True):
         assert datetime.fromisoformat(after["eta"]) - before > behind
+
+
+def test_a_van_starts_its_next_route_though_an_earlier_one_never_finished(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 3)  # the 10:00 wave
+    app.state.clock = lambda: AFTER_CUTOFF
+    place_orders(seeded, shop, 3, seed=2)  # the 13:00 wave
+    plans = []
+    for closing in (AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)):
+        with Session(engine) as session:
+            (wave_id,) = close_due_waves(session, closing)
+            session.commit()
+        plan = service.plan_wave(engine, wave_id, dispatch_settings, closing)
+        assert plan is not None
+        response = seeded.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher)
+        assert response.status_code == 200, response.text
+        plans.append(response.json())
+    first, second = plans
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
+
+    def report(n: str, kind: str, at: str, **more: Any) -> Any:
+        body = {"id": n, "type": kind, "van": "VAN1", "at": at, **more}
+        response = seeded.post("/v1/driver-events", json=body, headers=driver)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def route_of(plan: dict[str, Any]) -> dict[str, Any]:
+        view = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()
+        return dict(view["routes"][0])
+
+    early, late = route_of(first), route_of(second)
+    assert report("s1", "route_started", early["depart_at"])["wave"] == first["wave"]
+    # One door of the first route is never reported: in our view it stays on the road.
+    for k, stop in enumerate(early["stops"][:-1]):
+        report(f"d{k}", "delivered", stop["eta"], stop=stop["fulfillment"])
+    assert report("s2", "route_started", late["depart_at"])["wave"] == second["wave"]
+    assert route_of(second)["status"] == "started"
+    with Session(engine) as session:  # its parcels are on board
+        on_board = [session.get(Fulfillment, s["fulfillment"]) for s in late["stops"]]
+        assert {f.status for f in on_board if f is not None} == {"out_for_delivery"}
+    # A ping is about the route the van drives now, unless it names another wave.
+    ping = {"lat": 53.55, "lon": -113.49}
+    assert report("p1", "position", late["depart_at"], **ping)["wave"] == second["wave"]
+    named = report("p2", "position", late["depart_at"], wave=first["wave"], **ping)
+    assert named["wave"] == first["wave"]
+    again = report("s2", "route_started", late["depart_at"])
+    assert again["replayed"] and again["wave"] == second["wave"]
+    body = {"id": "p3", "type": "position", "van": "VAN1", "at": late["depart_at"],
+            "wave": second["wave"] + 100, **ping}  # fmt: skip
+    unknown = seeded.post("/v1/driver-events", json=body, headers=driver)
+    assert assert_refused(unknown, 422, "unprocessable")["errors"][0]["field"] == "wave"
 
 
 def test_a_van_that_never_leaves_lets_its_etas_slip_too(

@@ -325,10 +325,13 @@ def driver_event(
         lon=payload.lon,
         proof=payload.proof,
         reason=payload.reason,
+        wave=payload.wave,
     )
     applied = progress.record_report(session, caller.name, report, settings, now=clock())
     session.commit()
-    return DriverEventAccepted(id=payload.id, replayed=applied.replayed, late=applied.late)
+    return DriverEventAccepted(
+        id=payload.id, replayed=applied.replayed, late=applied.late, wave=applied.wave
+    )
 
 
 # Shapes.

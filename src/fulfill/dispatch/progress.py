@@ -65,6 +65,7 @@ class Report:
     lon: float | None = None
     proof: dict[str, Any] | None = None
     reason: str | None = None
+    wave: int | None = None  # the wave whose route it is about, when the driver's app knows
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class Applied:
     event: DriverEvent
     replayed: bool
     late: list[str]  # fulfillments newly predicted late
+
+    @property
+    def wave(self) -> int | None:
+        """The wave of the route the report was applied to."""
+        wave = self.event.data.get("wave")
+        return int(wave) if wave is not None else None
 
 
 CLOCK_TOLERANCE = timedelta(minutes=5)
@@ -88,7 +95,7 @@ def record_report(
         return Applied(existing, True, [])
     if report.at > now + CLOCK_TOLERANCE:  # a device clock ahead would freeze the van's ETAs
         raise Unprocessable(f"at {report.at.isoformat()} is in the future", field="at")
-    plan, route = _current_route(session, report.van, report.fulfillment_id)
+    plan, route = _current_route(session, report)
     stop = _stop_of(session, route, report) if report.kind.names_a_stop else None
     event = DriverEvent(
         source=source,
@@ -99,7 +106,10 @@ def record_report(
         at=report.at,
         lat=report.lat,
         lon=report.lon,
-        data={k: v for k, v in (("proof", report.proof), ("reason", report.reason)) if v},
+        data={
+            "wave": plan.wave_id,
+            **{k: v for k, v in (("proof", report.proof), ("reason", report.reason)) if v},
+        },
     )
     try:
         with session.begin_nested():
@@ -204,33 +214,42 @@ def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:
     ).first()
 
 
-def _current_route(
-    session: Session, van_code: str, fulfillment_id: str | None
-) -> tuple[Plan, PlanRoute]:
-    """The van's route the report is about: the published one holding the stop it names, else
-    the earliest unfinished published one (a van drives its waves in order)."""
+def _current_route(session: Session, report: Report) -> tuple[Plan, PlanRoute]:
+    """The van's published route the report is about: the one of the wave it names, else the
+    one holding the stop it names. Otherwise a start is of the van's next route not yet on the
+    road, and any other report is about the route it drives now (the last one started, since a
+    van drives its waves in order), else about the next one."""
     query = (
         select(Plan, PlanRoute)
         .join(PlanRoute, col(PlanRoute.plan_id) == Plan.id)
         .join(Van, col(Van.id) == PlanRoute.van_id)
         .join(Wave, col(Wave.id) == Plan.wave_id)
-        .where(Van.code == van_code, Plan.status == PlanStatus.PUBLISHED)
+        .where(Van.code == report.van, Plan.status == PlanStatus.PUBLISHED)
         .order_by(col(Wave.cutoff_at))
     )
-    if fulfillment_id is not None:
+    if report.wave is not None:
+        named = session.exec(query.where(Plan.wave_id == report.wave)).first()
+        if named is None:
+            raise Unprocessable(
+                f"van {report.van} has no published route in wave {report.wave}", field="wave"
+            )
+        return named[0], named[1]
+    if report.fulfillment_id is not None:
         holding = session.exec(
             query.join(PlanStop, col(PlanStop.route_id) == PlanRoute.id).where(
-                PlanStop.fulfillment_id == fulfillment_id
+                PlanStop.fulfillment_id == report.fulfillment_id
             )
         ).first()
         if holding is not None:
             return holding[0], holding[1]
-    rows = session.exec(query).all()
+    rows = [(plan, route) for plan, route in session.exec(query).all()]
     if not rows:
-        raise NotFound(f"van {van_code} has no published route", van=van_code)
-    unfinished = [r for r in rows if r[1].status != RouteStatus.FINISHED]
-    plan, route = unfinished[0] if unfinished else rows[-1]
-    return plan, route
+        raise NotFound(f"van {report.van} has no published route", van=report.van)
+    ahead = [r for r in rows if r[1].status == RouteStatus.PLANNED]
+    driving = [r for r in rows if r[1].status == RouteStatus.STARTED]
+    if report.kind is DriverEventKind.ROUTE_STARTED:
+        return (ahead[:1] or driving[-1:] or rows[-1:])[0]
+    return (driving[-1:] or ahead[:1] or rows[-1:])[0]
 
 
 def _stop_of(session: Session, route: PlanRoute, report: Report) -> PlanStop:

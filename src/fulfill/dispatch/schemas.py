@@ -182,6 +182,11 @@ class DriverEventIn(CreateModel):
         default=None, description="e.g. {'signed_by': 'Ada', 'photo': 'url'}"
     )
     reason: str | None = Field(default=None, max_length=500)
+    wave: int | None = Field(
+        default=None,
+        description="the wave whose route this is about; without it, a route_started is of the "
+        "van's next route not yet on the road, and other events are about the route it drives",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -202,3 +207,4 @@ class DriverEventAccepted(BaseModel):
     id: str
     replayed: bool
     late: list[str] = Field(description="stops this event made late")
+    wave: int | None = Field(description="the wave of the route it was applied to")
