@@ -462,16 +462,25 @@ def test_a_node_without_vans_gets_a_plan_that_hands_its_stops_on(
     assert datetime.fromisoformat(before["start"]) == CUTOFF_10 + timedelta(hours=1)
 
 
+def two_vans_published(
+    client: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    settings: Settings, app: FastAPI,
+) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """The published plan of two small vans for six orders, and the orders; no tasks sent."""
+    app.state.settings = settings
+    app.state.send_task = lambda *args: None
+    add_van(client, admin, "VAN1", capacity_parcels=4)
+    add_van(client, admin, "VAN2", capacity_parcels=4)
+    orders = place_orders(client, shop, 6)
+    return published(client, dispatcher, engine, settings), orders
+
+
 def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_progress(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI,
 ) -> None:  # fmt: skip
-    app.state.settings = dispatch_settings
-    app.state.send_task = lambda *args: None
-    add_van(seeded, admin, "VAN1", capacity_parcels=4)
-    add_van(seeded, admin, "VAN2", capacity_parcels=4)
-    orders = place_orders(seeded, shop, 6)
-    first = published(seeded, dispatcher, engine, dispatch_settings)
+    first, orders = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings,
+                                       app)  # fmt: skip
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
     route = first["routes"][0]
     start = datetime.fromisoformat(route["depart_at"])
@@ -497,6 +506,56 @@ def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_prog
     for order_id in orders:
         timeline = seeded.get(f"/v1/orders/{order_id}", headers=dispatcher).json()["timeline"]
         assert [e["kind"] for e in timeline].count("delivery.scheduled") == 1
+
+
+def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
+    route = first["routes"][0]
+    solve, solves = service._solve, []
+
+    def leaving_meanwhile(*args: Any) -> Any:
+        if not solves:  # the driver sets out while the solver runs
+            start = {"id": "s1", "type": "route_started", "van": route["van"],
+                     "at": route["depart_at"]}  # fmt: skip
+            assert seeded.post("/v1/driver-events", json=start, headers=driver).status_code == 200
+        solves.append(args)
+        return solve(*args)
+
+    monkeypatch.setattr(service, "_solve", leaving_meanwhile)
+    seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
+    second = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    assert second is not None and len(solves) == 2  # the first solution was stale
+    view = seeded.get(f"/v1/plans/{second.id}", headers=dispatcher).json()
+    kept = next(r for r in view["routes"] if r["van"] == route["van"])
+    assert kept["status"] == "started"
+    assert [s["fulfillment"] for s in kept["stops"]] == [s["fulfillment"] for s in route["stops"]]
+
+
+def test_a_plan_made_before_a_van_left_is_not_published(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
+    seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
+    draft = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    assert draft is not None and draft.status == "draft"
+    app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
+    route = first["routes"][0]
+    start = {"id": "s1", "type": "route_started", "van": route["van"], "at": route["depart_at"]}
+    assert seeded.post("/v1/driver-events", json=start, headers=driver).status_code == 200
+    refused = seeded.post(f"/v1/plans/{draft.id}/publish", headers=dispatcher)
+    assert route["van"] in assert_refused(refused, 409, "conflict")["detail"]
+    wave = seeded.get(f"/v1/waves/{first['wave']}", headers=dispatcher).json()
+    assert wave["published_plan"]["id"] == first["id"]  # nothing changed
+    seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
+    third = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    assert third is not None
+    published_now = seeded.post(f"/v1/plans/{third.id}/publish", headers=dispatcher)
+    assert published_now.status_code == 200, published_now.text
 
 
 def test_an_order_that_joins_a_planned_wave_asks_for_a_new_plan(

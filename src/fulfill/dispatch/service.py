@@ -6,6 +6,7 @@ plan, so what a dispatcher saw, what was published and what the drivers did stay
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from fulfill.dispatch.planning import (
     published_plan,
 )
 from fulfill.dispatch.waves import (
+    Claim,
     answer_request,
     claim_planning,
     next_plan_number,
@@ -56,6 +58,8 @@ from fulfill_routing.checker import check
 from fulfill_routing.model import Solution, Unserved
 from fulfill_routing.schedule import Infeasible, projected, schedule_route
 from fulfill_routing.solve import solve
+
+log = logging.getLogger(__name__)
 
 
 class MoveRefused(Conflict):
@@ -113,12 +117,17 @@ def plan_view(session: Session, plan: Plan) -> PlanView:
 # Planning.
 
 
+PLAN_TRIES = 3  # solves per claim while vans keep leaving under it
+
+
 def plan_wave(
     engine: Engine, wave_id: int, settings: Settings, now: datetime | None = None
 ) -> Plan | None:
     """Answer the wave's newest plan request, once: a second worker, a retry or a stale request
     finds nothing to do. Routes locked by the dispatcher or already on the road are kept as
-    they are; the rest is solved (outside any transaction) from the current plan."""
+    they are; the rest is solved (outside any transaction) from the current plan. A van that
+    left while the solver ran makes that solution stale: it is solved again, and after a few
+    tries the request is left for the next sweep."""
     now = now or utcnow()
     with session_scope(engine) as session:
         claim = claim_planning(session, wave_id, now, settings.dispatch_planning_lease_s)
@@ -126,46 +135,89 @@ def plan_wave(
     if claim is None:
         return None
     try:
-        with session_scope(engine) as session:
-            wave = get_wave(session, wave_id)
-            node = session.get(Node, wave.node_id)
-            assert node is not None and node.id is not None
-            source = planning.current_plan(session, wave_id)
-            kept = _kept_routes(session, source) if source else []
-            kept_vans = {van.code for _, van, _ in kept}
-            kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
-            deliveries = [
-                d
-                for d in planning.wave_deliveries(session, wave)
-                if d.fulfillment_id not in kept_stops
-            ]
-            vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
-            previous = _sequences(session, source) if source else {}
-            wp = planning.build_problem(node, wave, deliveries, vans, settings, previous=previous)
-            session.expunge_all()
-        solution = _solve(wp, settings)
-        with session_scope(engine) as session:
-            if not answer_request(session, wave_id, claim.version):
-                return None  # another worker answered this request first
-            wave = get_wave(session, wave_id)
-            origin = claim.requested_by or "dispatcher"
-            number = next_plan_number(session, wave_id)
-            plan = planning.store_plan(
-                session, wave, number, origin, wp, solution, request=claim.version
-            )
-            assert plan.id is not None
-            for route, van, stops in kept:
-                _copy_route(session, plan.id, route, van, stops)
-            _total(session, plan)
-            # An order that joined meanwhile asked for the next plan, which publishes itself.
-            if _publishes_itself(wave, origin, settings) and not unplanned(session, wave, plan):
-                publish(session, plan, settings, now=utcnow())
-            session.commit()
-            return plan
+        for _ in range(PLAN_TRIES):
+            answered, plan = _plan_once(engine, wave_id, claim, settings)
+            if answered:
+                return plan
+        return None
     finally:
         with session_scope(engine) as session:
             release_planning(session, wave_id, claim)
             session.commit()
+
+
+def _plan_once(
+    engine: Engine, wave_id: int, claim: Claim, settings: Settings
+) -> tuple[bool, Plan | None]:
+    """One solve and its answer; (False, None) when a van left meanwhile (nothing stored)."""
+    with session_scope(engine) as session:
+        wave = get_wave(session, wave_id)
+        node = session.get(Node, wave.node_id)
+        assert node is not None and node.id is not None
+        source = planning.current_plan(session, wave_id)
+        kept = _kept_routes(session, source) if source else []
+        kept_vans = {van.code for _, van, _ in kept}
+        kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
+        deliveries = [
+            d for d in planning.wave_deliveries(session, wave) if d.fulfillment_id not in kept_stops
+        ]
+        vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
+        previous = _sequences(session, source) if source else {}
+        wp = planning.build_problem(node, wave, deliveries, vans, settings, previous=previous)
+        session.expunge_all()
+    solution = _solve(wp, settings)
+    with session_scope(engine) as session:
+        left = on_the_road(session, wave_id) - kept_vans
+        if left:
+            log.info("wave %s: %s left while planning; solving again", wave_id, sorted(left))
+            return False, None
+        if not answer_request(session, wave_id, claim.version):
+            return True, None  # another worker answered this request first
+        wave = get_wave(session, wave_id)
+        origin = claim.requested_by or "dispatcher"
+        number = next_plan_number(session, wave_id)
+        plan = planning.store_plan(
+            session, wave, number, origin, wp, solution, request=claim.version
+        )
+        assert plan.id is not None
+        for route, van, stops in kept:
+            _copy_route(session, plan.id, route, van, stops)
+        _total(session, plan)
+        # An order that joined meanwhile asked for the next plan, which publishes itself.
+        if _publishes_itself(wave, origin, settings) and not unplanned(session, wave, plan):
+            publish(session, plan, settings, now=utcnow())
+        session.commit()
+        return True, plan
+
+
+def _left_since(session: Session, plan: Plan) -> list[str]:
+    """Vans that left on the published route after ``plan`` was made: it would re-plan what
+    they carry. (A dispatcher's move may empty a route that is out; a planner keeps it.)"""
+    ours = dict(
+        session.exec(
+            select(Van.code, PlanRoute.status)
+            .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
+            .where(PlanRoute.plan_id == plan.id)
+        ).all()
+    )
+    return sorted(
+        van
+        for van in on_the_road(session, plan.wave_id)
+        if ours.get(van) == RouteStatus.PLANNED or (van not in ours and plan.origin != "move")
+    )
+
+
+def on_the_road(session: Session, wave_id: int) -> set[str]:
+    """The vans whose route in the wave's published plan has left the depot."""
+    current = published_plan(session, wave_id)
+    if current is None:
+        return set()
+    rows = session.exec(
+        select(Van.code)
+        .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
+        .where(PlanRoute.plan_id == current.id, PlanRoute.status != RouteStatus.PLANNED)
+    ).all()
+    return set(rows)
 
 
 def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:
@@ -523,6 +575,13 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
         raise Conflict(
             f"{len(missing)} order(s) joined the wave after this plan was made: re-plan first",
             fulfillments=missing[:20],
+        )
+    left = _left_since(session, plan)
+    if left:
+        raise Conflict(
+            f"{', '.join(left)} left on the route drivers follow after version {plan.version} "
+            "was made: re-plan the wave first",
+            vans=left,
         )
     node = session.get(Node, wave.node_id)
     assert node is not None
