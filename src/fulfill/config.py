@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     dispatch_engine: str = Field("auto", description="auto, ortools or pyvrp")
     dispatch_time_limit_s: float = Field(10.0, gt=0, description="planner wall clock per wave")
     dispatch_loading_min: int = Field(30, ge=0, description="after the cutoff, before vans leave")
+    dispatch_reload_min: int = Field(
+        20, ge=0, description="a van back from one wave's route, loaded for the next"
+    )
     dispatch_service_s: int = Field(180, ge=0, description="at each door")
     dispatch_handover_s: int = Field(
         60, ge=0, description="from the van at the door to the parcel handed over"

@@ -704,6 +704,44 @@ def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
         assert datetime.fromisoformat(after["eta"]) - before > behind
 
 
+def publish_waves_in_turn(
+    client: TestClient, dispatcher: Headers, engine: Engine, settings: Settings,
+    closings: list[datetime],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Close, plan and publish the wave due at each of ``closings``, in turn."""
+    plans = []
+    for closing in closings:
+        with Session(engine) as session:
+            (wave_id,) = close_due_waves(session, closing)
+            session.commit()
+        plan = service.plan_wave(engine, wave_id, settings, closing)
+        assert plan is not None
+        response = client.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher)
+        assert response.status_code == 200, response.text
+        plans.append(response.json())
+    return plans
+
+
+def test_a_van_still_out_on_an_earlier_wave_is_planned_from_its_return(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    app.state.settings = dispatch_settings
+    add_van(seeded, admin, "VAN1")
+    place_orders(seeded, shop, 25)  # the 10:00 wave: a long round
+    app.state.clock = lambda: AFTER_CUTOFF
+    place_orders(seeded, shop, 3, seed=2)  # the 13:00 wave
+    first, second = publish_waves_in_turn(
+        seeded, dispatcher, engine, dispatch_settings,
+        [AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)],
+    )  # fmt: skip
+    back = datetime.fromisoformat(first["routes"][0]["return_at"])
+    loading = CUTOFF_10 + timedelta(hours=3, minutes=dispatch_settings.dispatch_loading_min)
+    assert back > loading  # still out when the second wave's parcels are ready
+    leaves = datetime.fromisoformat(second["routes"][0]["depart_at"])
+    assert leaves >= back + timedelta(minutes=dispatch_settings.dispatch_reload_min)
+
+
 def test_a_van_starts_its_next_route_though_an_earlier_one_never_finished(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI,
@@ -713,17 +751,10 @@ def test_a_van_starts_its_next_route_though_an_earlier_one_never_finished(
     place_orders(seeded, shop, 3)  # the 10:00 wave
     app.state.clock = lambda: AFTER_CUTOFF
     place_orders(seeded, shop, 3, seed=2)  # the 13:00 wave
-    plans = []
-    for closing in (AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)):
-        with Session(engine) as session:
-            (wave_id,) = close_due_waves(session, closing)
-            session.commit()
-        plan = service.plan_wave(engine, wave_id, dispatch_settings, closing)
-        assert plan is not None
-        response = seeded.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher)
-        assert response.status_code == 200, response.text
-        plans.append(response.json())
-    first, second = plans
+    first, second = publish_waves_in_turn(
+        seeded, dispatcher, engine, dispatch_settings,
+        [AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)],
+    )  # fmt: skip
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
 
     def report(n: str, kind: str, at: str, **more: Any) -> Any:

@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
-from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, Van, Wave
+from fulfill.dispatch.models import (
+    Plan,
+    PlanRoute,
+    PlanStatus,
+    PlanStop,
+    RouteStatus,
+    Van,
+    Wave,
+)
 from fulfill.inventory.models import Node, Product
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
 from fulfill_routing.model import (
@@ -200,6 +208,44 @@ def active_vans(session: Session, node_id: int) -> list[Van]:
     )
 
 
+@dataclass(frozen=True)
+class Booked:
+    """When a van is free for a wave, as the day's other published plans book it: back from
+    the routes of earlier waves and loaded again, and back before the routes of later ones."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Booked]:
+    """Each van's hours taken by its routes in the other waves of the day at the wave's node
+    (published plans; a route that is done frees its van)."""
+    rows = session.exec(
+        select(Van.code, Wave.cutoff_at, PlanRoute.depart_at, PlanRoute.return_at)
+        .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
+        .join(Plan, col(Plan.id) == PlanRoute.plan_id)
+        .join(Wave, col(Wave.id) == Plan.wave_id)
+        .where(
+            Wave.node_id == wave.node_id,
+            Wave.local_date == wave.local_date,
+            Wave.id != wave.id,
+            Plan.status == PlanStatus.PUBLISHED,
+            PlanRoute.status != RouteStatus.FINISHED,
+        )
+    ).all()
+    reload = timedelta(minutes=settings.dispatch_reload_min)
+    booked: dict[str, Booked] = {}
+    for code, cutoff, depart_at, return_at in rows:
+        was = booked.get(code, Booked())
+        if cutoff < wave.cutoff_at:
+            back = return_at + reload
+            booked[code] = Booked(max(was.after or back, back), was.before)
+        else:
+            gone = depart_at - reload
+            booked[code] = Booked(was.after, min(was.before or gone, gone))
+    return booked
+
+
 def build_problem(
     node: Node,
     wave: Wave,
@@ -208,9 +254,11 @@ def build_problem(
     settings: Settings,
     *,
     previous: dict[str, list[str]] | None = None,
+    booked: dict[str, Booked] | None = None,
 ) -> WaveProblem:
-    """The wave's routing problem: vans leave after the cutoff and loading, stops are to be
-    served within their promised windows, and a stop left out costs the unassigned penalty."""
+    """The wave's routing problem: vans leave after the cutoff and loading (and once back from
+    an earlier wave's route, see ``bookings``), stops are to be served within their promised
+    windows, and a stop left out costs the unassigned penalty."""
     clock = Clock.of(node, wave.local_date)
     ready = clock.seconds(wave.cutoff_at) + settings.dispatch_loading_min * 60
     by_id = {d.fulfillment_id: d for d in deliveries}
@@ -220,7 +268,10 @@ def build_problem(
         return WaveProblem(None, clock, by_id, van_by_code, None)
     depot = Location(lat=node.lat, lon=node.lon)
     locations = (depot, *(Location(lat=d.lat, lon=d.lon) for d in by_id.values()))
-    fleet = tuple(_vehicle(v, clock, ready) for v in van_by_code.values())
+    fleet = tuple(
+        _vehicle(v, clock, ready, (booked or {}).get(v.code, Booked()))
+        for v in van_by_code.values()
+    )
     known = set(by_id)
     initial = {
         v: tuple(s for s in stops_of if s in known)
@@ -282,9 +333,14 @@ def with_delivery(
     return grown, Context.of(grown, distances, durations)
 
 
-def _vehicle(van: Van, clock: Clock, ready: int) -> RoutingVehicle:
+def _vehicle(van: Van, clock: Clock, ready: int, booked: Booked) -> RoutingVehicle:
     start = max(clock.local(van.shift_start), ready)
-    end = max(start, clock.local(van.shift_end))
+    end = clock.local(van.shift_end)
+    if booked.after is not None:
+        start = max(start, clock.seconds(booked.after))
+    if booked.before is not None:
+        end = min(end, clock.seconds(booked.before))
+    end = max(start, end)
     rest = None
     if van.break_start and van.break_end and van.break_minutes:
         rest = Break(

@@ -93,17 +93,20 @@ def _no_insertion(
     free = [v for v in vans if v.code not in on_road]
     if not free:
         return "every van of the wave has left"
+    booked = planning.bookings(session, wave, settings)
     # The id and the creation time: SQLite may give a rolled-back plan's id to the next one.
     key = (
         plan.id,
         plan.created_at,
         on_road,
+        tuple(sorted(booked.items())),
         tuple(_van_key(v) for v in free),
         _settings_key(settings),
     )
     base = _PLANS.get(key)
     if base is None:
-        base = _PLANS.put(key, _planned(session, node, wave, plan.id, on_road, free, settings))
+        planned = _planned(session, node, wave, plan.id, on_road, free, booked, settings)
+        base = _PLANS.put(key, planned)
     if base.solution is None:  # a forced move made a route late: project it leniently elsewhere
         return "the wave's current plan is already late; ask the dispatcher"
     new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
@@ -123,7 +126,7 @@ class _Planned:
 
 def _planned(
     session: Session, node: Node, wave: Wave, plan_id: int | None, on_road: frozenset[str],
-    free: list[Van], settings: Settings,
+    free: list[Van], booked: dict[str, planning.Booked], settings: Settings,
 ) -> _Planned:  # fmt: skip
     # Plain columns, not ORM objects: a wave may hold 1,000 stops.
     rows = session.execute(
@@ -142,7 +145,7 @@ def _planned(
         delivery = Delivery(*stop)
         sequences.setdefault(code, []).append(delivery.fulfillment_id)
         deliveries.append(delivery)
-    wp = planning.build_problem(node, wave, deliveries, free, settings)
+    wp = planning.build_problem(node, wave, deliveries, free, settings, booked=booked)
     problem, context = wp.routing()
     vehicles = {v.id: v for v in problem.vehicles}
     try:

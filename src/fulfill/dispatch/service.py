@@ -163,7 +163,10 @@ def _plan_once(
         ]
         vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
         previous = _sequences(session, source) if source else {}
-        wp = planning.build_problem(node, wave, deliveries, vans, settings, previous=previous)
+        booked = planning.bookings(session, wave, settings)
+        wp = planning.build_problem(
+            node, wave, deliveries, vans, settings, previous=previous, booked=booked
+        )
         session.expunge_all()
     solution = _solve(wp, settings)
     with session_scope(engine) as session:
@@ -405,7 +408,10 @@ def move_stop(
     deliveries = [delivery_of(s) for _, _, stops in view.routes for s in stops] + [
         delivery_of(s) for s in view.unassigned
     ]
-    wp = planning.build_problem(view.node, view.wave, deliveries, vans.values(), settings)
+    booked = planning.bookings(session, view.wave, settings)
+    wp = planning.build_problem(
+        view.node, view.wave, deliveries, vans.values(), settings, booked=booked
+    )
     changed = {v for v in (source, van_code) if v is not None}
     warnings = [
         f"van {v}: {reason}"
