@@ -651,6 +651,30 @@ def test_vans_reach_each_door_a_handover_before_the_window_ends(
         assert datetime.fromisoformat(stop["eta"]) + handover <= end
 
 
+def test_tracking_is_told_when_each_parcel_will_be_in_hand(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    settings = dispatch_settings.model_copy(update={"dispatch_handover_s": 600})
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, settings, app, 4)
+    handover = timedelta(seconds=600)
+
+    def told() -> dict[str, datetime | None]:
+        with Session(engine) as session:
+            return {s.tracking_number: s.eta for s in session.exec(select(Shipment)).all()}
+
+    stops = plan["routes"][0]["stops"]
+    assert told() == {s["fulfillment"]: datetime.fromisoformat(s["eta"]) + handover
+                      for s in stops}  # fmt: skip
+    depart = plan["routes"][0]["depart_at"]
+    app.state.clock = lambda: datetime.fromisoformat(depart)
+    start = {"id": "s1", "type": "route_started", "van": "VAN1", "at": depart}
+    assert seeded.post("/v1/driver-events", json=start, headers=driver).status_code == 200
+    now = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()["routes"][0]["stops"]
+    assert told() == {s["fulfillment"]: datetime.fromisoformat(s["eta"]) + handover
+                      for s in now}  # fmt: skip
+
+
 def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
     dispatch_settings: Settings,

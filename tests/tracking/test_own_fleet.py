@@ -34,7 +34,8 @@ def test_drivers_reports_are_the_own_fleets_tracking(
     assert set(followed) == {s["fulfillment"] for s in stops}
     first = followed[stops[0]["fulfillment"]]
     assert (first.carrier, first.eta_source, first.status) == ("own_fleet", "plan", "pending")
-    assert first.eta == datetime.fromisoformat(stops[0]["eta"])
+    handover = timedelta(seconds=dispatch_settings.dispatch_handover_s)
+    assert first.eta == datetime.fromisoformat(stops[0]["eta"]) + handover  # in hand by then
     assert first.next_poll_at is None  # drivers report; nobody polls the own fleet
 
     start = datetime.fromisoformat(route["depart_at"])

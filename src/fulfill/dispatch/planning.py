@@ -298,6 +298,12 @@ def arrival_window(clock: Clock, start: datetime, end: datetime, settings: Setti
     return clock.window(start, end - timedelta(seconds=settings.dispatch_handover_s))
 
 
+def in_hand(arrival: datetime, settings: Settings) -> datetime:
+    """When the parcel is in the customer's hands (what tracking and the customer are told): a
+    handover after the van reaches the door."""
+    return arrival + timedelta(seconds=settings.dispatch_handover_s)
+
+
 def stop_for(delivery: Delivery, location: int, clock: Clock, settings: Settings) -> Stop:
     """The planner's stop for a delivery at matrix index ``location``."""
     return Stop(

@@ -154,14 +154,15 @@ def _tell_tracking(
         )  # fmt: skip
         if event is not None:
             tracking.driver_report(session, target.fulfillment_id, event, now)
-    _tell_etas(session, stops, cancelled, now)
+    _tell_etas(session, stops, cancelled, settings, now)
 
 
 def _tell_etas(
-    session: Session, stops: Sequence[PlanStop], cancelled: set[str], now: datetime
-) -> None:
+    session: Session, stops: Sequence[PlanStop], cancelled: set[str], settings: Settings,
+    now: datetime,
+) -> None:  # fmt: skip
     etas = {
-        s.fulfillment_id: s.eta
+        s.fulfillment_id: planning.in_hand(s.eta, settings)
         for s in stops
         if s.fulfillment_id not in cancelled and not StopStatus(s.status).done and s.eta
     }
@@ -204,7 +205,7 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
         late += reproject(session, plan, route, settings, now=now, van_code=van.code,
                           resumes_at=now + (now - last))  # fmt: skip
         stops = session.exec(select(PlanStop).where(PlanStop.route_id == route.id)).all()
-        _tell_etas(session, stops, set(), now)
+        _tell_etas(session, stops, set(), settings, now)
     return late
 
 

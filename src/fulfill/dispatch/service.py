@@ -610,7 +610,8 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
         enqueue(session, "route.dispatched", _route_message(view, route, van, active))
         for stop in active:
             if stop.status == StopStatus.PLANNED:
-                tracking.follow_own_fleet(session, stop.fulfillment_id, stop.eta, now)
+                eta = planning.in_hand(stop.eta, settings) if stop.eta else None
+                tracking.follow_own_fleet(session, stop.fulfillment_id, eta, now)
             if stop.status == StopStatus.PLANNED and _changed(
                 told.get(stop.fulfillment_id), van.code, stop.eta
             ):
