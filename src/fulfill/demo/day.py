@@ -94,6 +94,7 @@ class Day:
         self._runs: dict[str, list[_Due]] = {}  # van -> its events, done or not
         self._done: set[str] = set()
         self._broken: set[str] = set()
+        self._replans: dict[int, int] = {}  # wave -> the plan version the dispatcher asked for
         self._routes: dict[tuple[int, str], list[_Due]] = {}  # (wave, van) -> its route's events
         self._places: dict[str, dict[str, float]] = {}  # van -> where it last said it was
         self._external: dict[str, str] = {}  # order id -> the shop's order number
@@ -122,6 +123,7 @@ class Day:
                 self._trouble(now, shop)
                 while pending and pending[0].at <= now:
                     self._place(shop, pending.pop(0))
+                self._publish_replans(dispatcher)
                 self._load_plans(dispatcher)
                 self._drive(vans, now)
                 if self.speed is None:
@@ -164,47 +166,71 @@ class Day:
                 continue
             self._plans.add(plan["id"])
             detail = dispatcher.get(f"/v1/plans/{plan['id']}").json()
-            for route in detail["routes"]:
-                self._follow(wave["id"], route, detail.get("depot"))
+            routes = {route["van"]: route for route in detail["routes"]}
+            vans = {van for w, van in self._routes if w == wave["id"]} | set(routes)
+            for van in sorted(vans):
+                self._follow(wave["id"], van, routes.get(van), detail.get("depot"))
 
-    def _follow(self, wave: int, route: dict[str, Any], depot: dict[str, float] | None) -> None:
-        """A van's route in a newly published plan of the wave. A van already on its way keeps
-        driving what it set out with (a new version keeps a started route); one that has not
-        left drops the route of the version before."""
-        key = (wave, route["van"])
+    def _publish_replans(self, dispatcher: httpx.Client) -> None:
+        """The dispatcher publishes each plan asked for after a breakdown once it is made; if a
+        van left meanwhile (409), the wave is planned again."""
+        for wave, version in list(self._replans.items()):
+            state = dispatcher.get(f"/v1/waves/{wave}").json()
+            latest = state.get("latest_plan")
+            if state["planned_version"] < version or latest is None:
+                continue
+            answer = dispatcher.post(f"/v1/plans/{latest['id']}/publish")
+            if answer.status_code == 200:
+                del self._replans[wave]
+            elif answer.status_code == 409:
+                asked = dispatcher.post(f"/v1/waves/{wave}/plan")
+                self._replans[wave] = asked.raise_for_status().json()["version"]
+
+    def _follow(
+        self, wave: int, van: str, route: dict[str, Any] | None, depot: dict[str, float] | None
+    ) -> None:
+        """A van's route in a newly published plan of the wave (None: the plan leaves it out).
+        A van already on its way keeps driving what it set out with (a new version keeps a
+        started route); one that has not left drops the route of the version before."""
+        key = (wave, van)
         before = self._routes.pop(key, [])
         if before and before[0].body["id"] in self._done:
             self._routes[key] = before
             return
         self._done.update(due.body["id"] for due in before)
-        self._routes[key] = self._schedule(route, depot)
+        if route is not None:
+            self._routes[key] = self._schedule(wave, route, depot)
 
-    def _schedule(self, route: dict[str, Any], depot: dict[str, float] | None) -> list[_Due]:
-        """The route as driven: travel slower in the traffic hours, some doors unanswered."""
+    def _schedule(
+        self, wave: int, route: dict[str, Any], depot: dict[str, float] | None
+    ) -> list[_Due]:
+        """The route as driven: travel slower in the traffic hours, some doors unanswered. The
+        driver's app names the wave, so every report is about this route."""
         van = route["van"]
+        app = {"van": van, "wave": wave}
         if not route["stops"] or van in self._broken:
             return []
         first = len(self._runs.get(van, []))
         # A van still out on an earlier route comes back and loads before it leaves again.
         back = max((run[-1].at for (_, v), run in self._routes.items() if v == van and run),
                    default=None)  # fmt: skip
-        at = _time(route["depart_at"])
+        at = planned_from = _time(route["depart_at"])
         if back is not None and back + BACK_AND_LOAD > at:
-            at = back + BACK_AND_LOAD
-        self._push(van, at, {"type": "route_started", "van": van, **_where(depot)})
-        planned_from, here = at, _where(depot)
+            at = back + BACK_AND_LOAD  # leaving late: each leg still takes its planned time
+        self._push(van, at, {"type": "route_started", **app, **_where(depot)})
+        here = _where(depot)
         for stop in route["stops"]:
             eta, leave = _time(stop["eta"]), _time(stop["departure"] or stop["eta"])
             travel = (eta - planned_from) * self._traffic(at)
             there = {"lat": stop["lat"], "lon": stop["lon"]}
             midway = {k: (here[k] + there[k]) / 2 for k in there} if here else there
-            self._push(van, at + travel / 2, {"type": "position", "van": van, **midway})
+            self._push(van, at + travel / 2, {"type": "position", **app, **midway})
             at, here = at + travel, there
-            self._push(van, at, {"type": "arrived", "van": van, "stop": stop["fulfillment"]})
+            self._push(van, at, {"type": "arrived", **app, "stop": stop["fulfillment"]})
             outcome = self._outcome(self._external.get(stop["order"], stop["order"]))
             said = ({"reason": "nobody home"} if outcome == "failed"
                     else {"proof": {"signed_by": "customer"}})  # fmt: skip
-            body = {"type": outcome, "van": van, "stop": stop["fulfillment"], **said}
+            body = {"type": outcome, **app, "stop": stop["fulfillment"], **said}
             self._push(van, at + HANDOVER, body)
             at += max(leave - eta, HANDOVER + timedelta(minutes=1))
             planned_from = leave
@@ -236,7 +262,9 @@ class Day:
             response = vans.post("/v1/driver-events", json=due.body)
             if response.status_code == 200 and "lat" in due.body:
                 self._places[due.body["van"]] = {"lat": due.body["lat"], "lon": due.body["lon"]}
-            outcome = due.body["type"] if response.status_code == 200 else "refused"
+            outcome = due.body["type"]
+            if response.status_code != 200:
+                outcome = f"refused: {_problem(response)}"
             self.tally.driver_events[outcome] += 1
 
     # ---- trouble ---------------------------------------------------------------------------
@@ -274,6 +302,8 @@ class Day:
         if busiest is None:
             return
         van, doors = busiest
+        waiting = {wave for (wave, v), run in self._routes.items()
+                   if v == van and run and run[0].at > now}  # fmt: skip
         at_door = self._at_door(van, now)  # the driver finishes that handover first
         never = [d for d in self._ahead(van, now)
                  if d.body.get("stop") != at_door or d.body["type"] == "arrived"]  # fmt: skip
@@ -281,7 +311,11 @@ class Day:
         self._broken.add(van)
         with self._client("dispatcher") as dispatcher:
             dispatcher.patch(f"/v1/vans/{van}", json={"active": False}).raise_for_status()
-        self._incident(now, "van breakdown", van=van, stops_left=doors)
+            for wave in waiting:  # its routes not yet on the road go to the other vans
+                key = {"Idempotency-Key": f"replan-{wave}-{van}"}
+                asked = dispatcher.post(f"/v1/waves/{wave}/plan", headers=key)
+                self._replans[wave] = asked.raise_for_status().json()["version"]
+        self._incident(now, "van breakdown", van=van, stops_left=doors, replanned=sorted(waiting))
 
     def _at_door(self, van: str, now: datetime) -> str | None:
         """The stop the van has reached and not yet handed its parcel over at."""
