@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import progress, service
-from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Wave
+from fulfill.dispatch import planning, progress, service
+from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Van, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
 from fulfill.inventory.models import Node
@@ -343,6 +343,19 @@ def test_an_event_for_a_van_without_a_published_route_is_a_404(
     assert seeded.post("/v1/driver-events", json=body, headers=shop).status_code == 403
 
 
+def test_a_route_left_planned_on_an_earlier_day_is_not_the_next_one(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
+    engine: Engine, dispatch_settings: Settings, app: FastAPI,
+) -> None:  # fmt: skip
+    plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 2)
+    two_days_on = datetime.fromisoformat(plan["routes"][0]["depart_at"]) + timedelta(days=2)
+    app.state.clock = lambda: two_days_on
+    body = {"id": "x1", "type": "route_started", "van": "VAN1", "at": two_days_on.isoformat()}
+    assert_refused(seeded.post("/v1/driver-events", json=body, headers=driver), 404, "not-found")
+    now = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()["routes"][0]
+    assert now["status"] == "planned"
+
+
 def test_stops_no_van_can_serve_move_to_the_next_wave_on_publication(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
     dispatch_settings: Settings, app: FastAPI,
@@ -508,13 +521,18 @@ def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_prog
         assert [e["kind"] for e in timeline].count("delivery.scheduled") == 1
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["free", "locked"])
 def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
     seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
     engine: Engine, dispatch_settings: Settings, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+    locked: bool,
 ) -> None:  # fmt: skip
     first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
     route = first["routes"][0]
+    if locked:  # a re-plan keeps the route as it was read: at the depot
+        lock = f"/v1/plans/{first['id']}/routes/{route['van']}/lock"
+        assert seeded.post(lock, json={"locked": True}, headers=dispatcher).status_code == 200
     solve, solves = service._solve, []
 
     def leaving_meanwhile(*args: Any) -> Any:
@@ -744,6 +762,32 @@ def publish_waves_in_turn(
         assert response.status_code == 200, response.text
         plans.append(response.json())
     return plans
+
+
+def test_a_break_outside_a_vans_hours_for_the_wave_is_taken_outside_them(
+    settings: Settings,
+) -> None:  # fmt: skip
+    node = Node(code="WH1", name="W", kind="warehouse", lat=53.5, lon=-113.5,
+                timezone="America/Edmonton")  # fmt: skip
+    wave = Wave(node_id=1, local_date="2026-11-18", cutoff_at=CUTOFF_10)
+    hours: dict[str, Any] = {"shift_start": "09:00", "shift_end": "19:00", "break_start": "12:00",
+                             "break_end": "13:00", "break_minutes": 30}  # fmt: skip
+    van = Van(code="VAN1", node_id=1, capacity_parcels=10, capacity_kg=100, **hours)
+    two, five = CUTOFF_10 + timedelta(hours=4), CUTOFF_10 + timedelta(hours=7)  # 14:00, 17:00
+    door = planning.Delivery("f1", "o1", 53.55, -113.45, two, five, 1, 1.0)
+    local = planning.Clock.of(node, wave.local_date).seconds
+
+    def rest(back_at: datetime) -> Any:
+        booked = {"VAN1": planning.Booked(after=back_at)}
+        wp = planning.build_problem(node, wave, [door], [van], settings, booked=booked)
+        assert wp.problem is not None
+        assert not service._solve(wp, settings).unserved  # the wave stays solvable
+        return wp.problem.vehicles[0].rest
+
+    after_lunch = rest(CUTOFF_10 + timedelta(hours=4))  # back at 14:00: the break was before
+    assert after_lunch is None
+    clipped = rest(CUTOFF_10 + timedelta(hours=2, minutes=10))  # back at 12:10
+    assert clipped.window.start == local(CUTOFF_10 + timedelta(hours=2, minutes=10))
 
 
 def test_a_van_still_out_on_an_earlier_wave_is_planned_from_its_return(

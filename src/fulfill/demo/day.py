@@ -212,9 +212,9 @@ class Day:
             return []
         first = len(self._runs.get(van, []))
         # A van still out on an earlier route comes back and loads before it leaves again.
-        back = max((run[-1].at for (_, v), run in self._routes.items() if v == van and run),
-                   default=None)  # fmt: skip
         at = planned_from = _time(route["depart_at"])
+        back = max((run[-1].at for (_, v), run in self._routes.items()
+                    if v == van and run and run[0].at < planned_from), default=None)  # fmt: skip
         if back is not None and back + BACK_AND_LOAD > at:
             at = back + BACK_AND_LOAD  # leaving late: each leg still takes its planned time
         self._push(van, at, {"type": "route_started", **app, **_where(depot)})

@@ -21,7 +21,6 @@ from fulfill.dispatch.models import (
     PlanRoute,
     PlanStatus,
     PlanStop,
-    RouteStatus,
     Van,
     Wave,
 )
@@ -218,8 +217,9 @@ class Booked:
 
 
 def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Booked]:
-    """Each van's hours taken by its routes in the other waves of the day at the wave's node
-    (published plans; a route that is done frees its van)."""
+    """Each van's hours taken by its routes in the other waves of the day at the wave's node,
+    as their published plans have them (a route whose last door is done still has its drive
+    back to the depot ahead)."""
     rows = session.exec(
         select(Van.code, Wave.cutoff_at, PlanRoute.depart_at, PlanRoute.return_at)
         .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
@@ -230,7 +230,6 @@ def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Book
             Wave.local_date == wave.local_date,
             Wave.id != wave.id,
             Plan.status == PlanStatus.PUBLISHED,
-            PlanRoute.status != RouteStatus.FINISHED,
         )
     ).all()
     reload = timedelta(minutes=settings.dispatch_reload_min)
@@ -339,6 +338,20 @@ def with_delivery(
     return grown, Context.of(grown, distances, durations)
 
 
+def _rest(van: Van, clock: Clock, start: int, end: int) -> Break | None:
+    """The van's break, if it falls within its hours for this wave; otherwise the driver takes
+    it outside them (before the wave, or between two waves' routes), and a break the van could
+    not take would make the whole wave unsolvable."""
+    if not (van.break_start and van.break_end and van.break_minutes):
+        return None
+    duration = van.break_minutes * 60
+    earliest = max(clock.local(van.break_start), start)
+    latest = min(clock.local(van.break_end), end - duration)
+    if earliest > latest:
+        return None
+    return Break(window=TimeWindow(start=earliest, end=latest), duration=duration)
+
+
 def _vehicle(van: Van, clock: Clock, ready: int, booked: Booked) -> RoutingVehicle:
     start = max(clock.local(van.shift_start), ready)
     end = clock.local(van.shift_end)
@@ -347,12 +360,6 @@ def _vehicle(van: Van, clock: Clock, ready: int, booked: Booked) -> RoutingVehic
     if booked.before is not None:
         end = min(end, clock.seconds(booked.before))
     end = max(start, end)
-    rest = None
-    if van.break_start and van.break_end and van.break_minutes:
-        rest = Break(
-            window=TimeWindow(start=clock.local(van.break_start), end=clock.local(van.break_end)),
-            duration=van.break_minutes * 60,
-        )
     return RoutingVehicle(
         id=van.code,
         start_depot=DEPOT,
@@ -362,7 +369,7 @@ def _vehicle(van: Van, clock: Clock, ready: int, booked: Booked) -> RoutingVehic
         duration_cost=round(van.cost_per_hour * COST_SCALE / 3600),
         fixed_cost=round(van.fixed_cost * COST_SCALE),
         max_stops=van.max_stops,
-        rest=rest,
+        rest=_rest(van, clock, start, end),
     )
 
 

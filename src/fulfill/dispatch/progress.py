@@ -243,9 +243,11 @@ def _current_route(session: Session, report: Report) -> tuple[Plan, PlanRoute]:
         ).first()
         if holding is not None:
             return holding[0], holding[1]
-    rows = [(plan, route) for plan, route in session.exec(query).all()]
+    # Among the waves of about that day: a route left planned on an earlier day is not next.
+    near = query.where(col(Wave.cutoff_at) > report.at - timedelta(days=1))
+    rows = [(plan, route) for plan, route in session.exec(near).all()]
     if not rows:
-        raise NotFound(f"van {report.van} has no published route", van=report.van)
+        raise NotFound(f"van {report.van} has no published route that day", van=report.van)
     ahead = [r for r in rows if r[1].status == RouteStatus.PLANNED]
     driving = [r for r in rows if r[1].status == RouteStatus.STARTED]
     if report.kind is DriverEventKind.ROUTE_STARTED:

@@ -139,6 +139,8 @@ def plan_wave(
             answered, plan = _plan_once(engine, wave_id, claim, settings)
             if answered:
                 return plan
+        log.warning("wave %s: vans kept leaving while it was planned; the next sweep asks again",
+                    wave_id)  # fmt: skip
         return None
     finally:
         with session_scope(engine) as session:
@@ -170,7 +172,9 @@ def _plan_once(
         session.expunge_all()
     solution = _solve(wp, settings)
     with session_scope(engine) as session:
-        left = on_the_road(session, wave_id) - kept_vans
+        # A locked route is kept too, but as it was when read: still at the depot.
+        gone = {van.code for route, van, _ in kept if route.status != RouteStatus.PLANNED}
+        left = on_the_road(session, wave_id) - gone
         if left:
             log.info("wave %s: %s left while planning; solving again", wave_id, sorted(left))
             return False, None
