@@ -681,16 +681,16 @@ def test_tracking_is_told_when_each_parcel_will_be_in_hand(
         with Session(engine) as session:
             return {s.tracking_number: s.eta for s in session.exec(select(Shipment)).all()}
 
-    stops = plan["routes"][0]["stops"]
-    assert told() == {s["fulfillment"]: datetime.fromisoformat(s["eta"]) + handover
-                      for s in stops}  # fmt: skip
+    def in_hand(stops: list[dict[str, Any]]) -> dict[str, datetime | None]:
+        return {s["fulfillment"]: datetime.fromisoformat(s["eta"]) + handover for s in stops}
+
+    assert told() == in_hand(plan["routes"][0]["stops"])
     depart = plan["routes"][0]["depart_at"]
     app.state.clock = lambda: datetime.fromisoformat(depart)
     start = {"id": "s1", "type": "route_started", "van": "VAN1", "at": depart}
     assert seeded.post("/v1/driver-events", json=start, headers=driver).status_code == 200
     now = seeded.get(f"/v1/plans/{plan['id']}", headers=dispatcher).json()["routes"][0]["stops"]
-    assert told() == {s["fulfillment"]: datetime.fromisoformat(s["eta"]) + handover
-                      for s in now}  # fmt: skip
+    assert told() == in_hand(now)
 
 
 def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(

@@ -245,7 +245,7 @@ def _current_route(session: Session, report: Report) -> tuple[Plan, PlanRoute]:
             return holding[0], holding[1]
     # Among the waves of about that day: a route left planned on an earlier day is not next.
     near = query.where(col(Wave.cutoff_at) > report.at - timedelta(days=1))
-    rows = [(plan, route) for plan, route in session.exec(near).all()]
+    rows = list(session.exec(near).all())
     if not rows:
         raise NotFound(f"van {report.van} has no published route that day", van=report.van)
     ahead = [r for r in rows if r[1].status == RouteStatus.PLANNED]

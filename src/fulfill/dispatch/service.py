@@ -174,7 +174,7 @@ def _plan_once(
     with session_scope(engine) as session:
         # A locked route is kept too, but as it was when read: still at the depot.
         gone = {van.code for route, van, _ in kept if route.status != RouteStatus.PLANNED}
-        left = on_the_road(session, wave_id) - gone
+        left = on_the_road(session, published_plan(session, wave_id)) - gone
         if left:
             log.info("wave %s: %s left while planning; solving again", wave_id, sorted(left))
             return False, None
@@ -197,9 +197,10 @@ def _plan_once(
         return True, plan
 
 
-def _left_since(session: Session, plan: Plan) -> list[str]:
-    """Vans that left on the published route after ``plan`` was made: it would re-plan what
-    they carry. (A dispatcher's move may empty a route that is out; a planner keeps it.)"""
+def _left_since(session: Session, current: Plan | None, plan: Plan) -> list[str]:
+    """Vans that left on their route in ``current`` (the published plan) after ``plan`` was
+    made: it would re-plan what they carry. (A dispatcher's move may empty a route that is out;
+    a planner keeps it.)"""
     ours = dict(
         session.exec(
             select(Van.code, PlanRoute.status)
@@ -209,20 +210,19 @@ def _left_since(session: Session, plan: Plan) -> list[str]:
     )
     return sorted(
         van
-        for van in on_the_road(session, plan.wave_id)
+        for van in on_the_road(session, current)
         if ours.get(van) == RouteStatus.PLANNED or (van not in ours and plan.origin != "move")
     )
 
 
-def on_the_road(session: Session, wave_id: int) -> set[str]:
+def on_the_road(session: Session, published: Plan | None) -> set[str]:
     """The vans whose route in the wave's published plan has left the depot."""
-    current = published_plan(session, wave_id)
-    if current is None:
+    if published is None:
         return set()
     rows = session.exec(
         select(Van.code)
         .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
-        .where(PlanRoute.plan_id == current.id, PlanRoute.status != RouteStatus.PLANNED)
+        .where(PlanRoute.plan_id == published.id, PlanRoute.status != RouteStatus.PLANNED)
     ).all()
     return set(rows)
 
@@ -586,7 +586,8 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
             f"{len(missing)} order(s) joined the wave after this plan was made: re-plan first",
             fulfillments=missing[:20],
         )
-    left = _left_since(session, plan)
+    current = published_plan(session, plan.wave_id)
+    left = _left_since(session, current, plan)
     if left:
         raise Conflict(
             f"{', '.join(left)} left on the route drivers follow after version {plan.version} "
@@ -596,7 +597,6 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
     node = session.get(Node, wave.node_id)
     assert node is not None
     told: dict[str, tuple[str, datetime | None]] = {}
-    current = published_plan(session, plan.wave_id)
     if current is not None:
         _carry_progress(session, current, plan)
         for _, van, stops in plan_view(session, current).routes:
