@@ -8,7 +8,10 @@ and fail under CI (``CI=true``), where a missing server is a broken setup, not a
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -21,7 +24,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from fulfill import devservers
+from fulfill import devservers, simclock
 from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
@@ -32,6 +35,21 @@ from fulfill.models import metadata
 from tests.support import MORNING, seed_catalog
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# One clock for the whole suite: this process and every worker, beat and server it starts read it
+# (``FULFILL_CLOCK_FILE`` is inherited). Each test starts at MORNING with the clock running, so no
+# test sees today's date, and a test that needs another hour moves the clock for every process.
+_clock_dir = tempfile.mkdtemp(prefix="fulfill-clock-")
+atexit.register(shutil.rmtree, _clock_dir, ignore_errors=True)
+os.environ[simclock.ENV] = str(Path(_clock_dir) / "clock")
+SUITE_CLOCK = simclock.SharedClock(Path(os.environ[simclock.ENV]))
+
+
+@pytest.fixture(autouse=True)
+def clock() -> simclock.SharedClock:
+    """The suite's clock, set to MORNING and running; ``clock.set(at, 1.0)`` moves every process."""
+    SUITE_CLOCK.set(MORNING, 1.0)
+    return SUITE_CLOCK
 
 
 def server_missing(reason: str) -> None:

@@ -30,6 +30,10 @@ from fulfill.outbox.service import relay
 # A fixed Wednesday morning in Edmonton (08:30 MST, UTC-7): every cutoff of the test nodes is ahead.
 MORNING = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)
 
+# How long a test waits for another process (a worker, beat, a server) before it fails. Generous,
+# since a loaded machine starts Celery slowly; a passing test waits only as long as the work takes.
+PATIENCE_S = 180.0
+
 EDMONTON = {"lat": 53.546, "lon": -113.494, "timezone": "America/Edmonton"}
 DOWNTOWN = {"lat": 53.5436, "lon": -113.4923}
 
@@ -118,7 +122,9 @@ class WebhookReceiver:
         self.server.shutdown()
         self.server.server_close()
 
-    def wait_for(self, count: int, timeout_s: float = 30.0) -> list[tuple[dict[str, str], bytes]]:
+    def wait_for(
+        self, count: int, timeout_s: float = PATIENCE_S
+    ) -> list[tuple[dict[str, str], bytes]]:
         deadline = time.monotonic() + timeout_s
         while len(self.received) < count:
             if time.monotonic() > deadline:

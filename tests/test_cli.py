@@ -16,12 +16,13 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from fulfill import simclock
 from fulfill.db import engine_for
 from fulfill.devservers import free_port, wait_for_http
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Order
 from fulfill.tracking.models import Shipment
-from tests.support import WebhookReceiver, order_body, seed_catalog
+from tests.support import PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 
 
 def fulfill(
@@ -80,13 +81,13 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
                 body = order_body(service_level="standard")
                 created = client.post("/v1/orders", json=body, headers=admin)
                 assert created.status_code == 201, created.text
-                receiver.wait_for(1, timeout_s=60)
+                receiver.wait_for(1)
                 for n in range(2, 6):
                     more = order_body(f"web-{n}", service_level="standard")
                     assert client.post("/v1/orders", json=more, headers=admin).status_code == 201
             listed = httpx.get(f"{base}/v1/orders", params={"limit": 200}, headers=admin).json()
             assert len(listed["items"]) == 5
-            receiver.wait_for(5, timeout_s=60)
+            receiver.wait_for(5)
         finally:
             serve.terminate()
             serve.wait(timeout=30)
@@ -105,14 +106,14 @@ def test_serve_takes_its_worker_and_beat_down_with_it(tmp_path: Path) -> None:
     assert len(children) >= 2  # the worker and beat
     serve.kill()  # the harshest end: no cleanup code runs in serve
     serve.wait(timeout=30)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE_S
     while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in children if _alive(pid)]
 
 
 def _children_of(pid: int) -> list[int]:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
         found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         if len(found) >= 2:
@@ -132,7 +133,7 @@ def _alive(pid: int) -> bool:
 def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> None:
     out = tmp_path / "day"
     day = fulfill("demo", "--orders", "120", "--seed", "7", "--out", str(out),
-                  "--day", "2026-11-23", env={}, timeout_s=600)  # fmt: skip
+                  "--day", "2026-11-23", env={simclock.ENV: ""}, timeout_s=600)  # fmt: skip
     assert day.returncode == 0, day.stderr
     report = json.loads((out / "report.json").read_text())
     assert (out / "wave_map.png").stat().st_size > 1000

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,10 @@ from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.dispatch.models import Plan, PlanStatus, Wave, WaveStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.simclock import SharedClock
 from fulfill.worker import make_celery
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
-from tests.support import MORNING, WebhookReceiver, order_body, seed_catalog
+from tests.support import MORNING, PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 
 
 @contextmanager
@@ -80,7 +82,7 @@ def assert_delivered_once(receiver: WebhookReceiver, engine: Engine, order_ids: 
     assert sorted(delivered) == sorted(order_ids)
 
 
-def _wait_until_all_sent(engine: Engine, timeout_s: float = 30.0) -> None:
+def _wait_until_all_sent(engine: Engine, timeout_s: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         with Session(engine) as session:
@@ -124,11 +126,11 @@ def test_on_the_embedded_broker_beat_sweeps_what_no_kick_announced(
 
 
 def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
-    db_url: str, tmp_path: Path, engine: Engine
+    db_url: str, tmp_path: Path, engine: Engine, clock: SharedClock
 ) -> None:
     """The whole dispatch chain on real processes: orders placed before the 10:00 cutoff (of
-    18 Nov; the worker's clock is past it), beat's sweep closes the wave, a worker plans it on
-    the planning queue, and the plan made at the cutoff is published."""
+    18 Nov), then the clock of every process moved past it: beat's sweep closes the wave, a
+    worker plans it on the planning queue, and the plan made at the cutoff is published."""
     settings = Settings(data_dir=tmp_path, database_url=db_url)
     app = create_app(settings)
     app.state.clock = lambda: MORNING
@@ -143,13 +145,14 @@ def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
         orders = [client.post("/v1/orders", json=order_body(f"w-{n}"), headers=admin)
                   for n in range(3)]  # fmt: skip
         assert all(o.status_code == 201 for o in orders)
+    clock.set(MORNING + timedelta(hours=2), 1.0)  # 10:30 in Edmonton
     env = {"FULFILL_DATA_DIR": str(tmp_path), "FULFILL_DATABASE_URL": db_url,
            "FULFILL_DISPATCH_SWEEP_S": "1", "FULFILL_DISPATCH_TIME_LIMIT_S": "1"}  # fmt: skip
     with (
         fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"),
         fulfill_process(["beat"], env, tmp_path / "beat.log"),
     ):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             with Session(engine) as session:
                 plans = session.exec(select(Plan)).all()

@@ -24,12 +24,17 @@ from fulfill import simclock
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-_shared_clock = simclock.from_environment()  # a demo's simulated day, else real time
+@cache
+def _shared_clock() -> simclock.SharedClock | None:
+    """A demo's simulated day (or the tests' pinned one), else None for real time. Read at the
+    first reading, not at import, so a process may name its clock after importing us."""
+    return simclock.from_environment()
 
 
 def utcnow() -> datetime:
-    if _shared_clock is not None:
-        return _shared_clock.now()
+    clock = _shared_clock()
+    if clock is not None:
+        return clock.now()
     return datetime.now(UTC)
 
 

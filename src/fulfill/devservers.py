@@ -141,7 +141,7 @@ def _watch(stop_command: list[str]) -> None:
     )
 
 
-def _wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+def _wait_for_port(port: int, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -182,7 +182,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             if time.monotonic() > deadline:
                 raise TimeoutError("the live server did not start")

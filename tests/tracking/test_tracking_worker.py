@@ -20,7 +20,7 @@ from fulfill.tracking import service
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill_carriers.sandbox import SIGNATURE_HEADER
 from fulfill_carriers.signatures import sign
-from tests.support import MORNING, order_body, seed_catalog
+from tests.support import MORNING, PATIENCE_S, order_body, seed_catalog
 from tests.test_worker import fulfill_process
 
 SECRET = "whsec_carrier"
@@ -58,7 +58,7 @@ def test_a_worker_on_redis_applies_webhooks_moments_after_they_are_kept(
                 response = client.post("/v1/carriers/sandbox/webhooks", content=body,
                                        headers={SIGNATURE_HEADER: sign(body, SECRET)})  # fmt: skip
                 assert response.status_code == 202, response.text
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + PATIENCE_S
             while True:
                 with Session(engine) as session:
                     pending = session.exec(
