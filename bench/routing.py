@@ -35,7 +35,7 @@ from fulfill_routing.readers import SCALE, read_best_known, read_instance
 from fulfill_routing.schedule import Context
 from fulfill_routing.solve import build_solution, matrices, solve
 
-SOLOMON = Path(__file__).resolve().parents[2] / "shared" / "bench" / "routing" / "solomon"
+SOLOMON = Path(__file__).resolve().parents[1] / "routing" / "tests" / "data" / "solomon"
 SOLVERS = ("auto", "ortools", "pyvrp", "vroom")
 console = Console(stderr=True)
 

@@ -35,6 +35,10 @@ from fulfill.models import metadata
 from tests.support import MORNING, seed_catalog
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = os.environ.get("FULFILL_TEST_CHROMIUM", "/usr/bin/chromium")
+# As root in a container: no sandbox; and no background traffic to a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 # One clock for the whole suite: this process and every worker, beat and server it starts read it
 # (``FULFILL_CLOCK_FILE`` is inherited). Each test starts at MORNING with the clock running, so no
@@ -167,6 +171,19 @@ def shop(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
 def live_server(app: FastAPI) -> Iterator[LiveServer]:
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's Chromium, driven by Playwright."""
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        server_missing(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

@@ -74,7 +74,9 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
             base = f"http://127.0.0.1:{port}"
             wait_for_http(f"{base}/healthz")
             key = (tmp_path / "data" / "dev-api-key").read_text().strip()
-            assert key in (tmp_path / "serve.log").read_text()
+            said = (tmp_path / "serve.log").read_text()
+            # The URL and the key come last, after the server's own start-up lines.
+            assert said.index("Uvicorn running") < said.index(f"on {base}") < said.index(key)
             admin = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=base, timeout=30) as client:
                 seed_catalog(client, admin)  # type: ignore[arg-type]
@@ -92,6 +94,11 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
             serve.terminate()
             serve.wait(timeout=30)
     assert serve.returncode is not None
+    # The sweeps ran every few seconds; none of their routine lines reached the console or logs.
+    logs = [tmp_path / "serve.log", *(tmp_path / "data" / "logs").glob("*.log")]
+    assert len(logs) == 3
+    for log in logs:
+        assert not re.search(r"Sending due task|Task \S+ (received|succeeded)", log.read_text())
 
 
 def test_serve_takes_its_worker_and_beat_down_with_it(tmp_path: Path) -> None:

@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-SOLOMON = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "routing" / "solomon"
+SOLOMON = Path(__file__).resolve().parent / "data" / "solomon"
 
 
 @pytest.fixture(scope="session")
 def solomon_dir() -> Path:
-    if not SOLOMON.is_dir():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{SOLOMON} is missing: CI runs with shared/ beside the repository")
-        pytest.skip("the shared benchmark instances are not beside this checkout")
+    """The Solomon instances shipped with the repository (``data/README.md``)."""
     return SOLOMON

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fulfill import __version__
+from fulfill.api_docs import add_docs
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
 from fulfill.dispatch.api import router as dispatch_router
@@ -30,6 +31,7 @@ from fulfill.notify.page import router as tracking_page
 from fulfill.observability import MetricsMiddleware
 from fulfill.orders.api import router as orders_router
 from fulfill.outbox.api import router as outbox_router
+from fulfill.request_bodies import SENT_CONTENT_TYPE, RequestBodies, TooLarge
 from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="fulfill",
         version=__version__,
         description="Same-day order fulfillment: orders, stock, promises, routes, tracking.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine_for(
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.send_task = _best_effort_sender(celery)
     app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
     _add_problem_handlers(app)
     app.include_router(inventory_router)
     app.include_router(orders_router)
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_page)
     app.include_router(outbox_router)
     _add_operations_routes(app)
+    add_docs(app)
     return app
 
 
@@ -137,7 +143,7 @@ def _add_problem_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [_field_error(e) for e in exc.errors()]
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            problem = FulfillError("the request body is not valid JSON", 400)
+            problem = FulfillError(_not_json(request), 400)
             problem.code = "malformed-json"
         else:
             summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
@@ -148,8 +154,11 @@ def _add_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        problem = FulfillError(str(exc.detail), exc.status_code)
-        problem.code = "http-" + str(exc.status_code)
+        if exc.status_code == 413:  # a body without a length, counted past the limit
+            problem: FulfillError = TooLarge(request.app.state.settings.max_body_bytes)
+        else:
+            problem = FulfillError(str(exc.detail), exc.status_code)
+            problem.code = "http-" + str(exc.status_code)
         return ProblemResponse(
             problem.problem(request.url.path), status_code=exc.status_code, headers=exc.headers
         )
@@ -162,6 +171,14 @@ def _add_problem_handlers(app: FastAPI) -> None:
         return JSONResponse(
             problem.problem(request.url.path), status_code=500, media_type=PROBLEM_MEDIA_TYPE
         )
+
+
+def _not_json(request: Request) -> str:
+    sent = request.scope.get(SENT_CONTENT_TYPE)
+    if sent is None:
+        return "the request body is not valid JSON"
+    header = f"Content-Type: {sent}" if sent else "no Content-Type"
+    return f"the request body is not valid JSON (sent with {header}; this API reads JSON only)"
 
 
 def _field_error(error: Any) -> dict[str, str]:

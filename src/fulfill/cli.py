@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,20 +94,34 @@ def serve(
     _prepare_data_dir(settings)
     upgrade(settings.resolved_database_url)
     key = _development_key(settings)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
     children = Supervisor(
         {
             "worker": [sys.executable, "-m", "fulfill", "worker", f"--concurrency={workers}"],
             "beat": [sys.executable, "-m", "fulfill", "beat"],
-        }
+        },
+        env={"PYTHONUNBUFFERED": "1"},  # their logs as they happen
+        log_dir=logs,
     )
     children.start()
-    console.print(f"[bold]fulfill[/] on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    console.print(
-        f"database {settings.resolved_database_url}, broker {settings.resolved_broker_url}"
-    )
-    console.print(f"development API key (admin): [bold]{key}[/]")
+    server = uvicorn.Server(uvicorn.Config("fulfill.app:create_app", factory=True, host=host,
+                                           port=port))  # fmt: skip
+
+    def banner() -> None:  # last, once the server's own start-up lines are out
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            console.print(f"database {settings.resolved_database_url}, "
+                          f"broker {settings.resolved_broker_url}")  # fmt: skip
+            console.print(f"worker and beat log to {logs}/")
+            console.print(f"[bold]fulfill[/] on http://{host}:{port}  "
+                          f"(docs: http://{host}:{port}/docs)")  # fmt: skip
+            console.print(f"development API key (admin): [bold]{key}[/]")
+
+    threading.Thread(target=banner, daemon=True, name="banner").start()
     try:
-        uvicorn.run("fulfill.app:create_app", factory=True, host=host, port=port)
+        server.run()
     finally:
         children.stop()
 

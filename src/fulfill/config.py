@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     api_threads: int = Field(12, description="threads serving requests, per API process")
+    max_body_bytes: int = Field(
+        2_000_000, ge=0, description="a larger request body is refused (413) before it is read"
+    )
 
     idempotency_ttl_hours: int = 24
 

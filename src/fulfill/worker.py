@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, worker_process_init
 
 from fulfill import embedded_broker
 from fulfill.config import Settings, get_settings
@@ -30,6 +30,9 @@ TASK_MODULES = [
     "fulfill.restock.tasks",
     "fulfill.tracking.tasks",
 ]
+# What every sweep says each few seconds (a task sent, received, succeeded): said at INFO, these
+# bury what matters, so they are shown only at DEBUG.
+ROUTINE_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 VISIBILITY_TIMEOUT_S = 2 * 3600  # above every task's time limit
 DEFAULT_QUEUE = "fulfill"
 PLANNING_QUEUE = "planning"
@@ -131,3 +134,11 @@ app = make_celery(get_settings())
 @worker_process_init.connect
 def _relay_what_tasks_enqueue(**_: Any) -> None:
     set_default_kick(CoalescingKick(lambda: app.send_task("outbox.relay")))
+
+
+@after_setup_logger.connect
+def _quiet_routine_lines(loglevel: int | str | None = None, **_: Any) -> None:
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level > logging.DEBUG:
+        for name in ROUTINE_LOGGERS:
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,11 @@ from fulfill.config import Settings
 from fulfill.devservers import LiveServer
 from fulfill.dispatch import service
 from fulfill.migrations import upgrade
-from tests.conftest import server_missing
 from tests.dispatch.test_dispatch import AFTER_CUTOFF, add_van, place_orders, planned
 from tests.support import seed_catalog
 
 Headers = dict[str, str]
-CHROMIUM = os.environ.get("FULFILL_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("FULFILL_TEST_ARTIFACTS", "test-artifacts"))
-# As root in a container: no sandbox; and no background traffic to a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +30,6 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('page') / 'fulfill.db'}"
     upgrade(url)
     return url
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        server_missing(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_the_page_draws_a_plan_moves_a_stop_and_replans(
