@@ -20,7 +20,12 @@ RUN mkdir -p src/fulfill routing/src/fulfill_routing carriers/src/fulfill_carrie
 COPY . .
 RUN uv sync --frozen --no-dev --extra monitoring
 
+# The data dir (beat's schedule, the default Maildir) belongs to the user the services run as; a
+# named volume mounted here starts with this directory's owner. Each service's health check is in
+# docker-compose.yml: one for all would probe the API's port in the worker and beat too.
+RUN mkdir -p /data && chown fulfill:fulfill /data
+VOLUME ["/data"]
+
 USER fulfill
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
 CMD ["uvicorn", "fulfill.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -195,7 +195,7 @@ def main() -> None:
         upgrade(url)
         with Session(engine_for(url)) as session:
             admin = create_key(session, [Scope.ADMIN], "ops")
-            shop = create_key(session, [Scope.STOREFRONT], "shop")
+            shop = create_key(session, [Scope.STOREFRONT], storefront="shop")
             desk = create_key(session, [Scope.DISPATCHER], "desk")
             session.commit()
         port = devservers.free_port()

@@ -144,7 +144,7 @@ def prepare_database(server_url: str) -> tuple[str, str, str]:
         conn.execute(text("CREATE TABLE bench_bare (id bigserial PRIMARY KEY, payload jsonb)"))
     with Session(engine) as session:
         admin = create_key(session, [Scope.ADMIN], "bench-admin")
-        shop = create_key(session, [Scope.STOREFRONT], "bench-shop")
+        shop = create_key(session, [Scope.STOREFRONT], storefront="bench-shop")
         session.commit()
     return url, admin, shop
 

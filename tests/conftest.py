@@ -148,9 +148,13 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def make_key(engine: Engine) -> Callable[..., dict[str, str]]:
     """Create a key and return the headers that send it."""
 
-    def make(*scopes: Scope, name: str | None = None) -> dict[str, str]:
+    def make(
+        *scopes: Scope, name: str | None = None, storefront: str | None = None
+    ) -> dict[str, str]:
+        if Scope.STOREFRONT in scopes and storefront is None:
+            storefront = name  # the tests' shops are named for their storefront
         with Session(engine) as session:
-            key = create_key(session, list(scopes), name)
+            key = create_key(session, list(scopes), name, storefront=storefront)
             session.commit()
         return {"Authorization": f"Bearer {key}"}
 

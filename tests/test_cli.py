@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from fulfill import simclock
+from fulfill.auth import ApiKey
 from fulfill.db import engine_for
 from fulfill.devservers import free_port, wait_for_http
 from fulfill.notify.models import Notice
@@ -43,10 +44,48 @@ def test_migrate_then_create_a_key_printed_alone_on_the_last_line(
     data_env: dict[str, str],
 ) -> None:
     assert fulfill("migrate", env=data_env).returncode == 0
-    created = fulfill("keys", "create", "--scope", "storefront", "--name", "shop", env=data_env)
+    created = fulfill("keys", "create", "--scope", "storefront", "--storefront", "shop",
+                      env=data_env)  # fmt: skip
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"ffk_[A-Za-z0-9_-]{43}", key)
+
+
+def test_keys_are_listed_without_their_secret_and_revoked_by_id_or_prefix(
+    data_env: dict[str, str],
+) -> None:
+    assert fulfill("migrate", env=data_env).returncode == 0
+    made = [
+        fulfill("keys", "create", "--scope", "storefront", "--storefront", "tea-shop", env=data_env)
+        for _ in range(2)
+    ]
+    keys = [m.stdout.strip().splitlines()[-1] for m in made]
+    listed = fulfill("keys", "list", env=data_env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("tea-shop") >= 2
+    assert not any(key in listed.stdout for key in keys)
+    revoked = fulfill("keys", "revoke", keys[0][:10], env=data_env)
+    assert revoked.returncode == 0, revoked.stderr
+    again = fulfill("keys", "revoke", "999", env=data_env)
+    assert again.returncode == 2
+    assert again.stderr.strip() == "error: no keys match '999'; name one by its id"
+    with Session(engine_for(f"sqlite:///{data_env['FULFILL_DATA_DIR']}/fulfill.db")) as session:
+        rows = session.exec(select(ApiKey).order_by(col(ApiKey.id))).all()
+    assert [(r.storefront, r.revoked_at is not None) for r in rows] == [
+        ("tea-shop", True), ("tea-shop", False),
+    ]  # fmt: skip
+
+
+def test_a_storefront_key_without_its_storefront_is_a_one_line_error(
+    data_env: dict[str, str],
+) -> None:
+    assert fulfill("migrate", env=data_env).returncode == 0
+    result = fulfill("keys", "create", "--scope", "storefront", env=data_env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: a storefront key needs the storefront it belongs to (--storefront)"
+    ]
+    assert result.stdout == ""
 
 
 def test_a_bad_scope_is_a_one_line_error(data_env: dict[str, str]) -> None:

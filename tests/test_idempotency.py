@@ -88,6 +88,12 @@ def test_a_failure_is_replayed_too_but_a_validation_error_is_not_stored(
     invalid = order_body(lines=[{"sku": "TEA-1", "quantity": 0}])
     assert client.post("/v1/orders", json=invalid, headers=shop | key("k2")).status_code == 422
     assert client.post("/v1/orders", json=order_body(), headers=shop | key("k2")).status_code == 201
+    # A refusal found by the service (a sku the catalog lacks) is the request's fault too.
+    unknown = order_body("web-2", lines=[{"sku": "TEA-9", "quantity": 1}])
+    assert client.post("/v1/orders", json=unknown, headers=shop | key("k3")).status_code == 422
+    corrected = client.post("/v1/orders", json=order_body("web-2"), headers=shop | key("k3"))
+    assert corrected.status_code == 201, corrected.text
+    assert "idempotent-replayed" not in corrected.headers
 
 
 def test_every_creating_post_takes_a_key(client: TestClient, admin: Headers) -> None:

@@ -8,15 +8,15 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from fulfill.auth import ApiKey, Scope, create_key, hash_key
+from fulfill.auth import ApiKey, Scope, create_key, hash_key, revoke_key
 from fulfill.config import Settings, get_settings
-from fulfill.db import engine_for
+from fulfill.db import engine_for, utcnow
 from fulfill.devservers import Supervisor
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -45,15 +45,59 @@ def migrate(revision: str = "head") -> None:
 @keys_cli.command("create")
 def keys_create(
     scope: Annotated[list[Scope], typer.Option("--scope", help="repeat for several scopes")],
-    name: Annotated[str | None, typer.Option(help="the storefront or party the key is for")] = None,
+    storefront: Annotated[
+        str | None,
+        typer.Option(help="the shop whose orders the key holds (needed with --scope storefront)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="a label: whom or what the key is for")] = None,
 ) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     settings = get_settings()
     with Session(engine_for(settings.resolved_database_url)) as session:
-        key = create_key(session, scope, name)
+        try:
+            key = create_key(session, scope, name, storefront=storefront)
+        except ValueError as exc:
+            _fail(str(exc))
         session.commit()
-    console.print(f"created a key with scopes {', '.join(s.value for s in scope)}")
+    owner = f" for storefront {storefront}" if storefront else ""
+    console.print(f"created a key with scopes {', '.join(s.value for s in scope)}{owner}")
     print(key)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """The keys: id, prefix, label, storefront, scopes, created and revoked (never the key)."""
+    from rich.table import Table
+
+    table = Table("id", "prefix", "name", "storefront", "scopes", "created", "revoked")
+    with Session(engine_for(get_settings().resolved_database_url)) as session:
+        for row in session.exec(select(ApiKey).order_by(col(ApiKey.id))):
+            table.add_row(
+                str(row.id), row.prefix, row.name, row.storefront or "", ",".join(row.scopes),
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
+            )  # fmt: skip
+    Console(width=160).print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="the key's id or prefix, as `keys list` shows")],
+) -> None:
+    """Revoke a key: every API process refuses it from its next request on."""
+    with Session(engine_for(get_settings().resolved_database_url)) as session:
+        try:
+            row = revoke_key(session, key, utcnow())
+        except ValueError as exc:
+            _fail(str(exc))
+        said = f"revoked key {row.id} ({row.prefix}, {row.name})"
+        session.commit()
+    console.print(said)
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"error: {message}", markup=False)
+    raise typer.Exit(2)
 
 
 @cli.command()

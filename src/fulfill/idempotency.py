@@ -53,6 +53,11 @@ def fingerprint(method: str, path: str, payload: BaseModel | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Refusals of the request itself (it names an unknown sku, say), not outcomes of the work: the
+# corrected request may come with the same key, as Stripe's keys allow.
+REFUSED_AS_MALFORMED = frozenset({400, 422})
+
+
 def respond_idempotently(
     session: Session,
     caller: Caller,
@@ -75,7 +80,9 @@ def respond_idempotently(
     try:
         body = action().model_dump(mode="json")
     except FulfillError as err:
-        session.rollback()
+        session.rollback()  # the claim too: a request refused as malformed keeps nothing
+        if err.status_code in REFUSED_AS_MALFORMED:
+            raise
         return _store_failure(session, caller.key_id, key, request_fingerprint, err, ttl)
     record.response_status = status_code
     record.response_body = body

@@ -109,7 +109,8 @@ class Stack:
     def _make_keys(self) -> Keys:
         with Session(engine_for(self.database_url)) as session:
             made = {
-                name: create_key(session, [scope], name=name)
+                name: create_key(session, [scope], name=name,
+                                 storefront="demo-shop" if scope == Scope.STOREFRONT else None)
                 for name, scope in (("admin", Scope.ADMIN), ("shop", Scope.STOREFRONT),
                                     ("vans", Scope.CARRIER), ("dispatcher", Scope.DISPATCHER),
                                     ("support", Scope.SUPPORT))

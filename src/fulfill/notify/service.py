@@ -258,7 +258,9 @@ def words(notice: Notice, settings: Settings, now: datetime) -> dict[str, Any]:
     facts, language = notice.context, notice.language
     zone = facts.get("zone", "UTC")
     carrier = facts.get("carrier")
-    shop = settings.shop_name or facts.get("storefront", "")
+    storefront = facts.get("storefront", "")
+    # An order placed by a key of no storefront is filed under the key (``key:<id>``): no name.
+    shop = settings.shop_name or ("" if ":" in storefront else storefront)
     situation = facts.get("situation") or ("lost" if facts.get("reason") == "lost" else "exception")
     tracking_url = tracking_link(settings, facts.get("token", ""))
     return {

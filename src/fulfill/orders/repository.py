@@ -45,7 +45,7 @@ class OrderBundle:
 def visible_orders(caller: Caller) -> SelectOfScalar[Order]:
     statement = select(Order)
     if not caller.sees_all_orders:
-        statement = statement.where(Order.storefront == caller.name)
+        statement = statement.where(Order.storefront == caller.tenant)
     return statement
 
 

@@ -75,7 +75,7 @@ def place_order(
     promise = sourced.promise
     order = Order(
         id=order_id,
-        storefront=caller.name,
+        storefront=caller.tenant,
         external_id=payload.external_id,
         status=OrderStatus.CONFIRMED,
         service_level=level,
@@ -296,7 +296,7 @@ def order_detail(bundle: repo.OrderBundle) -> OrderDetail:
 
 
 def _refuse_known_external_id(session: Session, caller: Caller, external_id: str) -> None:
-    existing = repo.by_external_id(session, caller.name, external_id)
+    existing = repo.by_external_id(session, caller.tenant, external_id)
     if existing is not None:
         raise Conflict(
             f"order {external_id} exists as {existing.id}",
