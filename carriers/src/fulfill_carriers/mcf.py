@@ -1,7 +1,7 @@
 """Amazon Multi-Channel Fulfillment: the Fulfillment Outbound (2020-07-01) and FBA Inventory (v1)
 APIs of the Selling Partner API, as far as a shop that ships through it needs them.
 
-Field names follow Amazon's published models (``specs/amazon-mcf``). Errors come in two kinds: a
+Field names follow Amazon's published models (``carriers/specs/amazon-mcf``). Errors come in two kinds: a
 call that may work later (a timeout, a refused connection, 429 or 5xx) raises ``McfUnavailable``;
 a refusal of the request itself raises ``McfRefused`` with Amazon's error code and message.
 
