@@ -166,7 +166,8 @@ def test_a_shipped_package_is_tracked_with_amazons_event_codes_normalised(
         assert not client.package_tracking(123).known
 
 
-# EventCode's enum in Amazon's model (carriers/specs/amazon-mcf/fulfillmentOutbound_2020-07-01.json).
+# EventCode's enum in Amazon's model
+# (carriers/specs/amazon-mcf/fulfillmentOutbound_2020-07-01.json).
 MODEL_EVENT_CODES = (
     "EVENT_101",
     "EVENT_102",
