@@ -2,8 +2,9 @@
 APIs of the Selling Partner API, as far as a shop that ships through it needs them.
 
 Field names follow Amazon's published models (``carriers/specs/amazon-mcf``). Errors come in two
-kinds: a call that may work later (a timeout, a refused connection, 429 or 5xx) raises ``McfUnavailable``;
-a refusal of the request itself raises ``McfRefused`` with Amazon's error code and message.
+kinds: a call that may work later (a timeout, a refused connection, 429 or 5xx) raises
+``McfUnavailable``; a refusal of the request itself raises ``McfRefused`` with Amazon's error
+code and message.
 
 ``ensure_created`` is the only way to create a fulfillment order: the seller fulfillment order
 id is the idempotency key, so a retry after a lost answer or a replayed task finds the order it
