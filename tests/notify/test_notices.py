@@ -26,6 +26,7 @@ from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import claim_due
+from fulfill.simclock import SharedClock
 from fulfill.tracking import service as tracking
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
@@ -283,11 +284,13 @@ def test_a_worker_that_died_mid_send_sends_nothing_twice(
 
 def test_a_failed_attempt_told_in_the_window_counts_as_telling_a_late_customer(
     client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    clock: SharedClock,
 ) -> None:  # fmt: skip
     seed_catalog(client, admin)
     failed, silent = place(client, shop, "web-1"), place(client, shop, "web-2")
     shipments = [follow(engine, failed, "TRK-1"), follow(engine, silent, "TRK-2")]
     day = MORNING + timedelta(days=1)
+    clock.set(day, 1.0)  # the attempt fails, and its notice goes, the next day
     scan(engine, shipments[0], S.ATTEMPT_FAILED, day, "AF", reason=ExceptionReason.NOT_HOME)
     relay_now(engine, ntc_settings)
     with Session(engine) as session:

@@ -175,6 +175,7 @@ class Carrier(Protocol):
         ...
 
 
-def delivery_id(body: bytes, signature: str) -> str:
-    """An id for a webhook delivery that carries none of its own: a replay has the same one."""
-    return hashlib.sha256(signature.encode() + b"\n" + body).hexdigest()
+def delivery_id(body: bytes, signed_at: int) -> str:
+    """An id for a webhook delivery that carries none of its own, from what its signature covers
+    (the timestamp and the body), so a replay has the same one however its header is written."""
+    return hashlib.sha256(str(signed_at).encode() + b"\n" + body).hexdigest()

@@ -104,16 +104,17 @@ class SandboxCarrier:
     ) -> Webhook:
         signature = headers.get(SIGNATURE_HEADER)
         try:
-            verify(body, signature, self.webhook_secret, tolerance_s=self.tolerance_s, now=now)
+            signed_at = verify(
+                body, signature, self.webhook_secret, tolerance_s=self.tolerance_s, now=now
+            )
         except SignatureError as exc:
             raise WebhookRefused(str(exc), 401) from exc
-        assert signature is not None
         try:
             payload = json.loads(body)
             events = tuple(_event(e) for e in payload["events"])
         except (ValueError, KeyError, TypeError, CarrierUnavailable) as exc:
             raise WebhookRefused(f"not a sandbox carrier webhook: {exc}", 400) from exc
-        return Webhook(delivery_id(body, signature), events)
+        return Webhook(delivery_id(body, signed_at), events)
 
     def cancel(self, tracking_number: str) -> None:
         self._call("POST", f"/v1/shipments/{tracking_number}/cancel")

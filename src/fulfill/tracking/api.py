@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
 
 from fulfill.deps import ClockDep, OrderReader, SessionDep, problem_responses
 from fulfill.errors import FulfillError, NotFound, Unauthorized
@@ -17,21 +18,10 @@ from fulfill_carriers.adapter import Carrier, WebhookRefused
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
 
-# Far above any carrier's batch of events; a larger body is refused before it is read whole.
-MAX_WEBHOOK_BYTES = 2_000_000
-
-
 async def _raw_body(request: Request) -> bytes:
-    """The exact bytes a signature covers (read on the event loop; the route runs in a thread)."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
-        raise FulfillError(f"a webhook body is at most {MAX_WEBHOOK_BYTES} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BYTES:
-            raise FulfillError(f"a webhook body is at most {MAX_WEBHOOK_BYTES} bytes", 413)
-    return bytes(body)
+    """The exact bytes a signature covers, read on the event loop (the route runs in a thread);
+    ``request_bodies`` has refused a body over the API's limit before it is read whole."""
+    return await request.body()
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
@@ -41,13 +31,17 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
     "/carriers/{carrier}/webhooks",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
-    responses=problem_responses(400, 401, 404, 413),
+    responses={
+        200: {"model": WebhookAccepted, "description": "kept before; stored no second time"},
+        **problem_responses(400, 401, 404, 413),
+    },
 )
 def receive_webhook(
     carrier: str, request: Request, body: RawBody, session: SessionDep, clock: ClockDep
-) -> WebhookAccepted:
-    """A carrier's tracking webhook, in its own format and signature. Verified and kept at once
-    (a replay of a kept delivery is a 401), applied by a worker moments later."""
+) -> WebhookAccepted | JSONResponse:
+    """A carrier's tracking webhook, in its own format and signature. Verified and kept at once,
+    applied by a worker moments later. A delivery kept before (a carrier's retry, a replay of what
+    was signed) is a 200 naming the first receipt, and is stored no second time."""
     adapter = _webhook_carrier(request, carrier)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
@@ -56,10 +50,12 @@ def receive_webhook(
         if exc.status == 401:
             raise Unauthorized(str(exc)) from None
         raise FulfillError(str(exc)) from None
-    receipt = ingest.keep(session, carrier, hook, clock())
-    assert receipt.id is not None
+    receipt, new = ingest.keep(session, carrier, hook, clock())
+    accepted = WebhookAccepted(receipt=receipt, events=len(hook.events), already_kept=not new)
+    if not new:
+        return JSONResponse(accepted.model_dump(), status_code=status.HTTP_200_OK)
     request.app.state.kick_tracking()
-    return WebhookAccepted(receipt=receipt.id, events=len(hook.events))
+    return accepted
 
 
 def _webhook_carrier(request: Request, code: str) -> Carrier:

@@ -2,11 +2,12 @@
 
 The API verifies the signature, keeps the delivery as a ``WebhookReceipt`` (its normalised
 events) in one short transaction, answers 202 and asks a worker to apply what is pending (one
-message per 50 ms however many deliveries arrive). A replay of a delivery already kept is
-refused (401, nothing stored). The worker applies pending receipts in batches, each once; the
-beat sweep asks again for receipts left waiting, so a lost message loses nothing. Events for a
-parcel not followed yet wait and are tried again; a delivery that cannot be applied at all is
-set aside with the reason, its events kept.
+message per 50 ms however many deliveries arrive). A delivery kept already (a carrier's retry
+after a lost answer, or a replay of what was signed) is answered as kept and stored no second
+time: a 401 would read to the carrier as a wrong secret. The worker applies pending receipts in
+batches, each once; the beat sweep asks again for receipts left waiting, so a lost message loses
+nothing. Events for a parcel not followed yet wait and are tried again; a delivery that cannot be
+applied at all is set aside with the reason, its events kept.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from fulfill.db import utcnow
-from fulfill.errors import Unauthorized
 from fulfill.tracking import service
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill_carriers.adapter import CarrierEvent, Webhook
@@ -37,10 +37,6 @@ UNKNOWN_TRIES = 6
 log = logging.getLogger(__name__)
 
 
-class WebhookReplayed(Unauthorized):
-    code = "webhook-replayed"
-
-
 @dataclass(frozen=True)
 class Applied:
     events: int
@@ -49,24 +45,26 @@ class Applied:
     deliveries: int = 0
 
 
-def keep(session: Session, carrier: str, hook: Webhook, now: datetime) -> WebhookReceipt:
-    """Store a verified delivery, alone in its transaction, and commit it; a replay raises
-    ``WebhookReplayed`` and stores nothing."""
-    receipt = WebhookReceipt(
-        carrier=carrier,
-        delivery_id=hook.delivery_id[:128],
-        events=[e.as_dict() for e in hook.events],
-        received_at=now,
-    )
+def keep(session: Session, carrier: str, hook: Webhook, now: datetime) -> tuple[int, bool]:
+    """Store a verified delivery, alone in its transaction, and commit it: its receipt's id,
+    and whether it is new (a delivery kept before stores nothing and answers the first id)."""
+    delivery = hook.delivery_id[:128]
+    events = [e.as_dict() for e in hook.events]
+    receipt = WebhookReceipt(carrier=carrier, delivery_id=delivery, events=events, received_at=now)
     session.add(receipt)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise WebhookReplayed(
-            f"this {carrier} webhook delivery was received already", delivery=hook.delivery_id
-        ) from None
-    return receipt
+        first = session.exec(
+            select(WebhookReceipt.id).where(
+                WebhookReceipt.carrier == carrier, WebhookReceipt.delivery_id == delivery
+            )
+        ).one()
+        assert first is not None
+        return first, False
+    assert receipt.id is not None
+    return receipt.id, True
 
 
 def apply_pending(engine: Engine, limit: int = 100, now: datetime | None = None) -> Applied | None:

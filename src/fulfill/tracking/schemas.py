@@ -47,3 +47,4 @@ class ShipmentPublic(BaseModel):
 class WebhookAccepted(BaseModel):
     receipt: int
     events: int
+    already_kept: bool = False  # a retry or replay of a delivery kept before: stored once
