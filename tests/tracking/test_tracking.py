@@ -135,6 +135,29 @@ def test_a_parcel_is_created_once_polled_to_the_door_and_shown_on_its_order(
     assert client.get("/v1/shipments/nope", headers=shop).status_code == 404
 
 
+def test_an_older_event_of_the_same_rank_arriving_late_does_not_win(
+    shipped: dict[str, Any], engine: Engine, trk_settings: Settings
+) -> None:
+    """Out for delivery at 10:00, a failed attempt at 11:00 and another at 13:00 (the driver came
+    back); the carrier's delivery of the 12:00 "out for delivery" comes last. The parcel's latest
+    word is the 13:00 attempt: it stays a failed attempt."""
+    number, t0 = shipped["number"], utcnow()
+    at = {hour: t0 + timedelta(hours=hour) for hour in (10, 11, 12, 13)}
+    deliveries = [
+        [event(number, S.OUT_FOR_DELIVERY, at[10], "OD1")],
+        [event(number, S.ATTEMPT_FAILED, at[11], "AF1", reason=ExceptionReason.NOT_HOME)],
+        [event(number, S.ATTEMPT_FAILED, at[13], "AF2", reason=ExceptionReason.NOT_HOME)],
+        [event(number, S.OUT_FOR_DELIVERY, at[12], "OD2")],
+    ]
+    with Session(engine) as session:
+        for delivered in deliveries:  # each its own delivery, as a webhook or a poll brings it
+            shipment = service.locked(session, shipped["shipment"])
+            service.record(session, shipment, delivered, source="webhook", now=at[13])
+            session.commit()
+        shipment = service.locked(session, shipped["shipment"])
+        assert (shipment.status, shipment.status_at) == (S.ATTEMPT_FAILED, at[13])
+
+
 def test_replayed_and_out_of_order_events_change_nothing(
     shipped: dict[str, Any], engine: Engine, trk_settings: Settings
 ) -> None:

@@ -249,6 +249,11 @@ def record(
             shipment.status, shipment.status_at = event.status, event.occurred_at
             shipment.reason = event.reason.value if event.reason else None
             alerts += _alerts_for(session, shipment, event, now, known)
+        elif event.status is S(shipment.status) and event.occurred_at > shipment.status_at:
+            # The status said again, later: it dates from then, so an older event of the same
+            # rank that arrives after it (a carrier's late delivery) cannot take its place.
+            shipment.status_at = event.occurred_at
+            shipment.reason = event.reason.value if event.reason else shipment.reason
     moved_at_all = S(shipment.status) is not before
     if moved_at_all:
         _status_changed(session, shipment, before, now, known)
