@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="where customers reach the service (tracking links)"
     )
     shop_name: str | None = Field(None, description="signs the notices; default: the storefront")
+
+    def tracking_url(self, token: str) -> str:
+        """Where the customer follows an order: its public tracking page."""
+        return f"{self.public_url.rstrip('/')}/t/{token}"
+
     smtp_host: str | None = Field(None, description="none: mail is kept in data_dir/mail (Maildir)")
     smtp_port: int = 25
     smtp_sender: str = "Deliveries <deliveries@fulfill.localhost>"

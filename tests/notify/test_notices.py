@@ -68,6 +68,13 @@ def place(client: TestClient, shop: Headers, external_id: str = "web-1001", **cu
     return str(response.json()["id"])
 
 
+def token_of(engine: Engine, order_id: str) -> str:
+    with Session(engine) as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        return order.tracking_token
+
+
 def follow(engine: Engine, order_id: str, number: str = "TRK-1") -> str:
     with Session(engine) as session:
         fulfillment = session.exec(
@@ -138,6 +145,28 @@ def test_each_kind_reaches_the_customer_once_in_their_words(
     failed = text_of(inbox.messages[3])
     assert "nobody was home" in failed and "try again" in failed
     assert "ada@example.com" not in str(rows(engine)[0].context)  # facts, never the address
+
+
+def test_a_cancelled_order_is_told_once_and_nothing_after_it(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    smtp: tuple[int, Inbox],
+) -> None:  # fmt: skip
+    _, inbox = smtp
+    seed_catalog(client, admin)
+    order_id = place(client, shop, channels=["email"])
+    placed = client.get(f"/v1/orders/{order_id}", headers=shop).json()
+    assert placed["tracking_url"] == f"https://track.example/t/{token_of(engine, order_id)}"
+    for _ in range(2):  # cancelling twice tells the customer once
+        cancelled = client.post(f"/v1/orders/{order_id}/cancel", headers=shop)
+        assert cancelled.status_code == 200, cancelled.text
+    relay_now(engine, ntc_settings)
+    told = {n.kind: n.status for n in rows(engine, order_id=order_id)}
+    assert told == {"order_confirmed": NoticeStatus.SENT, "order_cancelled": NoticeStatus.SENT}
+    assert subjects(inbox) == [
+        "Your order web-1001 is confirmed",
+        "Your order web-1001 is cancelled",
+    ]
+    assert placed["tracking_url"] in text_of(inbox.messages[1])
 
 
 def test_late_and_exception_come_with_an_apology_and_a_remedy_in_french(

@@ -16,22 +16,14 @@ from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.notify import service as notices
 from fulfill.notify.models import NoticeStatus
-from fulfill.orders.models import Order
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.status import TrackingStatus as S
 from tests.dispatch.test_dispatch import van1_published
-from tests.notify.test_notices import follow, place, rows, scan
+from tests.notify.test_notices import follow, place, rows, scan, token_of
 from tests.support import MORNING, Inbox, relay_now, seed_catalog
 
 Headers = dict[str, str]
 PERSONAL = ("Lovelace", "ada@example.com", "+15550100", "Jasper", "TEA-1", "53.54")
-
-
-def token_of(engine: Engine, order_id: str) -> str:
-    with Session(engine) as session:
-        order = session.get(Order, order_id)
-        assert order is not None
-        return order.tracking_token
 
 
 def test_the_page_tells_the_story_and_nothing_personal(
@@ -48,10 +40,14 @@ def test_the_page_tells_the_story_and_nothing_personal(
     html = page.text
     assert "Hello Ada" in html and "Edmonton" in html and "On its way" in html
     assert "Calgary hub" in html and 'name="viewport"' in html and "TRK-1" in html
+    # The scan at 17:30 UTC, told in the customer's time (Edmonton, UTC-7).
+    assert "Wed, Nov 18, 10:30 AM" in html
+    assert " UTC" not in html
     twin = client.get(f"/t/{token}.json")
     data = twin.json()
     assert (data["first_name"], data["town"], data["status"]) == ("Ada", "Edmonton", "in_transit")
     assert data["parcels"][0]["timeline"][0]["text"] == "On its way"
+    assert data["parcels"][0]["timeline"][0]["at_text"] == "Wed, Nov 18, 10:30 AM"
     for leak in PERSONAL:
         assert leak not in html and leak not in twin.text, leak
 

@@ -207,6 +207,7 @@ def _parcel(
         late=shipment.late,
         van=_van(session, shipment.fulfillment_id) if ours else None,
         timeline=[PageEvent(at=e.occurred_at, status=e.status,
+                            at_text=wording.moment(e.occurred_at, zone, language),
                             text=wording.status(e.status, language),
                             place=None if ours else e.location) for e in events],
     )  # fmt: skip

@@ -12,6 +12,7 @@ from fulfill.notify.models import CaseKind
 
 class PageEvent(BaseModel):
     at: datetime
+    at_text: str = Field(description="when, in the customer's timezone and language")
     status: str
     text: str = Field(description="in the customer's language")
     place: str | None = Field(description="the carrier's scan location (never the door)")

@@ -59,6 +59,7 @@ TimelineEntry = tuple[str, str, dict[str, Any], datetime]  # order id, kind, dat
 # Which timeline entries tell the customer something, and what.
 TRIGGERS: dict[str, NoticeKind] = {
     "order.created": NoticeKind.ORDER_CONFIRMED,
+    "order.cancelled": NoticeKind.ORDER_CANCELLED,
     "shipment.picked_up": NoticeKind.SHIPPED,
     "shipment.in_transit": NoticeKind.SHIPPED,
     "shipment.out_for_delivery": NoticeKind.OUT_FOR_DELIVERY,
@@ -98,7 +99,7 @@ def announce(session: Session, entries: Sequence[TimelineEntry]) -> int:
     drafts: dict[tuple[str, str], dict[str, Any]] = {}
     for (order_id, trigger, data, at), kind in wanted:
         order = orders.get(order_id)
-        if order is None or order.status == OrderStatus.CANCELLED:
+        if order is None or (_cancelled(order) and kind is not NoticeKind.ORDER_CANCELLED):
             continue
         shipment = shipments.get(data.get("shipment", ""))
         draft = _draft(order, shipment, kind, trigger, data, at, zones.get(order_id, "UTC"))
@@ -109,6 +110,11 @@ def announce(session: Session, entries: Sequence[TimelineEntry]) -> int:
         session.execute(insert(Notice), fresh)
         enqueue_many(session, SEND_TOPIC, [({"notice": d["id"]}, d["not_before"]) for d in fresh])
     return len(fresh)
+
+
+def _cancelled(order: Order) -> bool:
+    """Nothing more is said of a cancelled order but that it is cancelled."""
+    return order.status == OrderStatus.CANCELLED
 
 
 def _by_id(session: Session, table: Any, ids: set[str]) -> dict[str, Any]:
@@ -164,7 +170,7 @@ def _facts(
         "token": order.tracking_token,
         "window": [_iso(order.promise_start), _iso(order.promise_end)],
     }  # fmt: skip
-    if kind is NoticeKind.ORDER_CONFIRMED:
+    if kind in (NoticeKind.ORDER_CONFIRMED, NoticeKind.ORDER_CANCELLED):
         return f"order:{order.id}", facts
     if kind is NoticeKind.RUNNING_LATE:
         return _late_facts(order, shipment, trigger, data, facts)
@@ -262,7 +268,7 @@ def words(notice: Notice, settings: Settings, now: datetime) -> dict[str, Any]:
     # An order placed by a key of no storefront is filed under the key (``key:<id>``): no name.
     shop = settings.shop_name or ("" if ":" in storefront else storefront)
     situation = facts.get("situation") or ("lost" if facts.get("reason") == "lost" else "exception")
-    tracking_url = tracking_link(settings, facts.get("token", ""))
+    tracking_url = settings.tracking_url(facts.get("token", ""))
     return {
         "shop": shop,
         "first_name": facts.get("first_name", ""),
@@ -283,10 +289,6 @@ def _carrier_name(code: str | None, shop: str) -> str:
     if code == own_fleet.CODE:
         return shop
     return CARRIER_NAMES.get(code or "", code or "")
-
-
-def tracking_link(settings: Settings, token: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/t/{token}"
 
 
 def _say_window(pair: list[str | None] | None, zone: str, now: datetime, language: str) -> str:
@@ -369,7 +371,7 @@ def _data(notice: Notice, settings: Settings) -> dict[str, Any]:
     return {"order": notice.order_id, "order_ref": notice.context.get("order_ref"),
             "shipment": notice.shipment_id, "trigger": notice.trigger,
             "triggered_at": notice.triggered_at.isoformat(),
-            "tracking_url": tracking_link(settings, notice.context.get("token", ""))}  # fmt: skip
+            "tracking_url": settings.tracking_url(notice.context.get("token", ""))}  # fmt: skip
 
 
 def _overtaken(session: Session, notice: Notice) -> bool:
@@ -378,7 +380,7 @@ def _overtaken(session: Session, notice: Notice) -> bool:
     if notice.not_before <= notice.triggered_at:
         return False
     order = session.get(Order, notice.order_id)
-    if order is None or order.status == OrderStatus.CANCELLED:
+    if order is None or (_cancelled(order) and notice.kind != NoticeKind.ORDER_CANCELLED):
         return True
     beyond = OVERTAKEN_BY.get(NoticeKind(notice.kind))
     if beyond is None or notice.shipment_id is None:

@@ -26,6 +26,7 @@ FALLBACK_LANGUAGE = "en"
 
 class NoticeKind(StrEnum):
     ORDER_CONFIRMED = "order_confirmed"
+    ORDER_CANCELLED = "order_cancelled"
     SHIPPED = "shipped"
     OUT_FOR_DELIVERY = "out_for_delivery"
     RUNNING_LATE = "running_late"

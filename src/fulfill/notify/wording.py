@@ -108,11 +108,24 @@ def window(start: datetime, end: datetime, timezone: str, now: datetime, languag
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     locale = locale_of(language)
     words = DAY_WORDS[language_of(language)]
-    skeleton = "Hm" if "H" in locale.time_formats["short"].pattern else "hm"
-    times = format_interval(local_start.time(), local_end.time(), skeleton, locale=locale)
+    times = format_interval(local_start.time(), local_end.time(), _clock(locale), locale=locale)
     times = times.translate(PLAIN_SPACES)  # CLDR's thin spaces cost an SMS its GSM alphabet
     return words["between"].format(day=_day(local_start, now.astimezone(zone), locale, words),
                                    times=times)  # fmt: skip
+
+
+def moment(at: datetime, timezone: str, language: str) -> str:
+    """``Wed, Nov 18, 08:30``: when something happened, in the customer's zone and locale."""
+    local = at.astimezone(ZoneInfo(timezone))
+    locale = locale_of(language)
+    date = format_skeleton("MMMEd", local, locale=locale)
+    time = format_skeleton(_clock(locale), local, locale=locale)
+    return f"{date}, {time}".translate(PLAIN_SPACES)
+
+
+def _clock(locale: Locale) -> str:
+    """The time skeleton of the locale: 24 hours, or 12 with its day period, as people use."""
+    return "Hm" if "H" in locale.time_formats["short"].pattern else "hm"
 
 
 def _day(at: datetime, now: datetime, locale: Locale, words: dict[str, str]) -> str:

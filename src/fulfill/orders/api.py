@@ -50,7 +50,7 @@ def create_order(
             geocoder=geocoder_for(settings),
             now=clock(),
         )
-        return service.order_detail(bundle)
+        return service.order_detail(bundle, settings)
 
     return idempotent.respond(caller, payload, status.HTTP_201_CREATED, place)
 
@@ -59,6 +59,7 @@ def create_order(
 def list_orders(
     session: SessionDep,
     caller: OrderReader,
+    settings: SettingsDep,
     status: OrderStatus | None = None,
     service_level: ServiceLevel | None = None,
     external_id: str | None = None,
@@ -69,13 +70,16 @@ def list_orders(
 ) -> OrderPage:
     filters = repo.OrderFilters(status, service_level, external_id, created_from, created_to)
     orders, next_cursor = repo.page(session, caller, filters, cursor, limit)
-    items = [service.order_public(b) for b in repo.bundles(session, orders, with_events=False)]
+    bundles = repo.bundles(session, orders, with_events=False)
+    items = [service.order_public(b, settings) for b in bundles]
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{order_id}", response_model=OrderDetail, responses=problem_responses(401, 403, 404))
-def get_order(order_id: str, session: SessionDep, caller: OrderReader) -> OrderDetail:
-    detail = service.order_detail(service.get_order(session, caller, order_id))
+def get_order(
+    order_id: str, session: SessionDep, caller: OrderReader, settings: SettingsDep
+) -> OrderDetail:
+    detail = service.order_detail(service.get_order(session, caller, order_id), settings)
     detail.shipments = tracking.shipments_of_order(session, order_id)
     return detail
 
@@ -89,6 +93,7 @@ def cancel_order(
     order_id: str,
     caller: StorefrontCaller,
     idempotent: IdempotentDep,
+    settings: SettingsDep,
     payload: OrderCancel | None = None,
 ) -> JSONResponse:
     """Cancel an order that has not shipped; its reservation is released."""
@@ -98,6 +103,7 @@ def cancel_order(
         body,
         status.HTTP_200_OK,
         lambda: service.order_detail(
-            service.cancel_order(idempotent.session, caller, order_id, body.reason)
+            service.cancel_order(idempotent.session, caller, order_id, body.reason, settings),
+            settings,
         ),
     )

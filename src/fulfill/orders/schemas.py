@@ -147,6 +147,7 @@ class OrderPublic(BaseModel):
     updated_at: datetime
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    tracking_url: str = Field(description="the customer's tracking page of this order")
 
 
 class OrderDetail(OrderPublic):

@@ -106,7 +106,7 @@ def place_order(
     announce(session, [(order_id, created.kind, created.data, now)])
     session.add_all(order_lines)
     bundle = repo.OrderBundle(order, order_lines, fulfillments, [created])
-    enqueue(session, "order.created", order_public(bundle).model_dump(mode="json"))
+    enqueue(session, "order.created", order_public(bundle, settings).model_dump(mode="json"))
     session.flush()  # each table's rows in one batched INSERT
     return bundle
 
@@ -205,7 +205,7 @@ def resource_fulfillment(
 
 
 def cancel_order(
-    session: Session, caller: Caller, order_id: str, reason: str | None
+    session: Session, caller: Caller, order_id: str, reason: str | None, settings: Settings
 ) -> repo.OrderBundle:
     """Cancel and release the reservation. Cancelling a cancelled order changes nothing."""
     order = repo.get_visible(session, caller, order_id, for_update=True)
@@ -241,10 +241,11 @@ def cancel_order(
     order.cancelled_at = now
     order.updated_at = now
     order.cancel_reason = reason
-    record_event(session, order_id, "order.cancelled", {"reason": reason}, at=now)
+    cancelled = record_event(session, order_id, "order.cancelled", {"reason": reason}, at=now)
+    announce(session, [(order_id, cancelled.kind, cancelled.data, now)])
     session.flush()
     bundle = repo.bundles(session, [order], with_events=True)[0]
-    enqueue(session, "order.cancelled", order_public(bundle).model_dump(mode="json"))
+    enqueue(session, "order.cancelled", order_public(bundle, settings).model_dump(mode="json"))
     return bundle
 
 
@@ -255,9 +256,10 @@ def get_order(session: Session, caller: Caller, order_id: str) -> repo.OrderBund
     return repo.bundles(session, [order], with_events=True)[0]
 
 
-def order_public(bundle: repo.OrderBundle) -> OrderPublic:
+def order_public(bundle: repo.OrderBundle, settings: Settings) -> OrderPublic:
     o = bundle.order
     return OrderPublic(
+        tracking_url=settings.tracking_url(o.tracking_token),
         id=o.id,
         external_id=o.external_id,
         status=OrderStatus(o.status),
@@ -287,9 +289,9 @@ def order_public(bundle: repo.OrderBundle) -> OrderPublic:
     )
 
 
-def order_detail(bundle: repo.OrderBundle) -> OrderDetail:
+def order_detail(bundle: repo.OrderBundle, settings: Settings) -> OrderDetail:
     return OrderDetail(
-        **order_public(bundle).model_dump(),
+        **order_public(bundle, settings).model_dump(),
         timeline=[TimelineEntry(at=e.at, kind=e.kind, data=e.data) for e in bundle.events or []],
         sourcing=bundle.order.sourcing,
     )
