@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fulfill import __version__
@@ -31,7 +32,7 @@ from fulfill.notify.page import router as tracking_page
 from fulfill.observability import MetricsMiddleware
 from fulfill.orders.api import router as orders_router
 from fulfill.outbox.api import router as outbox_router
-from fulfill.request_bodies import SENT_CONTENT_TYPE, RequestBodies, TooLarge
+from fulfill.request_guard import SENT_CONTENT_TYPE, RequestGuard, TooLarge
 from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
@@ -39,6 +40,7 @@ from fulfill.tracking.ingest import INGEST_TASK
 from fulfill.worker import CoalescingKick, make_celery
 
 log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_S = 2
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,15 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine_for(
-        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow
-    )
+        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow,
+        settings.db_lock_timeout_ms, settings.db_statement_timeout_ms,
+    )  # fmt: skip
     celery = make_celery(settings)
     app.state.kick_outbox = CoalescingKick(lambda: celery.send_task("outbox.relay"))
     app.state.kick_tracking = CoalescingKick(lambda: celery.send_task(INGEST_TASK))
     app.state.send_task = _best_effort_sender(celery)
     app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     _add_problem_handlers(app)
     app.include_router(inventory_router)
     app.include_router(orders_router)
@@ -162,6 +165,27 @@ def _add_problem_handlers(app: FastAPI) -> None:
         return ProblemResponse(
             problem.problem(request.url.path), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # Down, restarting, out of connections, or a row held past the lock timeout: the
+        # transaction was rolled back, and the same request may well work in a moment.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
+        problem = FulfillError(
+            "the database is unavailable or busy; nothing was changed, try again shortly", 503
+        )
+        problem.code = "database-unavailable"
+        return ProblemResponse(problem.problem(request.url.path), status_code=503,
+                               headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})  # fmt: skip
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # What validation let through and the database refused (a value out of its range).
+        log.warning("unstorable input on %s %s: %s", request.method, request.url.path, exc.orig)
+        problem = FulfillError("a value in the request cannot be stored; nothing was changed", 422)
+        problem.code = "unstorable-value"
+        return ProblemResponse(problem.problem(request.url.path), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

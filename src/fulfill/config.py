@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="default: embedded filesystem broker")
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    db_lock_timeout_ms: int = Field(
+        10_000, ge=1, description="PostgreSQL: the longest an API statement waits for a row lock"
+    )
+    db_statement_timeout_ms: int = Field(
+        120_000, ge=1, description="PostgreSQL: the longest an API statement runs"
+    )
     api_threads: int = Field(12, description="threads serving requests, per API process")
     max_body_bytes: int = Field(
         2_000_000, ge=0, description="a larger request body is refused (413) before it is read"

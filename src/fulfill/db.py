@@ -59,11 +59,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 @cache
-def engine_for(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
-    """One engine per database URL and process."""
+def engine_for(
+    url: str,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    lock_timeout_ms: int = 10_000,
+    statement_timeout_ms: int = 120_000,
+) -> Engine:
+    """One engine per database URL and process. On PostgreSQL a statement waits for a row lock
+    ``lock_timeout_ms`` at most and runs ``statement_timeout_ms`` at most: a row held by a stuck
+    transaction fails the requests that need it (503, retry), not every request of the API."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                         connect_args={"options": options})  # fmt: skip
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -126,7 +127,7 @@ class AfterShip:
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookRefused(f"not an AfterShip webhook: {exc}", 400) from exc
         current = time.time() if now is None else now
-        if abs(current - sent) > self.tolerance_s:
+        if not math.isfinite(sent) or abs(current - sent) > self.tolerance_s:  # NaN is never near
             raise WebhookRefused(f"ts {sent:.0f} is outside the {self.tolerance_s}s tolerance", 401)
         if kind != "tracking_update":  # e.g. an estimate revised: nothing happened to the parcel
             return Webhook(f"aftership:{event_id}", ())

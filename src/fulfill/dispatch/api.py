@@ -42,6 +42,7 @@ from fulfill.dispatch.schemas import (
     Window,
 )
 from fulfill.errors import Conflict, NotFound, Unprocessable
+from fulfill.inputs import RowId
 from fulfill.inventory import repository as inventory_repo
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
@@ -136,7 +137,7 @@ def list_waves(
 @router.get(
     "/waves/{wave_id}", response_model=WavePublic, responses=problem_responses(401, 403, 404)
 )
-def get_wave(wave_id: int, session: SessionDep, _: DispatcherCaller) -> WavePublic:
+def get_wave(wave_id: RowId, session: SessionDep, _: DispatcherCaller) -> WavePublic:
     wave = service.get_wave(session, wave_id)
     node = session.get(Node, wave.node_id)
     assert node is not None
@@ -195,7 +196,7 @@ def _summary(plan: Plan) -> PlanSummary:
     responses=problem_responses(401, 403, 404, 409),
 )
 def plan_wave_now(
-    wave_id: int, request: Request, caller: DispatcherCaller, idempotent: IdempotentDep
+    wave_id: RowId, request: Request, caller: DispatcherCaller, idempotent: IdempotentDep
 ) -> JSONResponse:
     """Plan the wave now, or again: routes that are locked or on the road are kept, the others
     start from the current plan. The plan appears as the wave's next version."""
@@ -213,7 +214,7 @@ def plan_wave_now(
     "/waves/{wave_id}/plan", response_model=PlanPublic, responses=problem_responses(401, 403, 404)
 )
 def get_wave_plan(
-    wave_id: int,
+    wave_id: RowId,
     session: SessionDep,
     _: DispatcherCaller,
     published: bool = Query(False, description="the published plan instead of the newest"),
@@ -228,7 +229,7 @@ def get_wave_plan(
 @router.get(
     "/plans/{plan_id}", response_model=PlanPublic, responses=problem_responses(401, 403, 404)
 )
-def get_plan(plan_id: int, session: SessionDep, _: DispatcherCaller) -> PlanPublic:
+def get_plan(plan_id: RowId, session: SessionDep, _: DispatcherCaller) -> PlanPublic:
     return plan_public(service.plan_view(session, service.get_plan(session, plan_id)))
 
 
@@ -236,7 +237,7 @@ def get_plan(plan_id: int, session: SessionDep, _: DispatcherCaller) -> PlanPubl
     "/plans/{plan_id}/geojson",
     responses={200: {"content": {"application/geo+json": {}}}, **problem_responses(401, 403, 404)},
 )
-def get_plan_geojson(plan_id: int, session: SessionDep, _: DispatcherCaller) -> JSONResponse:
+def get_plan_geojson(plan_id: RowId, session: SessionDep, _: DispatcherCaller) -> JSONResponse:
     view = service.plan_view(session, service.get_plan(session, plan_id))
     return JSONResponse(plan_geojson(view), media_type="application/geo+json")
 
@@ -247,7 +248,7 @@ def get_plan_geojson(plan_id: int, session: SessionDep, _: DispatcherCaller) -> 
     responses=problem_responses(401, 403, 404, 422),
 )
 def lock_route(
-    plan_id: int, van: str, payload: LockRequest, session: SessionDep, _: DispatcherCaller
+    plan_id: RowId, van: str, payload: LockRequest, session: SessionDep, _: DispatcherCaller
 ) -> PlanPublic:
     """Lock (or unlock) a van's route: re-plans keep a locked route as it is."""
     plan = service.get_plan(session, plan_id)
@@ -263,7 +264,7 @@ def lock_route(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def move_stop(
-    plan_id: int,
+    plan_id: RowId,
     payload: MoveRequest,
     caller: DispatcherCaller,
     idempotent: IdempotentDep,
@@ -290,7 +291,7 @@ def move_stop(
     responses=problem_responses(401, 403, 404, 409),
 )
 def publish_plan(
-    plan_id: int, session: SessionDep, _: DispatcherCaller, settings: SettingsDep, clock: ClockDep
+    plan_id: RowId, session: SessionDep, _: DispatcherCaller, settings: SettingsDep, clock: ClockDep
 ) -> PlanPublic:
     """Dispatch the routes to their drivers and fix the customers' ETAs. Publishing the
     published plan again changes nothing."""

@@ -6,7 +6,7 @@ from typing import Any, Self
 from pydantic import BaseModel, Field, model_validator
 
 from fulfill.dispatch.progress import DriverEventKind
-from fulfill.inventory.schemas import CreateModel
+from fulfill.inputs import MAX_ROW_ID, CreateModel, UtcDatetime
 
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
@@ -18,10 +18,11 @@ class VanCreate(CreateModel):
     capacity_kg: float = Field(gt=0, le=50_000)
     shift_start: str = Field(pattern=HHMM, description="local time, HH:MM")
     shift_end: str = Field(pattern=HHMM, description="local time, HH:MM")
-    cost_per_km: float = Field(default=0.5, ge=0)
-    cost_per_hour: float = Field(default=0.0, ge=0)
-    fixed_cost: float = Field(default=0.0, ge=0)
-    max_stops: int | None = Field(default=None, ge=1)
+    # Bounded far above any real van: the planner scales costs to integers.
+    cost_per_km: float = Field(default=0.5, ge=0, le=1000)
+    cost_per_hour: float = Field(default=0.0, ge=0, le=10_000)
+    fixed_cost: float = Field(default=0.0, ge=0, le=1_000_000)
+    max_stops: int | None = Field(default=None, ge=1, le=10_000)
     break_start: str | None = Field(default=None, pattern=HHMM)
     break_end: str | None = Field(default=None, pattern=HHMM)
     break_minutes: int | None = Field(default=None, gt=0, le=240)
@@ -174,7 +175,7 @@ class DriverEventIn(CreateModel):
     id: str = Field(min_length=1, max_length=128, description="unique per event: replays no-op")
     type: DriverEventKind
     van: str = Field(min_length=1, max_length=32)
-    at: datetime
+    at: UtcDatetime
     stop: str | None = Field(default=None, description="fulfillment id, for stop events")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -184,14 +185,14 @@ class DriverEventIn(CreateModel):
     reason: str | None = Field(default=None, max_length=500)
     wave: int | None = Field(
         default=None,
+        ge=1,
+        le=MAX_ROW_ID,
         description="the wave whose route this is about; without it, a route_started is of the "
         "van's next route not yet on the road, and other events are about the route it drives",
     )
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
-        if self.at.tzinfo is None:
-            raise ValueError("at needs a timezone, e.g. 2026-11-22T14:05:00Z")
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither")
         if self.type.names_a_stop and not self.stop:

@@ -1,45 +1,12 @@
 from __future__ import annotations
 
-import re
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
+from fulfill.inputs import ClockTime, CreateModel, IanaTimezone, NodeCode, Quantity, Sku
 from fulfill.inventory.models import MovementReason, NodeKind
-
-_CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
-
-
-def _known_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA timezone {value!r}") from None
-    return value
-
-
-def _clock_time(value: str) -> str:
-    """``H:MM`` or ``HH:MM`` (seconds :00 allowed) as ``HH:MM``."""
-    match = _CLOCK_TIME.fullmatch(value.strip())
-    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValueError(f"{value!r} is not a time HH:MM")
-    return time(int(match[1]), int(match[2])).strftime("%H:%M")
-
-
-IanaTimezone = Annotated[str, AfterValidator(_known_timezone), Field(examples=["America/Edmonton"])]
-ClockTime = Annotated[str, AfterValidator(_clock_time), Field(examples=["21:00"])]
-
-Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", examples=["TEA-1"])]
-NodeCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,31}$", examples=["WH1"])]
-Quantity = Annotated[int, Field(ge=0, le=10_000_000)]
-
-
-class CreateModel(BaseModel):
-    """Input schemas refuse unknown fields, so server-owned ones (ids, status) cannot be set."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ProductCreate(CreateModel):

@@ -3,7 +3,7 @@ service figures."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -19,6 +19,7 @@ from fulfill.deps import (
     problem_responses,
 )
 from fulfill.errors import Unprocessable
+from fulfill.inputs import UtcDatetime
 from fulfill.notify import cases, service
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import CaseStatus, Notice, NoticeStatus
@@ -140,16 +141,13 @@ def _author(caller: Caller) -> str:
 )
 def figures(
     session: SessionDep, caller: SupportCaller, clock: ClockDep,
-    since: datetime | None = None, until: datetime | None = None,
+    since: UtcDatetime | None = None, until: UtcDatetime | None = None,
 ) -> ServiceFigures:  # fmt: skip
     """How the customers were served, over a period (default: the last 24 hours): time from
     each alert to the first notice, late deliveries told before their window ended, notices
     per order, cases."""
     until = until or clock()
     since = since or until - timedelta(days=1)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise Unprocessable("since and until need a timezone, e.g. 2026-11-18T00:00:00Z",
-                            field="since")  # fmt: skip
     if since >= until:
         raise Unprocessable("since must be before until", field="since")
     return service_figures(session, since, until)

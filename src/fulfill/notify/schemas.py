@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from fulfill.inputs import CreateModel
 from fulfill.notify.models import CaseKind
 
 
@@ -55,7 +56,7 @@ class TrackingView(BaseModel):
     open_case: bool
 
 
-class ProblemReport(BaseModel):
+class ProblemReport(CreateModel):
     kind: CaseKind
     message: str = Field(default="", max_length=2000)
 
@@ -109,11 +110,11 @@ class CasePublic(BaseModel):
     )
 
 
-class CaseMessageCreate(BaseModel):
+class CaseMessageCreate(CreateModel):
     body: str = Field(min_length=1, max_length=5000)
 
 
-class CaseClose(BaseModel):
+class CaseClose(CreateModel):
     resolution: str = Field(min_length=1, max_length=2000)
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -16,6 +15,7 @@ from fulfill.deps import (
     problem_responses,
 )
 from fulfill.geocoding import geocoder_for
+from fulfill.inputs import UtcDatetime
 from fulfill.orders import repository as repo
 from fulfill.orders import service
 from fulfill.orders.models import OrderStatus, ServiceLevel
@@ -62,10 +62,10 @@ def list_orders(
     settings: SettingsDep,
     status: OrderStatus | None = None,
     service_level: ServiceLevel | None = None,
-    external_id: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    cursor: str | None = None,
+    external_id: Annotated[str | None, Query(max_length=128)] = None,
+    created_from: UtcDatetime | None = None,
+    created_to: UtcDatetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrderPage:
     filters = repo.OrderFilters(status, service_level, external_id, created_from, created_to)

@@ -162,7 +162,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if parsed.tzinfo is None or not isinstance(order_id, str):
             raise ValueError
         return parsed, order_id
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+    except (ValueError, TypeError, RecursionError, binascii.Error, json.JSONDecodeError):
         raise Unprocessable("the cursor is not one this API returned", field="cursor") from None
 
 

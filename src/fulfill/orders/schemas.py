@@ -6,7 +6,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fulfill.inventory.schemas import ClockTime, CreateModel, IanaTimezone, Sku
+from fulfill.inputs import ClockTime, CreateModel, IanaTimezone, OneLine, Sku
 from fulfill.orders.models import FulfillmentStatus, OrderStatus, ServiceLevel
 from fulfill.tracking.schemas import ShipmentPublic
 
@@ -31,7 +31,7 @@ class QuietHours(CreateModel):
 
 
 class Customer(CreateModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(
         default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +15550100"
@@ -90,7 +90,7 @@ class OrderLineCreate(CreateModel):
 
 
 class OrderCreate(CreateModel):
-    external_id: str = Field(min_length=1, max_length=128, description="the storefront's id")
+    external_id: OneLine = Field(min_length=1, max_length=128, description="the storefront's id")
     customer: Customer
     destination: Destination
     service_level: ServiceLevel

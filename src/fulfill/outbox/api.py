@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from fulfill.deps import AdminCaller, SessionDep, problem_responses
+from fulfill.inputs import MAX_ROW_ID, CreateModel
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.outbox.service import replay_dead
 
@@ -27,8 +28,8 @@ class OutboxEventPublic(BaseModel):
     payload: dict[str, Any]
 
 
-class Replay(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=1000)
+class Replay(CreateModel):
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(min_length=1, max_length=1000)
 
 
 class Replayed(BaseModel):

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from fulfill.inventory.schemas import CreateModel
+from fulfill.inputs import CreateModel, UtcDatetime
 from fulfill.orders.models import ServiceLevel
 from fulfill.orders.schemas import Destination, LinePublic, OrderLineCreate
 
@@ -13,7 +13,7 @@ from fulfill.orders.schemas import Destination, LinePublic, OrderLineCreate
 class PromiseRequest(CreateModel):
     destination: Destination
     lines: list[OrderLineCreate] = Field(min_length=1, max_length=100)
-    at: AwareDatetime | None = Field(
+    at: UtcDatetime | None = Field(
         default=None, description="when the order would be placed; default: now"
     )
     service_levels: list[ServiceLevel] = Field(

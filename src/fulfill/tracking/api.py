@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["tracking"])
 
 async def _raw_body(request: Request) -> bytes:
     """The exact bytes a signature covers, read on the event loop (the route runs in a thread);
-    ``request_bodies`` has refused a body over the API's limit before it is read whole."""
+    ``request_guard`` has refused a body over the API's limit before it is read whole."""
     return await request.body()
 
 

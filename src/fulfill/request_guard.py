@@ -1,4 +1,5 @@
-"""Request bodies: none larger than the API takes, and every one read as JSON, whatever
+"""What every request passes before any route sees it: no NUL in its query string (PostgreSQL
+stores none), no body larger than the API takes, and every body read as JSON, whatever
 ``Content-Type`` the client says.
 
 A body whose ``Content-Length`` is over the limit is refused before a byte of it is read, and one
@@ -36,13 +37,25 @@ class TooLarge(FulfillError):
         super().__init__(f"the request body is larger than the {limit} bytes this API takes")
 
 
-class RequestBodies:
+class NulInQuery(FulfillError):
+    status_code = 422
+    code = "nul-character"
+
+    def __init__(self) -> None:
+        super().__init__("the query string may not contain the NUL character (%00)")
+
+
+class RequestGuard:
     def __init__(self, app: ASGIApp, max_bytes: int, prefix: str = "/v1/") -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"%00" in scope["query_string"]:
+            problem = NulInQuery().problem(scope["path"])
+            await ProblemResponse(problem, status_code=422)(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] in _WITH_BODIES:
             if _declared_length(scope) > self.max_bytes:
                 problem = TooLarge(self.max_bytes).problem(scope["path"])
