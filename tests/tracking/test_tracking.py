@@ -345,6 +345,13 @@ def test_aftership_webhooks_in_their_published_shape(
     again = client.post("/v1/carriers/aftership/webhooks", content=body, headers=headers)
     assert again.status_code == 200 and again.json()["already_kept"] is True  # AfterShip's retry
     assert receipts(engine) == 1
+    # A signed body whose time is no number (JSON's NaN) is never within the tolerance.
+    timeless = json.dumps(payload | {"ts": float("nan"), "event_id": "other"}).encode()
+    signed = hmac.new(AFTERSHIP_SECRET.encode(), timeless, hashlib.sha256).digest()
+    nan_headers = {AFTERSHIP_HEADER: base64.b64encode(signed).decode()}
+    refused = client.post("/v1/carriers/aftership/webhooks", content=timeless, headers=nan_headers)
+    assert refused.status_code == 401 and "tolerance" in refused.json()["detail"]
+    assert receipts(engine) == 1
 
 
 @pytest.mark.parametrize("trouble", [{"down": True}, {"garbage": True}, {"delay_s": 1.0}])
