@@ -28,4 +28,5 @@ VOLUME ["/data"]
 
 USER fulfill
 EXPOSE 8000
-CMD ["uvicorn", "fulfill.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+# Proxies are trusted by the service itself (FULFILL_TRUSTED_PROXIES), not by uvicorn.
+CMD ["uvicorn", "fulfill.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-proxy-headers"]

@@ -29,7 +29,7 @@ from fulfill.inventory.api import router as inventory_router
 from fulfill.notify.api import router as notify_router
 from fulfill.notify.figures import ServiceCollector
 from fulfill.notify.page import router as tracking_page
-from fulfill.observability import MetricsMiddleware
+from fulfill.observability import MetricsMiddleware, redact_tokens_in_access_log, redacted
 from fulfill.orders.api import router as orders_router
 from fulfill.outbox.api import router as outbox_router
 from fulfill.request_guard import SENT_CONTENT_TYPE, RequestGuard, TooLarge
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.send_task = _best_effort_sender(celery)
     app.state.clock = utcnow
     app.add_middleware(MetricsMiddleware)
+    redact_tokens_in_access_log()
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     _add_problem_handlers(app)
     app.include_router(inventory_router)
@@ -170,7 +171,7 @@ def _add_problem_handlers(app: FastAPI) -> None:
     async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         # Down, restarting, out of connections, or a row held past the lock timeout: the
         # transaction was rolled back, and the same request may well work in a moment.
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+        log.warning("database unavailable on %s %s: %s", request.method, redacted(request.url.path),
                     str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
         problem = FulfillError(
             "the database is unavailable or busy; nothing was changed, try again shortly", 503
@@ -182,14 +183,15 @@ def _add_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
         # What validation let through and the database refused (a value out of its range).
-        log.warning("unstorable input on %s %s: %s", request.method, request.url.path, exc.orig)
+        log.warning("unstorable input on %s %s: %s", request.method, redacted(request.url.path),
+                    exc.orig)  # fmt: skip
         problem = FulfillError("a value in the request cannot be stored; nothing was changed", 422)
         problem.code = "unstorable-value"
         return ProblemResponse(problem.problem(request.url.path), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, redacted(request.url.path))
         problem = FulfillError("an unexpected error occurred; nothing was changed", 500)
         problem.code = "internal"
         return JSONResponse(

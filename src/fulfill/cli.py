@@ -149,8 +149,9 @@ def serve(
         log_dir=logs,
     )
     children.start()
+    # X-Forwarded-For is believed only from FULFILL_TRUSTED_PROXIES (fulfill.client_address).
     server = uvicorn.Server(uvicorn.Config("fulfill.app:create_app", factory=True, host=host,
-                                           port=port))  # fmt: skip
+                                           port=port, proxy_headers=False))  # fmt: skip
 
     def banner() -> None:  # last, once the server's own start-up lines are out
         while not server.started and not server.should_exit:

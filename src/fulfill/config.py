@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # (max kg, cost) brackets of a rate card, lightest first.
@@ -173,6 +174,21 @@ class Settings(BaseSettings):
     tracking_page_rate: str = Field(
         "60/minute", description="requests per client address to the public tracking page"
     )
+    rate_limit_storage: str | None = Field(
+        None, description="where rate limits count, shared by API processes (a redis:// URL); "
+        "default: the broker when it is Redis, else each process's memory",
+    )  # fmt: skip
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="addresses or networks of the proxies in front of the API, as JSON: "
+        "only their X-Forwarded-For is believed",
+    )  # fmt: skip
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ip_network(entry, strict=False)  # a ValueError names the entry at fault
+        return value
 
     events_webhook_url: str | None = None
     events_webhook_secret: str | None = None
@@ -193,6 +209,16 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def resolved_rate_limit_storage(self) -> str:
+        if self.rate_limit_storage:
+            return self.rate_limit_storage
+        return (
+            self.resolved_broker_url
+            if self.resolved_broker_url.startswith("redis")
+            else "memory://"
+        )
 
     @property
     def is_embedded_broker(self) -> bool:

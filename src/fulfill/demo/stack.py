@@ -91,7 +91,8 @@ class Stack:
         self.children = Supervisor(
             {
                 "api": [sys.executable, "-m", "uvicorn", "--factory", "fulfill.app:create_app",
-                        "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+                        "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+                        "--no-proxy-headers"],
                 "worker": [*python, "worker", f"--concurrency={self.workers}",
                            "--loglevel=WARNING"],
                 "beat": [*python, "beat", "--loglevel=WARNING"],

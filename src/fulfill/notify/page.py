@@ -11,20 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from limits import parse as parse_rate
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from fulfill.client_address import client_address
 from fulfill.deps import ClockDep, SessionDep, SettingsDep
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, StopStatus
-from fulfill.errors import NotFound, TooManyRequests, Unprocessable
+from fulfill.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from fulfill.notify import cases, wording
 from fulfill.notify.models import Case, CaseKind, CaseStatus
 from fulfill.notify.schemas import (
@@ -45,17 +46,24 @@ HERE = Path(__file__).parent
 templates = Environment(
     loader=FileSystemLoader(HERE / "pages"), autoescape=select_autoescape(default=True)
 )
+# The page draws itself from its own styles and posts only to itself; no one may frame it.
+CONTENT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                "X-Robots-Tag": "noindex"}  # fmt: skip
+                "X-Robots-Tag": "noindex", "Content-Security-Policy": CONTENT_POLICY,
+                "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}  # fmt: skip
+# A browser says where a post comes from; the page's own form is the only one it may come from.
+SAME_SITE = frozenset({"same-origin", "none"})
 GONE = "no such tracking page"  # the same words for every token we do not know
 
 
 class PageLimiter:
-    """Requests per client address to the public pages, in this process's memory."""
+    """Requests per client address to the public pages, counted where ``storage`` says: Redis
+    in production, so every API process counts against one limit."""
 
-    def __init__(self, rate: str) -> None:
+    def __init__(self, rate: str, storage: str) -> None:
         self.rate = parse_rate(rate)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
 
     def check(self, client: str) -> None:
         if not self.limiter.hit(self.rate, "tracking-page", client):
@@ -65,12 +73,13 @@ class PageLimiter:
 
 
 def _limited(request: Request) -> None:
+    settings = request.app.state.settings
     limiter: PageLimiter | None = getattr(request.app.state, "page_limiter", None)
     if limiter is None:
         limiter = request.app.state.page_limiter = PageLimiter(
-            request.app.state.settings.tracking_page_rate
+            settings.tracking_page_rate, settings.resolved_rate_limit_storage
         )
-    limiter.check(request.client.host if request.client else "unknown")
+    limiter.check(client_address(request, settings.trusted_proxies))
 
 
 router = APIRouter(tags=["tracking page"], dependencies=[Depends(_limited)])
@@ -106,7 +115,9 @@ async def report_problem(
     token: str, request: Request, clock: ClockDep, settings: SettingsDep
 ) -> Response:
     """Open a case (or add to the open one): JSON ``{"kind", "message"}``, or the page's form,
-    which is answered with a redirect back to the page."""
+    which is answered with a redirect back to the page. A browser's post from another site is
+    refused: only the page's own form speaks for the customer."""
+    _refuse_cross_site(request)
     is_form = request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     )
@@ -120,6 +131,15 @@ async def report_problem(
         return RedirectResponse(f"/t/{token}?reported", status_code=status.HTTP_303_SEE_OTHER)
     body = CaseOpened(case=case.id, status=case.status)
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+def _refuse_cross_site(request: Request) -> None:
+    fetched_from = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if fetched_from is not None and fetched_from not in SAME_SITE:
+        raise Forbidden("a problem is reported from its tracking page, not from another site")
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        raise Forbidden("a problem is reported from its tracking page, not from another site")
 
 
 def _report(body: bytes, is_form: bool) -> ProblemReport:
