@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.db import utcnow
@@ -14,7 +16,7 @@ from fulfill.outbox.handlers import webhook_handler
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.outbox.service import claim_due, relay, replay_dead
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
-from tests.support import WebhookReceiver, order_body, seed_catalog
+from tests.support import PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 
 Headers = dict[str, str]
 LEASE = timedelta(minutes=5)
@@ -114,3 +116,40 @@ def _make_due(engine: Engine) -> None:
             row.next_run_at = utcnow() - timedelta(seconds=1)
             session.add(row)
         session.commit()
+
+
+def test_a_worker_that_dies_mid_batch_sends_again_only_what_it_was_sending(
+    client: TestClient, admin: Headers, shop: Headers, engine: Engine, receiver: WebhookReceiver
+) -> None:
+    seed_catalog(client, admin)
+    for n in range(3):
+        assert (
+            client.post("/v1/orders", json=order_body(f"web-{n}"), headers=shop).status_code == 201
+        )
+    deliveries = multiprocessing.get_context("fork").Value("i", 0)
+
+    def relay_and_die_on_the_third() -> None:
+        engine.dispose(close=False)  # the parent's connections stay the parent's
+
+        def count(_: OutboxEvent) -> None:
+            with deliveries.get_lock():
+                deliveries.value += 1
+                if deliveries.value == 3:
+                    os._exit(17)  # killed after the third webhook went out, before recording it
+
+        handlers = {"order.created": [webhook_handler(receiver.url, "whsec"), count]}
+        with Session(engine, expire_on_commit=False) as session:
+            relay(session, handlers, limit=10, lease=LEASE, max_attempts=5)
+
+    worker = multiprocessing.get_context("fork").Process(target=relay_and_die_on_the_third)
+    worker.start()
+    worker.join(timeout=PATIENCE_S)
+    assert worker.exitcode == 17
+    assert [e.status for e in events(engine)] == [OutboxStatus.SENT] * 2 + [OutboxStatus.PENDING]
+    with Session(engine) as session:  # the dead worker's lease runs out
+        session.execute(update(OutboxEvent).values(next_run_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    run_relay(engine, receiver.url)
+    sent = [json.loads(body)["id"] for _, body in receiver.received]
+    assert len(sent) == 4 and len(set(sent)) == 3 and sent[2] == sent[3]  # only the third again
+    assert {e.status for e in events(engine)} == {OutboxStatus.SENT}

@@ -124,24 +124,21 @@ def relay(
     lease: timedelta,
     max_attempts: int,
 ) -> RelayResult:
-    delivered: list[int] = []
-    failed = dead = 0
-    try:
-        for row in claim_due(session, limit, lease):
-            try:
-                for handler in handlers.get(row.topic, []):
-                    handler(row)
-            except Exception as exc:
-                gave_up = _record_failure(session, row, exc, max_attempts)
-                dead += gave_up
-                failed += not gave_up
-            else:
-                delivered.append(row.id or 0)
-    finally:
-        # In one statement for the batch: a worker that dies first delivers these again,
-        # which their handlers recognise.
-        _record_sent(session, delivered)
-    return RelayResult(sent=len(delivered), failed=failed, dead=dead)
+    sent = failed = dead = 0
+    for row in claim_due(session, limit, lease):
+        try:
+            for handler in handlers.get(row.topic, []):
+                handler(row)
+        except Exception as exc:
+            gave_up = _record_failure(session, row, exc, max_attempts)
+            dead += gave_up
+            failed += not gave_up
+        else:
+            # Recorded as it goes: a worker that dies mid-batch sends again only the one it
+            # was sending (its handler recognises the event id), not all it had delivered.
+            _record_sent(session, [row.id or 0])
+            sent += 1
+    return RelayResult(sent=sent, failed=failed, dead=dead)
 
 
 def backoff(attempts: int, base_s: float = 2.0, cap_s: float = 3600.0) -> timedelta:
