@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fulfill import __version__
 from fulfill.api_docs import add_docs
@@ -30,6 +31,7 @@ from fulfill.notify.api import router as notify_router
 from fulfill.notify.figures import ServiceCollector
 from fulfill.notify.page import router as tracking_page
 from fulfill.observability import MetricsMiddleware, redact_tokens_in_access_log, redacted
+from fulfill.openapi import DocumentedApp
 from fulfill.orders.api import router as orders_router
 from fulfill.outbox.api import router as outbox_router
 from fulfill.request_guard import SENT_CONTENT_TYPE, RequestGuard, TooLarge
@@ -45,7 +47,7 @@ DATABASE_RETRY_AFTER_S = 2
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    app = DocumentedApp(
         lifespan=_lifespan,
         title="fulfill",
         version=__version__,
@@ -158,13 +160,16 @@ def _add_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
         if exc.status_code == 413:  # a body without a length, counted past the limit
             problem: FulfillError = TooLarge(request.app.state.settings.max_body_bytes)
         else:
             problem = FulfillError(str(exc.detail), exc.status_code)
             problem.code = "http-" + str(exc.status_code)
+        if exc.status_code == 405:  # every method of the path, not just the first route's
+            headers["Allow"] = _allowed_methods(request)
         return ProblemResponse(
-            problem.problem(request.url.path), status_code=exc.status_code, headers=exc.headers
+            problem.problem(request.url.path), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(OperationalError)
@@ -197,6 +202,15 @@ def _add_problem_handlers(app: FastAPI) -> None:
         return JSONResponse(
             problem.problem(request.url.path), status_code=500, media_type=PROBLEM_MEDIA_TYPE
         )
+
+
+def _allowed_methods(request: Request) -> str:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _not_json(request: Request) -> str:

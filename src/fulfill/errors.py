@@ -34,7 +34,8 @@ class FulfillError(Exception):
         }
         if instance:
             body["instance"] = instance
-        body.update(self.extensions)
+        # A problem type's own fields come beside the standard ones, never in their place.
+        body.update({k: v for k, v in self.extensions.items() if k not in body})
         return body
 
 

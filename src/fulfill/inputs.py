@@ -15,7 +15,15 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 MAX_ROW_ID = 2**63 - 1  # BIGINT: a larger id names no row, and PostgreSQL would refuse it
 _CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
@@ -71,6 +79,16 @@ def _clock_time(value: str) -> str:
     return time(int(match[1]), int(match[2])).strftime("%H:%M")
 
 
+def _iso_8601(value: object) -> object:
+    # Text is read as ISO 8601 only: pydantic would also take "0.5" as seconds since 1970.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not an ISO 8601 datetime") from None
+    return value
+
+
 def _in_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -87,7 +105,7 @@ def _one_line(value: str) -> str:
 IanaTimezone = Annotated[str, AfterValidator(_known_timezone), Field(examples=["America/Edmonton"])]
 ClockTime = Annotated[str, AfterValidator(_clock_time), Field(examples=["21:00"])]
 # A moment with its offset (a naive one means nothing), held in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_in_utc)]
 # Text that may end up in a mail header or a log line: one line.
 OneLine = Annotated[str, AfterValidator(_one_line)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row's id")]

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from fulfill.client_address import client_address
-from fulfill.deps import ClockDep, SessionDep, SettingsDep
+from fulfill.deps import ClockDep, SessionDep, SettingsDep, problem_responses
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, StopStatus
 from fulfill.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from fulfill.notify import cases, wording
@@ -55,6 +55,10 @@ PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
 # A browser says where a post comes from; the page's own form is the only one it may come from.
 SAME_SITE = frozenset({"same-origin", "none"})
 GONE = "no such tracking page"  # the same words for every token we do not know
+# The report's body, read by hand (a form or JSON), as the document shows it.
+REPORT_SCHEMA = {"type": "object", "required": ["kind"], "additionalProperties": False,
+                 "properties": {"kind": {"type": "string", "enum": [k.value for k in CaseKind]},
+                                "message": {"type": "string", "maxLength": 2000}}}  # fmt: skip
 
 
 class PageLimiter:
@@ -110,7 +114,17 @@ def tracking_page(
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
-@router.post("/t/{token}/problems", status_code=status.HTTP_201_CREATED, response_model=CaseOpened)
+@router.post(
+    "/t/{token}/problems",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CaseOpened,
+    responses={303: {"description": "the page's form: back to the page"},
+               **problem_responses(403, 404, 422)},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": REPORT_SCHEMA},
+        "application/x-www-form-urlencoded": {"schema": REPORT_SCHEMA},
+    }}},
+)  # fmt: skip
 async def report_problem(
     token: str, request: Request, clock: ClockDep, settings: SettingsDep
 ) -> Response:

@@ -466,7 +466,7 @@ def replay(session: Session, notice_id: str, now: datetime) -> Notice:
         raise NotFound(f"no notice {notice_id}")
     if notice.status != NoticeStatus.FAILED:
         raise Conflict(f"notice {notice_id} is {notice.status}: only a failed one is replayed",
-                       status=notice.status)  # fmt: skip
+                       notice_status=notice.status)  # fmt: skip
     notice.status, notice.attempts, notice.error, notice.not_before = (
         NoticeStatus.PENDING, 0, None, now)  # fmt: skip
     session.add(notice)

@@ -18,6 +18,11 @@ from fulfill_carriers.adapter import Carrier, WebhookRefused
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
 
+# The body is read raw (its signature covers the exact bytes), so it is declared by hand.
+WEBHOOK_PAYLOAD = {"type": "object", "description": "the carrier's own payload, as it signs it"}
+WEBHOOK_BODY = {"required": True, "content": {"application/json": {"schema": WEBHOOK_PAYLOAD}}}
+
+
 async def _raw_body(request: Request) -> bytes:
     """The exact bytes a signature covers, read on the event loop (the route runs in a thread);
     ``request_guard`` has refused a body over the API's limit before it is read whole."""
@@ -35,6 +40,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
         200: {"model": WebhookAccepted, "description": "kept before; stored no second time"},
         **problem_responses(400, 401, 404, 413),
     },
+    openapi_extra={"requestBody": WEBHOOK_BODY},
 )
 def receive_webhook(
     carrier: str, request: Request, body: RawBody, session: SessionDep, clock: ClockDep
