@@ -321,7 +321,7 @@ def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
         ({"type": "teleported"}, "type"),
         ({"type": "position", "lat": 53.5}, "body"),  # lat without lon
         ({"type": "failed", "stop": "x"}, "body"),  # no reason
-        ({"type": "route_started", "at": "2026-11-18T18:00:00"}, "body"),  # no timezone
+        ({"type": "route_started", "at": "2026-11-18T18:00:00"}, "at"),  # no timezone
     ],
 )
 def test_malformed_driver_events_are_refused_and_change_nothing(
