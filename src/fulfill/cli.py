@@ -106,13 +106,25 @@ def worker(
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker (it takes both queues: default and planning)."""
-    from fulfill.worker import DEFAULT_QUEUE, PLANNING_QUEUE, app
+    from fulfill.worker import DEFAULT_QUEUE, PLANNING_QUEUE, ShutdownWatch, app
 
     queues = f"{DEFAULT_QUEUE},{PLANNING_QUEUE}"
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", queues]
     if get_settings().is_embedded_broker:
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    app.worker_main(argv)
+    watch = ShutdownWatch()
+    try:
+        app.worker_main(argv)
+        celery_status: object = 0
+    except SystemExit as ended:
+        celery_status = ended.code
+    status = watch.exit_status(celery_status)
+    if status and not watch.requested:
+        console.print(
+            f"error: the worker stopped without being asked to (Celery's status: {celery_status})",
+            markup=False,
+        )
+    raise typer.Exit(status)
 
 
 @cli.command()

@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     outbox_lease_s: int = 300
     outbox_sweep_s: float = 5.0
 
+    broker_retries: int | None = Field(
+        None, ge=0, description="reconnections a worker tries when the broker goes away before "
+        "it exits non-zero for its supervisor to restart it; none: it keeps trying",
+    )  # fmt: skip
     task_soft_time_limit_s: int = 300
     task_time_limit_s: int = 360
 

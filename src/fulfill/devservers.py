@@ -84,13 +84,14 @@ def temporary_postgres(base_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def temporary_redis(base_dir: Path) -> Iterator[str]:
-    """A Redis server with no persistence; yields its URL."""
+def temporary_redis(base_dir: Path, port: int | None = None) -> Iterator[str]:
+    """A Redis server with no persistence; yields its URL. A ``port`` lets a test bring
+    a stopped server back where its clients look for it."""
     binary = shutil.which("redis-server")
     if not binary:
         raise ServerUnavailable("redis-server is not installed")
     base_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(base_dir)],

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import after_setup_logger, worker_process_init, worker_shutting_down
 
 from fulfill import embedded_broker
 from fulfill.config import Settings, get_settings
@@ -54,6 +54,7 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=settings.broker_retries,
         broker_transport_options=_transport_options(settings),
         worker_hijack_root_logger=False,
         timezone="UTC",
@@ -142,3 +143,24 @@ def _quiet_routine_lines(loglevel: int | str | None = None, **_: Any) -> None:
     if isinstance(level, int) and level > logging.DEBUG:
         for name in ROUTINE_LOGGERS:
             logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+class ShutdownWatch:
+    """Tells a stop someone asked for (a signal) from a worker that fell over.
+
+    Celery ends with status 0 in both cases when the broker connection breaks badly (kombu's
+    restore of unacknowledged messages can raise past the consumer), so a supervisor that
+    restarts on failure would leave the worker stopped."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        worker_shutting_down.connect(self._on_request, weak=False)
+
+    def _on_request(self, **_: Any) -> None:
+        self.requested = True
+
+    def exit_status(self, celery_status: object) -> int:
+        status = celery_status if isinstance(celery_status, int) else 1
+        if status == 0 and not self.requested:
+            return 1
+        return status
