@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -17,7 +15,7 @@ from fulfill.app import create_app
 from fulfill.config import Settings
 from tests.conftest import server_missing
 from tests.support import MORNING, PATIENCE_S, WebhookReceiver
-from tests.test_worker import assert_delivered_once, place_orders, service_env
+from tests.test_worker import assert_delivered_once, fulfill_process, place_orders, service_env
 
 
 @contextmanager
@@ -29,21 +27,8 @@ def redis_on(port: int, base: Path) -> Iterator[str]:
         server_missing(str(exc))
 
 
-@contextmanager
-def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fulfill", "worker", "--concurrency=1"],
-            env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+def worker(env: dict[str, str], log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return fulfill_process(["worker", "--concurrency=1"], env, log)
 
 
 def wait_for_line(log: Path, text: str) -> None:

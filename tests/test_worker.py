@@ -31,14 +31,16 @@ from tests.support import MORNING, PATIENCE_S, WebhookReceiver, order_body, seed
 
 
 @contextmanager
-def fulfill_process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+def fulfill_process(
+    command: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "fulfill", *command],
             env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            yield
+            yield process
         finally:
             process.terminate()
             try:
