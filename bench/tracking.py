@@ -53,6 +53,7 @@ from fulfill.migrations import upgrade
 from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking import carriers, polling
 from fulfill.tracking.models import Shipment, WebhookReceipt
+from fulfill.wiring import wire
 from fulfill_carriers.sandbox import SIGNATURE_HEADER
 from fulfill_carriers.sandbox_server import CarrierState, sandbox_app
 from fulfill_carriers.signatures import sign
@@ -243,6 +244,7 @@ def poll_bench(
     add_shipments(engine, numbers, "p", due=True)
     settings = Settings(data_dir=tmp, database_url=db_url, carrier_url=carrier_url)
     configured = carriers.configured(settings)
+    wire()  # the parcels' news reaches the notices, as in a worker
     console.print(f"polling {args.shipments} shipments, one beat cycle")
     started = time.perf_counter()
     try:

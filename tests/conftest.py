@@ -32,6 +32,7 @@ from fulfill.db import engine_for
 from fulfill.devservers import LiveServer
 from fulfill.migrations import upgrade
 from fulfill.models import metadata
+from fulfill.wiring import wire
 from tests.support import MORNING, seed_catalog
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -47,6 +48,7 @@ _clock_dir = tempfile.mkdtemp(prefix="fulfill-clock-")
 atexit.register(shutil.rmtree, _clock_dir, ignore_errors=True)
 os.environ[simclock.ENV] = str(Path(_clock_dir) / "clock")
 SUITE_CLOCK = simclock.SharedClock(Path(os.environ[simclock.ENV]))
+wire()  # tests call the domains directly, as a worker does
 
 
 @pytest.fixture(autouse=True)
@@ -185,7 +187,9 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=devservers.real_clock_env()
+        )
         yield browser
         browser.close()
 

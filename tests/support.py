@@ -23,9 +23,9 @@ from sqlmodel import Session
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.devservers import free_port
-from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import relay
+from fulfill.wiring import outbox_handlers
 
 # A fixed Wednesday morning in Edmonton (08:30 MST, UTC-7): every cutoff of the test nodes is ahead.
 MORNING = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)
@@ -139,7 +139,11 @@ def relay_now(engine: Engine, settings: Settings) -> None:
         session.execute(update(OutboxEvent).values(next_run_at=utcnow() - timedelta(seconds=1)))
         session.commit()
         relay(
-            session, handlers_for(settings), limit=100, lease=timedelta(minutes=5), max_attempts=5
+            session,
+            outbox_handlers(settings),
+            limit=100,
+            lease=timedelta(minutes=5),
+            max_attempts=5,
         )
 
 

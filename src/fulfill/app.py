@@ -39,6 +39,7 @@ from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
 from fulfill.tracking.ingest import INGEST_TASK
+from fulfill.wiring import wire
 from fulfill.worker import CoalescingKick, make_celery
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ DATABASE_RETRY_AFTER_S = 2
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    wire()
     app = DocumentedApp(
         lifespan=_lifespan,
         title="fulfill",

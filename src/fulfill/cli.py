@@ -18,6 +18,7 @@ from fulfill.auth import ApiKey, Scope, create_key, hash_key, revoke_key
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
 from fulfill.devservers import Supervisor
+from fulfill.wiring import wire
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys.")
@@ -28,6 +29,7 @@ DEV_KEY_FILE = "dev-api-key"
 
 
 def main() -> None:
+    wire()
     cli()
 
 

@@ -95,7 +95,7 @@ def temporary_redis(base_dir: Path, port: int | None = None) -> Iterator[str]:
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(base_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_real_clock_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=real_clock_env(),
     )  # fmt: skip
     _watch(["kill", "-9", str(process.pid)])
     try:
@@ -106,9 +106,10 @@ def temporary_redis(base_dir: Path, port: int | None = None) -> Iterator[str]:
         process.wait()
 
 
-def _real_clock_env() -> dict[str, str]:
-    """Redis's allocator deadlocks under libfaketime (the year-ahead run, `.ci/year-ahead`), and
-    its clock never reaches the service (expiries are relative), so it runs on the real one."""
+def real_clock_env() -> dict[str, str]:
+    """The environment without the year-ahead run's libfaketime (`.ci/year-ahead`), for the
+    programs that hang under it and whose clock never reaches the service: Redis (expiries are
+    relative) and Chromium (the pages show the times the server sends)."""
     return {name: value for name, value in os.environ.items() if name != "LD_PRELOAD"}
 
 

@@ -23,7 +23,7 @@ from fulfill.outbox.service import set_default_kick
 log = logging.getLogger(__name__)
 
 TASK_MODULES = [
-    "fulfill.outbox.tasks",
+    "fulfill.relay",
     "fulfill.maintenance",
     "fulfill.dispatch.tasks",
     "fulfill.third_party.tasks",

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.db import utcnow
-from fulfill.outbox.handlers import webhook_handler
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.outbox.service import claim_due, relay, replay_dead
+from fulfill.outbox.webhook import webhook_handler
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
 from tests.support import PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 

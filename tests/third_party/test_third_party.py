@@ -16,10 +16,10 @@ from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
 from fulfill.devservers import LiveServer
-from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.third_party.models import ThirdPartyOrder
 from fulfill.third_party.tasks import sync_all
+from fulfill.wiring import outbox_handlers
 from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
 from tests.support import available, order_body, relay_now, seed_catalog
 
@@ -129,7 +129,7 @@ def test_an_order_sourced_at_the_third_party_is_created_there_once_whatever_is_r
         session.execute(update(ThirdPartyOrder).values(status="requested"))
         session.commit()
     relay_now(engine, tp_settings)
-    handler = handlers_for(tp_settings)["third_party.create"][0]
+    handler = outbox_handlers(tp_settings)["third_party.create"][0]
     handler(events(engine, "third_party.create")[0])  # and a duplicate delivery on top
     assert state.creates == 1 and len(state.orders) == 1
 

@@ -47,7 +47,7 @@ from fulfill.dispatch.waves import (
 )
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
-from fulfill.notify.service import announce
+from fulfill.orders import timeline
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
@@ -712,7 +712,7 @@ def _reschedule(
             request_plan(session, later, "order")
     session.add(fulfillment)
     record_event(session, stop.order_id, kind, data, at=now)
-    announce(session, [(stop.order_id, kind, data, now)])
+    timeline.publish(session, [(stop.order_id, kind, data, now)])
 
 
 def _new_promise(

@@ -45,6 +45,7 @@ from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.notify.templates import NoticeKind, Rendered, render
 from fulfill.orders.models import Fulfillment, Order, OrderStatus, new_id
 from fulfill.orders.repository import record_event
+from fulfill.orders.timeline import TimelineEntry
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler, enqueue, enqueue_many
 from fulfill.tracking.models import Shipment
@@ -54,7 +55,6 @@ from fulfill_carriers.status import TrackingStatus
 log = logging.getLogger(__name__)
 
 SEND_TOPIC = "notice.send"
-TimelineEntry = tuple[str, str, dict[str, Any], datetime]  # order id, kind, data, at
 
 # Which timeline entries tell the customer something, and what.
 TRIGGERS: dict[str, NoticeKind] = {

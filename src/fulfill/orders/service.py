@@ -19,8 +19,8 @@ from fulfill.geocoding import geocode
 from fulfill.inventory import service as inventory
 from fulfill.inventory.repository import nodes_by_id
 from fulfill.inventory.service import InsufficientStock, StockLine
-from fulfill.notify.service import announce
 from fulfill.orders import repository as repo
+from fulfill.orders import timeline
 from fulfill.orders.models import (
     Fulfillment,
     FulfillmentLine,
@@ -103,7 +103,7 @@ def place_order(
     ]
     created = record_event(session, order_id, "order.created", _created_event(sourced), at=now)
     fulfillments = open_fulfillments(session, order, sourced, cart)
-    announce(session, [(order_id, created.kind, created.data, now)])
+    timeline.publish(session, [(order_id, created.kind, created.data, now)])
     session.add_all(order_lines)
     bundle = repo.OrderBundle(order, order_lines, fulfillments, [created])
     enqueue(session, "order.created", order_public(bundle, settings).model_dump(mode="json"))
@@ -242,7 +242,7 @@ def cancel_order(
     order.updated_at = now
     order.cancel_reason = reason
     cancelled = record_event(session, order_id, "order.cancelled", {"reason": reason}, at=now)
-    announce(session, [(order_id, cancelled.kind, cancelled.data, now)])
+    timeline.publish(session, [(order_id, cancelled.kind, cancelled.data, now)])
     session.flush()
     bundle = repo.bundles(session, [order], with_events=True)[0]
     enqueue(session, "order.cancelled", order_public(bundle, settings).model_dump(mode="json"))

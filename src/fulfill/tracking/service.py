@@ -21,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.notify.service import TimelineEntry, announce
+from fulfill.orders import timeline
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event, record_events
+from fulfill.orders.timeline import TimelineEntry
 from fulfill.tracking.models import (
     AlertKind,
     Shipment,
@@ -358,7 +359,7 @@ def alert(
 def tell(session: Session, entries: list[TimelineEntry]) -> None:
     """Write timeline entries, and the notices they call for, in the caller's transaction."""
     record_events(session, entries)
-    announce(session, entries)
+    timeline.publish(session, entries)
 
 
 def _status_changed(

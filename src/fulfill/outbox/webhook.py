@@ -1,10 +1,5 @@
-"""Who receives which outbox topic.
-
-The shop's own event webhook (``FULFILL_EVENTS_WEBHOOK_URL``), signed with
-``FULFILL_EVENTS_WEBHOOK_SECRET``: receivers deduplicate by the ``id`` each event carries. And
-the third party, whose orders are created and cancelled from here. And customer notices
-(``notice.send``), through their channels (``fulfill.notify``).
-"""
+"""The shop's own event webhook (``FULFILL_EVENTS_WEBHOOK_URL``), signed with
+``FULFILL_EVENTS_WEBHOOK_SECRET``: receivers deduplicate by the ``id`` each event carries."""
 
 from __future__ import annotations
 
@@ -13,11 +8,8 @@ import json
 import httpx
 
 from fulfill.config import Settings
-from fulfill.notify.service import handlers as notices
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
-from fulfill.third_party.tasks import handlers as third_party
-from fulfill.tracking.shipping import handlers as parcel_carrier
 from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
 
 WEBHOOK_TOPICS = ("order.created", "order.cancelled")
@@ -52,14 +44,9 @@ def webhook_handler(url: str, secret: str, timeout_s: float = 10.0) -> Handler:
     return deliver
 
 
-def handlers_for(settings: Settings) -> dict[str, list[Handler]]:
-    handlers: dict[str, list[Handler]] = {
-        **third_party(settings),
-        **parcel_carrier(settings),
-        **notices(settings),
-    }
-    if settings.events_webhook_url:
-        deliver = webhook_handler(settings.events_webhook_url, settings.events_webhook_secret or "")
-        for topic in WEBHOOK_TOPICS:
-            handlers.setdefault(topic, []).append(deliver)
-    return handlers
+def shop_webhook_handlers(settings: Settings) -> dict[str, list[Handler]]:
+    """The topics the shop's webhook hears, if it has one."""
+    if not settings.events_webhook_url:
+        return {}
+    deliver = webhook_handler(settings.events_webhook_url, settings.events_webhook_secret or "")
+    return {topic: [deliver] for topic in WEBHOOK_TOPICS}

@@ -1,3 +1,5 @@
+"""The outbox relay, as a Celery task: the worker side of the seam ``fulfill.wiring`` wires."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -5,9 +7,11 @@ from datetime import timedelta
 
 from fulfill.config import get_settings
 from fulfill.db import engine_for, session_scope
-from fulfill.outbox.handlers import handlers_for
 from fulfill.outbox.service import relay
+from fulfill.wiring import outbox_handlers, wire
 from fulfill.worker import app
+
+wire()  # a worker imports its task modules when it starts
 
 
 @app.task(name="outbox.relay")
@@ -18,7 +22,7 @@ def relay_outbox() -> dict[str, int]:
     with session_scope(engine) as session:
         result = relay(
             session,
-            handlers_for(settings),
+            outbox_handlers(settings),
             limit=settings.outbox_batch_size,
             lease=timedelta(seconds=settings.outbox_lease_s),
             max_attempts=settings.outbox_max_attempts,

@@ -1,0 +1,35 @@
+"""The one seam between domains, wired from the outermost layer.
+
+Domains never import the domains that react to them. An outbox topic is taken by the handler
+wired here, and a timeline entry that tells the customer something reaches ``notify`` through
+the listener wired here. Every process that writes orders (the API, the worker, the CLI, the
+demo) calls ``wire`` once at start.
+"""
+
+from __future__ import annotations
+
+from fulfill.config import Settings
+from fulfill.notify.service import announce
+from fulfill.notify.service import handlers as notices
+from fulfill.orders.timeline import listen
+from fulfill.outbox.service import Handler
+from fulfill.outbox.webhook import shop_webhook_handlers
+from fulfill.third_party.tasks import handlers as third_party
+from fulfill.tracking.shipping import handlers as parcel_carrier
+
+
+def wire() -> None:
+    """Let the customer hear of what the timeline records. Safe to call any number of times."""
+    listen(announce)
+
+
+def outbox_handlers(settings: Settings) -> dict[str, list[Handler]]:
+    """Who takes which outbox topic."""
+    handlers: dict[str, list[Handler]] = {
+        **third_party(settings),
+        **parcel_carrier(settings),
+        **notices(settings),
+    }
+    for topic, delivers in shop_webhook_handlers(settings).items():
+        handlers.setdefault(topic, []).extend(delivers)
+    return handlers
