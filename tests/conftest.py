@@ -33,7 +33,7 @@ from fulfill.devservers import LiveServer
 from fulfill.migrations import upgrade
 from fulfill.models import metadata
 from fulfill.wiring import wire
-from tests.support import MORNING, seed_catalog
+from tests.support import MORNING, Inbox, seed_catalog, smtp_server
 
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("FULFILL_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -192,6 +192,13 @@ def browser() -> Iterator[object]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """A real SMTP server on 127.0.0.1: its port, and the messages it took."""
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -23,13 +23,11 @@ from fulfill.api_docs import add_docs
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
 from fulfill.dispatch.api import router as dispatch_router
-from fulfill.dispatch.page import router as dispatch_page
 from fulfill.errors import FulfillError, TooManyRequests
 from fulfill.idempotency import PROBLEM_MEDIA_TYPE, ProblemResponse
 from fulfill.inventory.api import router as inventory_router
 from fulfill.notify.api import router as notify_router
 from fulfill.notify.figures import ServiceCollector
-from fulfill.notify.page import router as tracking_page
 from fulfill.observability import MetricsMiddleware, redact_tokens_in_access_log, redacted
 from fulfill.openapi import DocumentedApp
 from fulfill.orders.api import router as orders_router
@@ -39,6 +37,8 @@ from fulfill.restock.api import router as restock_router
 from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
 from fulfill.tracking.ingest import INGEST_TASK
+from fulfill.web.dispatch_page import router as dispatch_page
+from fulfill.web.tracking_page import router as tracking_page
 from fulfill.wiring import wire
 from fulfill.worker import CoalescingKick, make_celery
 

@@ -44,7 +44,7 @@ from fulfill_carriers.status import TrackingStatus
 
 HERE = Path(__file__).parent
 templates = Environment(
-    loader=FileSystemLoader(HERE / "pages"), autoescape=select_autoescape(default=True)
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
 )
 # The page draws itself from its own styles and posts only to itself; no one may frame it.
 CONTENT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
