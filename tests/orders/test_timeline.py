@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -29,7 +27,7 @@ def test_each_listener_hears_each_publication_once(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(timeline, "_listeners", [])
     timeline.listen(listener)
     timeline.listen(listener)  # wiring twice changes nothing
-    entry: tuple[str, str, dict[str, Any], datetime] = ("ord_1", "order.created", {}, MORNING)
+    entry: TimelineEntry = ("ord_1", "order.created", {}, MORNING)
     session = Session()
     timeline.publish(session, [entry])
     assert heard == [(session, [entry])]

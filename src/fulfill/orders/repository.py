@@ -21,6 +21,7 @@ from fulfill.db import utcnow
 from fulfill.errors import Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
+from fulfill.orders.timeline import TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,7 @@ def record_event(
     return event
 
 
-def record_events(
-    session: Session, events: Sequence[tuple[str, str, dict[str, Any], datetime]]
-) -> None:
+def record_events(session: Session, events: Sequence[TimelineEntry]) -> None:
     """Many timeline entries (order id, kind, data, at) in one statement: for workers that
     apply thousands of carrier events at once."""
     if events:

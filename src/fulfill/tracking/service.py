@@ -180,7 +180,7 @@ class Known:
     fulfillments: dict[str, Fulfillment]
     levels: dict[str, str]  # order id -> service level
     rows: list[dict[str, Any]] = field(default_factory=list)  # events to insert
-    timeline: list[tuple[str, str, dict[str, Any], datetime]] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
         """Insert what ``record`` gathered, in two statements (executemany, no RETURNING)."""
