@@ -30,11 +30,11 @@ from fulfill.notify.api import router as notify_router
 from fulfill.notify.figures import ServiceCollector
 from fulfill.observability import MetricsMiddleware, redact_tokens_in_access_log, redacted
 from fulfill.openapi import DocumentedApp
-from fulfill.orders.api import router as orders_router
+from fulfill.ordering.api import promises_router
+from fulfill.ordering.api import router as orders_router
 from fulfill.outbox.api import router as outbox_router
 from fulfill.request_guard import SENT_CONTENT_TYPE, RequestGuard, TooLarge
 from fulfill.restock.api import router as restock_router
-from fulfill.sourcing.api import router as promises_router
 from fulfill.tracking.api import router as tracking_router
 from fulfill.tracking.ingest import INGEST_TASK
 from fulfill.web.dispatch_page import router as dispatch_page

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from fulfill.auth import Caller, Scope, authenticate, require
+from fulfill.commit_kick import attach_kick
 from fulfill.config import Settings
 from fulfill.idempotency import fingerprint, respond_idempotently
-from fulfill.outbox.service import attach_kick
 
 
 def get_settings_dep(request: Request) -> Settings:

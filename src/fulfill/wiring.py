@@ -8,9 +8,13 @@ demo) calls ``wire`` once at start.
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from fulfill.config import Settings
+from fulfill.db import utcnow
 from fulfill.notify.service import announce
 from fulfill.notify.service import handlers as notices
+from fulfill.ordering.resourcing import resource_fulfillment
 from fulfill.orders.timeline import listen
 from fulfill.outbox.service import Handler
 from fulfill.outbox.webhook import shop_webhook_handlers
@@ -25,8 +29,12 @@ def wire() -> None:
 
 def outbox_handlers(settings: Settings) -> dict[str, list[Handler]]:
     """Who takes which outbox topic."""
+
+    def resource(session: Session, fulfillment_id: str) -> None:
+        resource_fulfillment(session, fulfillment_id, settings, now=utcnow())
+
     handlers: dict[str, list[Handler]] = {
-        **third_party(settings),
+        **third_party(settings, on_refused=resource),
         **parcel_carrier(settings),
         **notices(settings),
     }

@@ -17,8 +17,8 @@ from celery.schedules import crontab
 from celery.signals import after_setup_logger, worker_process_init, worker_shutting_down
 
 from fulfill import embedded_broker
+from fulfill.commit_kick import set_default_kick
 from fulfill.config import Settings, get_settings
-from fulfill.outbox.service import set_default_kick
 
 log = logging.getLogger(__name__)
 

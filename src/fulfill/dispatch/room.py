@@ -21,7 +21,7 @@ from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van,
 from fulfill.dispatch.planning import Delivery
 from fulfill.dispatch.waves import find_wave
 from fulfill.inventory.models import Node
-from fulfill.sourcing.windows import PromiseWindow
+from fulfill.orders.windows import PromiseWindow
 from fulfill_routing.insertion import best_insertion
 from fulfill_routing.model import Solution
 from fulfill_routing.schedule import Infeasible, schedule_route

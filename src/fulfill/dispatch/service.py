@@ -50,8 +50,8 @@ from fulfill.inventory.models import Node
 from fulfill.orders import timeline
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event
+from fulfill.orders.windows import next_cutoff
 from fulfill.outbox.service import enqueue
-from fulfill.sourcing.windows import next_cutoff
 from fulfill.tracking import service as tracking
 from fulfill.tracking.shipping import request_shipment
 from fulfill_routing.checker import check

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from fulfill.dispatch.models import Wave, WaveStatus
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
-from fulfill.sourcing.windows import next_cutoff
+from fulfill.orders.windows import next_cutoff
 
 
 def wave_for(session: Session, node: Node, cutoff_at: datetime) -> Wave:

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fulfill.inputs import ClockTime, CreateModel, IanaTimezone, OneLine, Sku
 from fulfill.orders.models import FulfillmentStatus, OrderStatus, ServiceLevel
-from fulfill.tracking.schemas import ShipmentPublic
 
 
 class Channel(StrEnum):
@@ -148,16 +147,6 @@ class OrderPublic(BaseModel):
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     tracking_url: str = Field(description="the customer's tracking page of this order")
-
-
-class OrderDetail(OrderPublic):
-    timeline: list[TimelineEntry]
-    shipments: list[ShipmentPublic] = Field(
-        default_factory=list, description="each parcel followed: status, ETA, events, alerts"
-    )
-    sourcing: dict[str, Any] | None = Field(
-        None, description="why these nodes: the decision, its cost and the ranked alternatives"
-    )
 
 
 class OrderPage(BaseModel):

@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, text, update
+from sqlalchemy import insert, text, update
 from sqlmodel import Session, col, select
 
+from fulfill.commit_kick import mark_pending
 from fulfill.db import utcnow
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEvent], None]
-_KICK = "outbox_kick"
-_PENDING = "outbox_pending"
 
 
 def enqueue(
@@ -37,7 +36,7 @@ def enqueue(
     if not_before is not None:
         row.next_run_at = not_before
     session.add(row)
-    session.info[_PENDING] = True
+    mark_pending(session)
     return row
 
 
@@ -53,37 +52,7 @@ def enqueue_many(
         [{"topic": topic, "payload": payload, "status": OutboxStatus.PENDING, "attempts": 0,
           "created_at": now, "next_run_at": not_before} for payload, not_before in payloads],
     )  # fmt: skip
-    session.info[_PENDING] = True
-
-
-def attach_kick(session: Session, kick: Callable[[], None] | None) -> None:
-    """After a commit that enqueued events, call ``kick`` (which asks a worker to relay now)."""
-    session.info[_KICK] = kick
-
-
-_default_kick: Callable[[], None] | None = None
-
-
-def set_default_kick(kick: Callable[[], None] | None) -> None:
-    """The kick of sessions that attached none: a worker's, so that what a task enqueues (a
-    notice after a tracking event) leaves at once rather than at the next sweep."""
-    global _default_kick  # noqa: PLW0603  # one per process, set at its start
-    _default_kick = kick
-
-
-@event.listens_for(Session, "after_commit")
-def _kick_after_commit(session: Session) -> None:
-    kick = session.info.get(_KICK, _default_kick)
-    if session.info.pop(_PENDING, False) and kick is not None:
-        try:
-            kick()
-        except Exception:  # the periodic sweep relays it instead
-            log.warning("could not ask a worker to relay the outbox now", exc_info=True)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    mark_pending(session)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from fulfill.errors import Conflict, OutOfStock
 from fulfill.inventory import repository as inventory_repo
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, ServiceLevel
+from fulfill.orders.windows import PromiseWindow, promise_window
 from fulfill.sourcing import costs as pricing
 from fulfill.sourcing.optimiser import Costs, Decision, Line, NoSource, Shipment, Source, decide
-from fulfill.sourcing.windows import PromiseWindow, promise_window
 from fulfill.third_party.models import ThirdPartyHealth
 
 
@@ -116,28 +116,31 @@ class Sourcing:
         }
 
 
-def source_cart(
-    session: Session,
-    lines: Sequence[CartLine],
-    destination: tuple[float, float],
-    level: ServiceLevel,
-    now: datetime,
-    settings: Settings,
-    *,
-    postal: bool = True,
-    refused_by: frozenset[str] = frozenset(),
-) -> Sourcing:
-    """The cheapest way to ship ``lines`` at ``level``; a 409 that says why if there is none.
-    Without a ``postal`` address, third parties (which need one) are not asked."""
+@dataclass(frozen=True)
+class Ask:
+    """What is being sourced: the cart, its door, the service level and the moment; without a
+    ``postal`` address third parties (which need one) are not asked, and nodes in
+    ``refused_by`` have refused this order already."""
+
+    lines: Sequence[CartLine]
+    destination: tuple[float, float]
+    level: ServiceLevel
+    now: datetime
+    postal: bool = True
+    refused_by: frozenset[str] = frozenset()
+
+
+def source_cart(session: Session, ask: Ask, settings: Settings) -> Sourcing:
+    """The cheapest way to ship the cart at its level; a 409 that says why if there is none."""
     offers = {
-        o.node.code: o if o.node.code not in refused_by else o.closed("it refused this order")
-        for o in _offers(session, lines, destination, level, now, settings, postal=postal)
+        o.node.code: o if o.node.code not in ask.refused_by else o.closed("it refused this order")
+        for o in _offers(session, ask, settings)
     }
     while True:
-        decision = _decide(lines, list(offers.values()), level, settings)
-        full = _full_waves(session, decision, offers, destination, level, settings)
+        decision = _decide(ask.lines, list(offers.values()), ask.level, settings)
+        full = _full_waves(session, decision, offers, ask, settings)
         if not full:
-            return Sourcing(level, decision, offers, settings.sourcing_currency)
+            return Sourcing(ask.level, decision, offers, settings.sourcing_currency)
         for code, reason in full.items():
             offers[code] = offers[code].closed(reason)
 
@@ -180,38 +183,25 @@ def _decide(
 
 
 def _full_waves(
-    session: Session,
-    decision: Decision,
-    offers: dict[str, Offer],
-    destination: tuple[float, float],
-    level: ServiceLevel,
-    settings: Settings,
+    session: Session, decision: Decision, offers: dict[str, Offer], ask: Ask, settings: Settings
 ) -> dict[str, str]:
     """Same-day shipments whose wave has no room left, with why."""
-    if level is not ServiceLevel.SAME_DAY or not settings.same_day_room_check:
+    if ask.level is not ServiceLevel.SAME_DAY or not settings.same_day_room_check:
         return {}
     full = {}
     for shipment in decision.chosen.shipments:
         offer = offers[shipment.source]
         assert offer.window is not None
         reason = same_day_room(
-            session, offer.node, offer.window, destination, shipment.weight_kg, settings
+            session, offer.node, offer.window, ask.destination, shipment.weight_kg, settings
         )
         if reason is not None:
             full[shipment.source] = reason
     return full
 
 
-def _offers(
-    session: Session,
-    lines: Sequence[CartLine],
-    destination: tuple[float, float],
-    level: ServiceLevel,
-    now: datetime,
-    settings: Settings,
-    *,
-    postal: bool,
-) -> list[Offer]:
+def _offers(session: Session, ask: Ask, settings: Settings) -> list[Offer]:
+    lines, destination, level, now = ask.lines, ask.destination, ask.level, ask.now
     nodes = inventory_repo.active_nodes(session)
     available = inventory_repo.available_by_node(session, [ln.product_id for ln in lines])
     picked = _picked_today(session, [n for n in nodes if n.pick_capacity_per_day is not None], now)
@@ -226,7 +216,7 @@ def _offers(
         window = promise_window(node, level, now, settings)
         reason = terms.reason or down.get(node.id)
         if reason is None and not node.node_kind.is_own:
-            reason = _third_party_reason(postal, settings)
+            reason = _third_party_reason(ask.postal, settings)
         if reason is None and window is None:
             reason = _no_window_reason(node, level)
         capacity = None

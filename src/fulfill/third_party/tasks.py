@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, session_scope, utcnow
-from fulfill.orders.service import resource_fulfillment
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
 from fulfill.third_party import service
@@ -18,16 +17,19 @@ from fulfill.worker import app
 from fulfill_carriers import mcf
 
 Action = Callable[[Session, str, service.ClientFactory], service.Outcome]
+# What to do with a fulfillment the third party refused (ship it from another node): a use
+# case above this domain, handed in by the wiring.
+OnRefused = Callable[[Session, str], None]
 
 
-def handlers(settings: Settings) -> dict[str, list[Handler]]:
+def handlers(settings: Settings, on_refused: OnRefused) -> dict[str, list[Handler]]:
     def create_or_resource(
         session: Session, seller_order_id: str, make_client: service.ClientFactory
     ) -> service.Outcome:
-        """Create it at the third party; if refused there, ship it from another node."""
+        """Create it at the third party; if refused there, hand it to ``on_refused``."""
         outcome = service.create(session, seller_order_id, make_client)
         if outcome.refused:
-            resource_fulfillment(session, outcome.fulfillment_id, settings, now=utcnow())
+            on_refused(session, outcome.fulfillment_id)
         return outcome
 
     return {

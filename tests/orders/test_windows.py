@@ -7,7 +7,7 @@ import pytest
 from fulfill.config import Settings
 from fulfill.inventory.models import Node
 from fulfill.orders.models import ServiceLevel
-from fulfill.sourcing.windows import next_cutoff, promise_window
+from fulfill.orders.windows import next_cutoff, promise_window
 
 SETTINGS = Settings(same_day_window_offset_min=60, same_day_window_length_min=180)
 

@@ -1,3 +1,5 @@
+"""The storefront's order API: place, list, read and cancel orders, and ask what can be promised."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -16,13 +18,20 @@ from fulfill.deps import (
 )
 from fulfill.geocoding import geocoder_for
 from fulfill.inputs import UtcDatetime
+from fulfill.ordering.cancelling import cancel_order as cancel
+from fulfill.ordering.detail import OrderDetail, order_detail
+from fulfill.ordering.placing import place_order
+from fulfill.ordering.promising import quote
 from fulfill.orders import repository as repo
-from fulfill.orders import service
 from fulfill.orders.models import OrderStatus, ServiceLevel
-from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderDetail, OrderPage
+from fulfill.orders.public import get_order as visible_order
+from fulfill.orders.public import order_public
+from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderPage
+from fulfill.sourcing.schemas import PromiseAnswer, PromiseRequest
 from fulfill.tracking import service as tracking
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
+promises_router = APIRouter(prefix="/v1/promises", tags=["sourcing"])
 
 
 @router.post(
@@ -42,7 +51,7 @@ def create_order(
     why not (a sku short, with what is left; the service level out of reach)."""
 
     def place() -> OrderDetail:
-        bundle = service.place_order(
+        bundle = place_order(
             idempotent.session,
             caller,
             payload,
@@ -50,7 +59,7 @@ def create_order(
             geocoder=geocoder_for(settings),
             now=clock(),
         )
-        return service.order_detail(bundle, settings)
+        return order_detail(bundle, settings)
 
     return idempotent.respond(caller, payload, status.HTTP_201_CREATED, place)
 
@@ -71,7 +80,7 @@ def list_orders(
     filters = repo.OrderFilters(status, service_level, external_id, created_from, created_to)
     orders, next_cursor = repo.page(session, caller, filters, cursor, limit)
     bundles = repo.bundles(session, orders, with_events=False)
-    items = [service.order_public(b, settings) for b in bundles]
+    items = [order_public(b, settings) for b in bundles]
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
@@ -79,7 +88,7 @@ def list_orders(
 def get_order(
     order_id: str, session: SessionDep, caller: OrderReader, settings: SettingsDep
 ) -> OrderDetail:
-    detail = service.order_detail(service.get_order(session, caller, order_id), settings)
+    detail = order_detail(visible_order(session, caller, order_id), settings)
     detail.shipments = tracking.shipments_of_order(session, order_id)
     return detail
 
@@ -102,8 +111,22 @@ def cancel_order(
         caller,
         body,
         status.HTTP_200_OK,
-        lambda: service.order_detail(
-            service.cancel_order(idempotent.session, caller, order_id, body.reason, settings),
-            settings,
+        lambda: order_detail(
+            cancel(idempotent.session, caller, order_id, body.reason, settings), settings
         ),
     )
+
+
+@promises_router.post(
+    "", response_model=PromiseAnswer, responses=problem_responses(400, 401, 403, 422)
+)
+def promise(
+    payload: PromiseRequest,
+    session: SessionDep,
+    caller: StorefrontCaller,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> PromiseAnswer:
+    """What can be promised for this cart at this destination, per service level: the window,
+    the order-by time, the nodes and shipments, the cost, or why not. Nothing is reserved."""
+    return quote(session, payload, settings, geocoder_for(settings), payload.at or clock())
