@@ -59,9 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine_for(
-        settings.resolved_database_url, settings.db_pool_size, settings.db_max_overflow,
-        settings.db_lock_timeout_ms, settings.db_statement_timeout_ms,
-    )  # fmt: skip
+        settings.resolved_database_url,
+        settings.db_pool_size,
+        settings.db_max_overflow,
+        settings.db_lock_timeout_ms,
+        settings.db_statement_timeout_ms,
+    )
     celery = make_celery(settings)
     app.state.kick_outbox = CoalescingKick(lambda: celery.send_task("outbox.relay"))
     app.state.kick_tracking = CoalescingKick(lambda: celery.send_task(INGEST_TASK))
@@ -178,20 +181,28 @@ def _add_problem_handlers(app: FastAPI) -> None:
     async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         # Down, restarting, out of connections, or a row held past the lock timeout: the
         # transaction was rolled back, and the same request may well work in a moment.
-        log.warning("database unavailable on %s %s: %s", request.method, redacted(request.url.path),
-                    str(exc.orig).splitlines()[0] if exc.orig else exc)  # fmt: skip
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            redacted(request.url.path),
+            str(exc.orig).splitlines()[0] if exc.orig else exc,
+        )
         problem = FulfillError(
             "the database is unavailable or busy; nothing was changed, try again shortly", 503
         )
         problem.code = "database-unavailable"
-        return ProblemResponse(problem.problem(request.url.path), status_code=503,
-                               headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})  # fmt: skip
+        return ProblemResponse(
+            problem.problem(request.url.path),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(DataError)
     async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
         # What validation let through and the database refused (a value out of its range).
-        log.warning("unstorable input on %s %s: %s", request.method, redacted(request.url.path),
-                    exc.orig)  # fmt: skip
+        log.warning(
+            "unstorable input on %s %s: %s", request.method, redacted(request.url.path), exc.orig
+        )
         problem = FulfillError("a value in the request cannot be stored; nothing was changed", 422)
         problem.code = "unstorable-value"
         return ProblemResponse(problem.problem(request.url.path), status_code=422)

@@ -75,10 +75,14 @@ def keys_list() -> None:
     with Session(engine_for(get_settings().resolved_database_url)) as session:
         for row in session.exec(select(ApiKey).order_by(col(ApiKey.id))):
             table.add_row(
-                str(row.id), row.prefix, row.name, row.storefront or "", ",".join(row.scopes),
+                str(row.id),
+                row.prefix,
+                row.name,
+                row.storefront or "",
+                ",".join(row.scopes),
                 f"{row.created_at:%Y-%m-%d %H:%M}",
                 f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
-            )  # fmt: skip
+            )
     Console(width=160).print(table)
 
 
@@ -164,18 +168,23 @@ def serve(
     )
     children.start()
     # X-Forwarded-For is believed only from FULFILL_TRUSTED_PROXIES (fulfill.client_address).
-    server = uvicorn.Server(uvicorn.Config("fulfill.app:create_app", factory=True, host=host,
-                                           port=port, proxy_headers=False))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            "fulfill.app:create_app", factory=True, host=host, port=port, proxy_headers=False
+        )
+    )
 
     def banner() -> None:  # last, once the server's own start-up lines are out
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started:
-            console.print(f"database {settings.resolved_database_url}, "
-                          f"broker {settings.resolved_broker_url}")  # fmt: skip
+            console.print(
+                f"database {settings.resolved_database_url}, broker {settings.resolved_broker_url}"
+            )
             console.print(f"worker and beat log to {logs}/")
-            console.print(f"[bold]fulfill[/] on http://{host}:{port}  "
-                          f"(docs: http://{host}:{port}/docs)")  # fmt: skip
+            console.print(
+                f"[bold]fulfill[/] on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
+            )
             console.print(f"development API key (admin): [bold]{key}[/]")
 
     threading.Thread(target=banner, daemon=True, name="banner").start()
@@ -215,8 +224,10 @@ def demo(
     when = date.fromisoformat(day) if day else date.today() + timedelta(days=1)
     place = CITIES[city]
     with Stack(out, datetime.combine(when, datetime.min.time(), UTC), seed) as stack:
-        console.print(f"fulfill on {stack.url}: dispatch {stack.url}/dispatch "
-                      f"(dispatcher key in {stack.data_dir / 'keys.txt'})")  # fmt: skip
+        console.print(
+            f"fulfill on {stack.url}: dispatch {stack.url}/dispatch "
+            f"(dispatcher key in {stack.data_dir / 'keys.txt'})"
+        )
         the_day = Day(stack, place, when, orders, seed, pace)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("the day", total=orders)
@@ -234,8 +245,9 @@ def demo(
         figures = report.build(the_day.engine, tally, since, until, about, stack.data_dir / "mail")
         page = report.write(the_day.engine, figures, out)
     console.print(f"report: {page}")
-    print(json.dumps({k: figures[k] for k in ("orders", "deliveries", "cost", "vans")},
-                     default=str))  # fmt: skip
+    print(
+        json.dumps({k: figures[k] for k in ("orders", "deliveries", "cost", "vans")}, default=str)
+    )
 
 
 def _speed(text: str) -> float | None:

@@ -175,13 +175,15 @@ class Settings(BaseSettings):
         "60/minute", description="requests per client address to the public tracking page"
     )
     rate_limit_storage: str | None = Field(
-        None, description="where rate limits count, shared by API processes (a redis:// URL); "
+        None,
+        description="where rate limits count, shared by API processes (a redis:// URL); "
         "default: the broker when it is Redis, else each process's memory",
-    )  # fmt: skip
+    )
     trusted_proxies: tuple[str, ...] = Field(
-        (), description="addresses or networks of the proxies in front of the API, as JSON: "
+        (),
+        description="addresses or networks of the proxies in front of the API, as JSON: "
         "only their X-Forwarded-For is believed",
-    )  # fmt: skip
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -198,9 +200,11 @@ class Settings(BaseSettings):
     outbox_sweep_s: float = 5.0
 
     broker_retries: int | None = Field(
-        None, ge=0, description="reconnections a worker tries when the broker goes away before "
+        None,
+        ge=0,
+        description="reconnections a worker tries when the broker goes away before "
         "it exits non-zero for its supervisor to restart it; none: it keeps trying",
-    )  # fmt: skip
+    )
     task_soft_time_limit_s: int = 300
     task_time_limit_s: int = 360
 

@@ -72,8 +72,13 @@ def engine_for(
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
-    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                         connect_args={"options": options})  # fmt: skip
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args={"options": options},
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

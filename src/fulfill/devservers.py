@@ -65,10 +65,22 @@ def temporary_postgres(base_dir: Path) -> Iterator[str]:
     as_user = _unprivileged_prefix(base_dir)
     port = free_port()
     subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
-         "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            *as_user,
+            initdb,
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
@@ -93,10 +105,23 @@ def temporary_redis(base_dir: Path, port: int | None = None) -> Iterator[str]:
     base_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(base_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=real_clock_env(),
-    )  # fmt: skip
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(base_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=real_clock_env(),
+    )
     _watch(["kill", "-9", str(process.pid)])
     try:
         _wait_for_port(port)
@@ -180,8 +205,9 @@ class LiveServer:
         import uvicorn  # only where a server is served
 
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                proxy_headers=False)  # fmt: skip
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -207,9 +233,11 @@ class Supervisor:
     """Keeps child processes running; restarts one that dies, stops all on exit."""
 
     def __init__(
-        self, commands: dict[str, list[str]], env: dict[str, str] | None = None,
+        self,
+        commands: dict[str, list[str]],
+        env: dict[str, str] | None = None,
         log_dir: Path | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.commands = commands
         self.env = os.environ | (env or {})
         self.log_dir = log_dir  # each child's output in NAME.log there, else on ours

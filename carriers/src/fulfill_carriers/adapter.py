@@ -59,12 +59,16 @@ class CarrierEvent:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy, which ``from_dict`` reads back as the same event."""
         return {
-            "tracking_number": self.tracking_number, "status": self.status.value,
-            "raw_code": self.raw_code, "occurred_at": self.occurred_at.isoformat(),
-            "description": self.description, "location": self.location,
+            "tracking_number": self.tracking_number,
+            "status": self.status.value,
+            "raw_code": self.raw_code,
+            "occurred_at": self.occurred_at.isoformat(),
+            "description": self.description,
+            "location": self.location,
             "reason": self.reason.value if self.reason else None,
-            "eta": self.eta.isoformat() if self.eta else None, "event_id": self.event_id,
-        }  # fmt: skip
+            "eta": self.eta.isoformat() if self.eta else None,
+            "event_id": self.event_id,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CarrierEvent:

@@ -173,25 +173,36 @@ def _events(tracking: dict[str, Any]) -> list[CarrierEvent]:
         status, reason = normalise(tracking.get("tag"), tracking.get("subtag"))
         at = _when(tracking.get("updated_at")) or datetime.now(UTC)
         events.append(
-            CarrierEvent(number, status, str(tracking.get("subtag") or tracking.get("tag") or ""),
-                         at, str(tracking.get("subtag_message") or slug or ""),
-                         reason=reason, eta=eta)
-        )  # fmt: skip
+            CarrierEvent(
+                number,
+                status,
+                str(tracking.get("subtag") or tracking.get("tag") or ""),
+                at,
+                str(tracking.get("subtag_message") or slug or ""),
+                reason=reason,
+                eta=eta,
+            )
+        )
     return events
 
 
 def _estimate(tracking: dict[str, Any]) -> datetime | None:
     """The latest estimate of delivery among the legacy and the dated versions' fields."""
     for key in (
-        "latest_estimated_delivery", "custom_estimated_delivery_date",
-        "aftership_estimated_delivery_date", "courier_estimated_delivery_date",
+        "latest_estimated_delivery",
+        "custom_estimated_delivery_date",
+        "aftership_estimated_delivery_date",
+        "courier_estimated_delivery_date",
         "expected_delivery",
-    ):  # fmt: skip
+    ):
         value = tracking.get(key)
         if isinstance(value, dict):
-            value = (value.get("datetime_max") or value.get("datetime")
-                     or value.get("estimated_delivery_date_max")
-                     or value.get("estimated_delivery_date"))  # fmt: skip
+            value = (
+                value.get("datetime_max")
+                or value.get("datetime")
+                or value.get("estimated_delivery_date_max")
+                or value.get("estimated_delivery_date")
+            )
         found = _when(value)
         if found is not None:
             return found
@@ -209,7 +220,10 @@ def _when(value: object) -> datetime | None:
 
 
 def _place(point: dict[str, Any]) -> str | None:
-    parts = [point.get("city"), point.get("state"),
-             point.get("country_region") or point.get("country_iso3")]  # fmt: skip
+    parts = [
+        point.get("city"),
+        point.get("state"),
+        point.get("country_region") or point.get("country_iso3"),
+    ]
     text = ", ".join(str(p) for p in parts if p)
     return text or point.get("location") or None

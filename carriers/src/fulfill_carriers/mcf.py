@@ -456,8 +456,16 @@ def _tracked(package_number: int, payload: dict[str, Any]) -> Tracked:
         place = e.get("eventAddress") or {}
         where = ", ".join(str(place[k]) for k in ("city", "state", "country") if place.get(k))
         events.append(
-            CarrierEvent(number, status, code, at, str(e.get("eventDescription") or ""),
-                         where or None, reason, eta)
-        )  # fmt: skip
+            CarrierEvent(
+                number,
+                status,
+                code,
+                at,
+                str(e.get("eventDescription") or ""),
+                where or None,
+                reason,
+                eta,
+            )
+        )
     events.sort(key=lambda ev: ev.occurred_at)
     return Tracked(number, tuple(events), eta)

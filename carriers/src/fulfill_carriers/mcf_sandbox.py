@@ -250,9 +250,10 @@ def _tracking_routes(app: FastAPI, state: SandboxState) -> None:
             now = datetime.now(UTC)
             state.advance(now)
             found = [
-                (k, o) for k, o in state.orders.items()
+                (k, o)
+                for k, o in state.orders.items()
                 if o.status == "Complete" and package_number(k) == packageNumber
-            ]  # fmt: skip
+            ]
             if not found:
                 return _errors(404, "NotFound", f"no package {packageNumber}")
             order_id, order = found[0]
@@ -391,16 +392,22 @@ CURRENT = {"EVENT_302": "OUT_FOR_DELIVERY", "EVENT_301": "DELIVERED"}
 def _tracking_payload(
     order_id: str, order: SandboxOrder, now: datetime, step_s: float | None
 ) -> dict[str, Any]:
-    steps = len(PACKAGE_LIFE) if not step_s else int((now - order.status_at) / timedelta(
-        seconds=step_s)) + 1  # fmt: skip
+    steps = (
+        len(PACKAGE_LIFE)
+        if not step_s
+        else int((now - order.status_at) / timedelta(seconds=step_s)) + 1
+    )
     happened = PACKAGE_LIFE[: max(1, min(steps, len(PACKAGE_LIFE)))]
     city = order.request["destinationAddress"].get("city", "")
     events = [
-        {"eventDate": _stamp(order.status_at + timedelta(seconds=(step_s or 1) * k)),
-         "eventAddress": {"city": "Calgary" if k < 4 else city, "state": "AB", "country": "CA"},
-         "eventCode": code, "eventDescription": words}
+        {
+            "eventDate": _stamp(order.status_at + timedelta(seconds=(step_s or 1) * k)),
+            "eventAddress": {"city": "Calgary" if k < 4 else city, "state": "AB", "country": "CA"},
+            "eventCode": code,
+            "eventDescription": words,
+        }
         for k, (code, words) in enumerate(happened)
-    ]  # fmt: skip
+    ]
     arrival = order.received + timedelta(
         days=TRANSIT_DAYS[order.request["shippingSpeedCategory"]][1]
     )
@@ -426,10 +433,14 @@ def _order_payload(order_id: str, order: SandboxOrder) -> dict[str, Any]:
     arrival = order.received + timedelta(days=TRANSIT_DAYS[speed][1])
     cancelled = order.status == "Cancelled"
     items = [
-        {**_item(i), "cancelledQuantity": i["quantity"] if cancelled else 0,
-         "unfulfillableQuantity": 0, "estimatedArrivalDate": _stamp(arrival)}
+        {
+            **_item(i),
+            "cancelledQuantity": i["quantity"] if cancelled else 0,
+            "unfulfillableQuantity": 0,
+            "estimatedArrivalDate": _stamp(arrival),
+        }
         for i in request["items"]
-    ]  # fmt: skip
+    ]
     shipments = []
     if order.status in ("Processing", "Complete", "Cancelled"):
         shipped = order.status == "Complete"

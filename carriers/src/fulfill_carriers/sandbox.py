@@ -70,11 +70,16 @@ class SandboxCarrier:
     def create_shipment(self, parcel: Parcel, *, scenario: str | None = None) -> CreatedShipment:
         body: dict[str, Any] = {
             "reference": parcel.reference,
-            "recipient": {"name": parcel.name, "lat": parcel.lat, "lon": parcel.lon,
-                          "address": parcel.address, "phone": parcel.phone},
+            "recipient": {
+                "name": parcel.name,
+                "lat": parcel.lat,
+                "lon": parcel.lon,
+                "address": parcel.address,
+                "phone": parcel.phone,
+            },
             "weight_kg": parcel.weight_kg,
             "service": parcel.service,
-        }  # fmt: skip
+        }
         if scenario:
             body["scenario"] = scenario
         answer = self._call("POST", "/v1/shipments", json=body)
@@ -122,8 +127,9 @@ class SandboxCarrier:
     def _call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        status, answer = send(self._http, method, path, CarrierUnavailable, json=json,
-                              params=params)  # fmt: skip
+        status, answer = send(
+            self._http, method, path, CarrierUnavailable, json=json, params=params
+        )
         if retryable(status):
             raise CarrierUnavailable(_said(method, path, status, answer), status)
         if status >= 400:

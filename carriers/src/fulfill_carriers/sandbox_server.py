@@ -69,31 +69,72 @@ CODES: dict[str, str] = {
 LIVES: dict[str, tuple[tuple[float, str], ...]] = {
     "delivered": ((0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (20, "AF"), (22, "OD"), (24, "DL")),
     "failed_attempt": (
-        (0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (20, "AF"), (22, "OD"), (24, "NH"),
-        (46, "OD"), (48, "DL"),
+        (0, "CR"),
+        (1, "PU"),
+        (3, "AF"),
+        (5, "DF"),
+        (20, "AF"),
+        (22, "OD"),
+        (24, "NH"),
+        (46, "OD"),
+        (48, "DL"),
     ),
     "pickup": (
-        (0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (20, "AF"), (22, "OD"), (24, "NH"),
-        (26, "HP"), (50, "PK"),
+        (0, "CR"),
+        (1, "PU"),
+        (3, "AF"),
+        (5, "DF"),
+        (20, "AF"),
+        (22, "OD"),
+        (24, "NH"),
+        (26, "HP"),
+        (50, "PK"),
     ),
     "weather": (
-        (0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (12, "WX"), (40, "AF"), (46, "OD"), (48, "DL"),
+        (0, "CR"),
+        (1, "PU"),
+        (3, "AF"),
+        (5, "DF"),
+        (12, "WX"),
+        (40, "AF"),
+        (46, "OD"),
+        (48, "DL"),
     ),
     "damaged": ((0, "CR"), (1, "PU"), (3, "AF"), (6, "DM"), (8, "RS"), (40, "RT")),
     "address": (
-        (0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (20, "AF"), (22, "OD"), (23, "AD"),
-        (26, "RS"), (60, "RT"),
+        (0, "CR"),
+        (1, "PU"),
+        (3, "AF"),
+        (5, "DF"),
+        (20, "AF"),
+        (22, "OD"),
+        (23, "AD"),
+        (26, "RS"),
+        (60, "RT"),
     ),
     "refused": (
-        (0, "CR"), (1, "PU"), (3, "AF"), (5, "DF"), (20, "AF"), (22, "OD"), (24, "RF"),
-        (26, "RS"), (60, "RT"),
+        (0, "CR"),
+        (1, "PU"),
+        (3, "AF"),
+        (5, "DF"),
+        (20, "AF"),
+        (22, "OD"),
+        (24, "RF"),
+        (26, "RS"),
+        (60, "RT"),
     ),
     "lost": ((0, "CR"), (1, "PU"), (3, "AF"), (5, "DF")),
-}  # fmt: skip
+}
 DEFAULT_MIX = {
-    "delivered": 0.86, "failed_attempt": 0.04, "pickup": 0.02, "weather": 0.03,
-    "damaged": 0.01, "address": 0.015, "refused": 0.01, "lost": 0.015,
-}  # fmt: skip
+    "delivered": 0.86,
+    "failed_attempt": 0.04,
+    "pickup": 0.02,
+    "weather": 0.03,
+    "damaged": 0.01,
+    "address": 0.015,
+    "refused": 0.01,
+    "lost": 0.015,
+}
 PLANNED_ARRIVAL_H = 24.0  # what the carrier promises at creation, whatever the life
 
 
@@ -302,8 +343,12 @@ def _control_routes(app: FastAPI, state: CarrierState) -> None:
             state.delay_s = float(body.get("delay_s", state.delay_s))
             rate = body.get("rate_per_s", state.rate_per_s)
             state.rate_per_s = float(rate) if rate else None
-            return {"down": state.down, "garbage": state.garbage, "delay_s": state.delay_s,
-                    "rate_per_s": state.rate_per_s}  # fmt: skip
+            return {
+                "down": state.down,
+                "garbage": state.garbage,
+                "delay_s": state.delay_s,
+                "rate_per_s": state.rate_per_s,
+            }
 
     @app.post("/sandbox/clock")
     def advance(body: dict[str, Any]) -> dict[str, Any]:
@@ -323,9 +368,12 @@ def _control_routes(app: FastAPI, state: CarrierState) -> None:
                 return _error(404, "not_found", f"no shipment {number}")
             when = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
             event = SandboxEvent(
-                str(body.get("id") or f"{number}-i{len(parcel.events)}"), code, when,
-                str(body.get("location") or "Sort centre"), None,
-            )  # fmt: skip
+                str(body.get("id") or f"{number}-i{len(parcel.events)}"),
+                code,
+                when,
+                str(body.get("location") or "Sort centre"),
+                None,
+            )
             parcel.events.append(event)
             return JSONResponse(event.payload(number), status_code=201)
 
@@ -383,8 +431,10 @@ class WebhookPusher:
 
     def _send(self, client: httpx.Client, batch: list[dict[str, Any]]) -> bool:
         body = json.dumps({"events": batch}, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: sign(body, self.state.webhook_secret)}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(body, self.state.webhook_secret),
+        }
         try:
             response = client.post(str(self.state.webhook_url), content=body, headers=headers)
         except httpx.HTTPError:
@@ -419,14 +469,19 @@ def main() -> None:
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--webhook-secret", default="")
     parser.add_argument(
-        "--mix", type=parse_mix, default=dict(DEFAULT_MIX),
+        "--mix",
+        type=parse_mix,
+        default=dict(DEFAULT_MIX),
         help=f"life=weight,... of {', '.join(LIVES)} (default: mostly delivered)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     state = CarrierState(
-        speed=args.speed, seed=args.seed, mix=args.mix,
-        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
-    )  # fmt: skip
+        speed=args.speed,
+        seed=args.seed,
+        mix=args.mix,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    )
     uvicorn.run(sandbox_app(state), host=args.host, port=args.port, log_level="warning")
 
 

@@ -100,8 +100,9 @@ def _route_violations(
         here, clock = stop.location, visit.departure
     end = depots[vehicle.end]
     distance += int(distances[here, end])
-    yield from _gap(name, len(route.visits), clock, int(durations[here, end]), route.end,
-                    route.end, rest)  # fmt: skip
+    yield from _gap(
+        name, len(route.visits), clock, int(durations[here, end]), route.end, route.end, rest
+    )
     if distance != route.distance:
         yield f"{name} distance {route.distance} != {distance} from the matrix"
     if route.duration != route.end - route.start:

@@ -101,9 +101,15 @@ def print_bench(rows: list[BenchRow]) -> None:
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            r.instance, str(r.vehicles), f"{r.distance:.1f}", _fmt(r.bks), _fmt(r.bks_vehicles),
-            _fmt(r.gap_pct), f"{r.seconds:.1f}", r.engine,
-        )  # fmt: skip
+            r.instance,
+            str(r.vehicles),
+            f"{r.distance:.1f}",
+            _fmt(r.bks),
+            _fmt(r.bks_vehicles),
+            _fmt(r.gap_pct),
+            f"{r.seconds:.1f}",
+            r.engine,
+        )
     console.print(table)
     gaps = [r.gap_pct for r in rows if r.gap_pct is not None]
     mean = sum(gaps) / len(gaps) if gaps else float("nan")

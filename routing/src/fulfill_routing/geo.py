@@ -33,9 +33,11 @@ def haversine_matrix_km(lats: npt.ArrayLike, lons: npt.ArrayLike) -> FloatArray:
 
 
 def haversine_between_km(
-    from_lats: npt.ArrayLike, from_lons: npt.ArrayLike,
-    to_lats: npt.ArrayLike, to_lons: npt.ArrayLike,
-) -> FloatArray:  # fmt: skip
+    from_lats: npt.ArrayLike,
+    from_lons: npt.ArrayLike,
+    to_lats: npt.ArrayLike,
+    to_lons: npt.ArrayLike,
+) -> FloatArray:
     """Distances in km from each of the first points (rows) to each of the second (columns)."""
     lat1, lon1 = _validated(from_lats, from_lons)
     lat2, lon2 = _validated(to_lats, to_lons)

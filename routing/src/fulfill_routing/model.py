@@ -188,13 +188,17 @@ class Problem(Base):
                 if depot_id not in depot_ids:
                     raise ValueError(f"vehicles[{i}].{field}: no depot {depot_id!r}")
             if len(vehicle.capacity) != dims:
-                raise ValueError(f"vehicles[{i}].capacity has {len(vehicle.capacity)} dimensions, "
-                                 f"vehicles[0] has {dims}")  # fmt: skip
+                raise ValueError(
+                    f"vehicles[{i}].capacity has {len(vehicle.capacity)} dimensions, "
+                    f"vehicles[0] has {dims}"
+                )
         for i, stop in enumerate(self.stops):
             _check_location(f"stops[{i}].location", stop.location, size)
             if stop.demand and len(stop.demand) != dims:
-                raise ValueError(f"stops[{i}].demand has {len(stop.demand)} dimensions, "
-                                 f"the vehicles' capacity has {dims}")  # fmt: skip
+                raise ValueError(
+                    f"stops[{i}].demand has {len(stop.demand)} dimensions, "
+                    f"the vehicles' capacity has {dims}"
+                )
             if any(d < 0 for d in stop.demand):
                 raise ValueError(f"stops[{i}].demand must not be negative")
         self._check_pairs()

@@ -276,9 +276,16 @@ def _route(
     if stops:
         cost += vehicle.fixed_cost
     return Route(
-        vehicle=vehicle.id, visits=visits, start=t.depart, end=t.end, distance=distance,
-        duration=duration, cost=cost, peak_load=peak, rest=t.rest,
-    )  # fmt: skip
+        vehicle=vehicle.id,
+        visits=visits,
+        start=t.depart,
+        end=t.end,
+        distance=distance,
+        duration=duration,
+        cost=cost,
+        peak_load=peak,
+        rest=t.rest,
+    )
 
 
 def _slacks(vehicle: Vehicle, stops: list[Stop], t: Timeline) -> list[int]:

@@ -117,8 +117,9 @@ def unreachable(ctx: Context) -> set[str]:
     service = np.array([s.service_time for s in problem.stops])
     demand = np.array([problem.demand_of(s) for s in problem.stops]).reshape(len(locations), -1)
     latest = np.array([max((w.end for w in s.time_windows), default=2**62) for s in problem.stops])
-    earliest_open = np.array([min((w.start for w in s.time_windows), default=0)
-                              for s in problem.stops])  # fmt: skip
+    earliest_open = np.array(
+        [min((w.start for w in s.time_windows), default=0) for s in problem.stops]
+    )
     depots = {d.id: d.location for d in problem.depots}
     outbound = {d: _shortest_from(ctx.durations, at)[locations] for d, at in depots.items()}
     inbound = {d: _shortest_from(ctx.durations.T, at)[locations] for d, at in depots.items()}

@@ -25,9 +25,31 @@ IntArray = npt.NDArray[np.int64]
 
 # km/h by hour of day for a mid-sized city: slow at the peaks, fast at night.
 CITY_SPEEDS_KMH: tuple[float, ...] = (
-    45, 45, 45, 45, 45, 42, 35, 26, 24, 30, 33, 32,
-    31, 32, 31, 28, 25, 24, 29, 34, 38, 41, 43, 45,
-)  # fmt: skip
+    45,
+    45,
+    45,
+    45,
+    45,
+    42,
+    35,
+    26,
+    24,
+    30,
+    33,
+    32,
+    31,
+    32,
+    31,
+    28,
+    25,
+    24,
+    29,
+    34,
+    38,
+    41,
+    43,
+    45,
+)
 
 
 class TravelTimeProvider(Protocol):
@@ -97,9 +119,11 @@ class GreatCircle:
         if self.circuity < 1:
             raise ValueError("circuity must be at least 1")
         km = haversine_between_km(
-            [p.lat for p in origins], [p.lon for p in origins],
-            [p.lat for p in targets], [p.lon for p in targets],
-        )  # fmt: skip
+            [p.lat for p in origins],
+            [p.lon for p in origins],
+            [p.lat for p in targets],
+            [p.lon for p in targets],
+        )
         metres = km * 1000.0 * self.circuity
         speed_ms = self.profile.kmh_at(departure_s) / 3.6
         distances = np.rint(metres).astype(np.int64)

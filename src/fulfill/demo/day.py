@@ -78,9 +78,15 @@ class _Due:
 
 class Day:
     def __init__(
-        self, stack: Stack, city: City, day: date, orders: int, seed: int, speed: float | None,
+        self,
+        stack: Stack,
+        city: City,
+        day: date,
+        orders: int,
+        seed: int,
+        speed: float | None,
         trouble: Trouble | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stack, self.city, self.day, self.speed = stack, city, day, speed
         self.zone = ZoneInfo(city.timezone)
         self.rng = random.Random(seed)
@@ -110,8 +116,11 @@ class Day:
             self.stack.mcf.inventory.update(fba)
         start, end = self.local(DAY_HOURS[0]), self.local(DAY_HOURS[1])
         self.stack.clock.set(start, self.speed or 0.0)
-        with self._client("shop") as shop, self._client("vans") as vans, \
-                self._client("dispatcher") as dispatcher:  # fmt: skip
+        with (
+            self._client("shop") as shop,
+            self._client("vans") as vans,
+            self._client("dispatcher") as dispatcher,
+        ):
             pending = list(self.orders)
             now = looked = start
             while now < end:
@@ -213,8 +222,14 @@ class Day:
         first = len(self._runs.get(van, []))
         # A van still out on an earlier route comes back and loads before it leaves again.
         at = planned_from = _time(route["depart_at"])
-        back = max((run[-1].at for (_, v), run in self._routes.items()
-                    if v == van and run and run[0].at < planned_from), default=None)  # fmt: skip
+        back = max(
+            (
+                run[-1].at
+                for (_, v), run in self._routes.items()
+                if v == van and run and run[0].at < planned_from
+            ),
+            default=None,
+        )
         if back is not None and back + BACK_AND_LOAD > at:
             at = back + BACK_AND_LOAD  # leaving late: each leg still takes its planned time
         self._push(van, at, {"type": "route_started", **app, **_where(depot)})
@@ -228,8 +243,11 @@ class Day:
             at, here = at + travel, there
             self._push(van, at, {"type": "arrived", **app, "stop": stop["fulfillment"]})
             outcome = self._outcome(self._external.get(stop["order"], stop["order"]))
-            said = ({"reason": "nobody home"} if outcome == "failed"
-                    else {"proof": {"signed_by": "customer"}})  # fmt: skip
+            said = (
+                {"reason": "nobody home"}
+                if outcome == "failed"
+                else {"proof": {"signed_by": "customer"}}
+            )
             body = {"type": outcome, **app, "stop": stop["fulfillment"], **said}
             self._push(van, at + HANDOVER, body)
             at += max(leave - eta, HANDOVER + timedelta(minutes=1))
@@ -289,8 +307,13 @@ class Day:
 
     def _busiest(self, now: datetime) -> tuple[str, int] | None:
         """The van with the most doors still ahead, and how many."""
-        doors = {van: sum(d.body.get("stop") is not None and d.body["type"] != "arrived"
-                          for d in self._ahead(van, now)) for van in self._runs}  # fmt: skip
+        doors = {
+            van: sum(
+                d.body.get("stop") is not None and d.body["type"] != "arrived"
+                for d in self._ahead(van, now)
+            )
+            for van in self._runs
+        }
         van = max(doors, key=lambda v: doors[v], default=None)
         return (van, doors[van]) if van is not None and doors[van] else None
 
@@ -302,11 +325,15 @@ class Day:
         if busiest is None:
             return
         van, doors = busiest
-        waiting = {wave for (wave, v), run in self._routes.items()
-                   if v == van and run and run[0].at > now}  # fmt: skip
+        waiting = {
+            wave for (wave, v), run in self._routes.items() if v == van and run and run[0].at > now
+        }
         at_door = self._at_door(van, now)  # the driver finishes that handover first
-        never = [d for d in self._ahead(van, now)
-                 if d.body.get("stop") != at_door or d.body["type"] == "arrived"]  # fmt: skip
+        never = [
+            d
+            for d in self._ahead(van, now)
+            if d.body.get("stop") != at_door or d.body["type"] == "arrived"
+        ]
         self._done.update(d.body["id"] for d in never)
         self._broken.add(van)
         with self._client("dispatcher") as dispatcher:
@@ -358,8 +385,9 @@ class Day:
 
     def _client(self, key: str) -> httpx.Client:
         token = getattr(self.stack.keys, key)
-        return httpx.Client(base_url=self.stack.url, timeout=60,
-                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        return httpx.Client(
+            base_url=self.stack.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        )
 
 
 def busy(engine: Engine, now: datetime) -> bool:
@@ -369,32 +397,41 @@ def busy(engine: Engine, now: datetime) -> bool:
     in_flight = now + timedelta(seconds=LEASE_S / 2)
     with Session(engine) as session:
         relaying = session.exec(
-            select(func.count()).select_from(OutboxEvent).where(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(
                 OutboxEvent.status == OutboxStatus.PENDING,
                 (col(OutboxEvent.next_run_at) <= now)
-                | ((col(OutboxEvent.attempts) > 0) & (col(OutboxEvent.next_run_at) > in_flight)))
-        ).one()  # fmt: skip
+                | ((col(OutboxEvent.attempts) > 0) & (col(OutboxEvent.next_run_at) > in_flight)),
+            )
+        ).one()
         applying = session.exec(
-            select(func.count()).select_from(WebhookReceipt).where(
+            select(func.count())
+            .select_from(WebhookReceipt)
+            .where(
                 col(WebhookReceipt.processed_at).is_(None),
-                col(WebhookReceipt.retry_at).is_(None) | (col(WebhookReceipt.retry_at) <= now))
-        ).one()  # fmt: skip
+                col(WebhookReceipt.retry_at).is_(None) | (col(WebhookReceipt.retry_at) <= now),
+            )
+        ).one()
         planning = session.exec(
-            select(func.count()).select_from(Wave).where(
-                Wave.status == WaveStatus.CLOSED, col(Wave.planned_version) < col(Wave.version))
-        ).one()  # fmt: skip
+            select(func.count())
+            .select_from(Wave)
+            .where(Wave.status == WaveStatus.CLOSED, col(Wave.planned_version) < col(Wave.version))
+        ).one()
     return bool(relaying or applying or planning)
 
 
 def figures_so_far(engine: Engine) -> dict[str, int]:
     """What a dispatcher would glance at: parcels delivered, late ones, notices sent."""
     counts = {
-        "delivered": select(func.count()).select_from(Shipment)
+        "delivered": select(func.count())
+        .select_from(Shipment)
         .where(Shipment.status == TrackingStatus.DELIVERED),
         "late": select(func.count()).select_from(Shipment).where(col(Shipment.late)),
-        "notices": select(func.count()).select_from(Notice)
+        "notices": select(func.count())
+        .select_from(Notice)
         .where(Notice.status == NoticeStatus.SENT),
-    }  # fmt: skip
+    }
     with Session(engine) as session:
         return {name: session.exec(query).one() for name, query in counts.items()}
 

@@ -57,28 +57,39 @@ def build(
     return {
         **about,
         "period": {"since": since.isoformat(), "until": until.isoformat()},
-        "orders": {"generated": tally.orders, "placed": len(orders),
-                   "refused": dict(tally.refused), "by_level": dict(tally.placed),
-                   "downgraded": tally.downgraded,
-                   "by_source": dict(sorted(by_source.items())),
-                   "by_hour": {f"{h:02d}": by_hour[h] for h in range(24)}},
+        "orders": {
+            "generated": tally.orders,
+            "placed": len(orders),
+            "refused": dict(tally.refused),
+            "by_level": dict(tally.placed),
+            "downgraded": tally.downgraded,
+            "by_source": dict(sorted(by_source.items())),
+            "by_hour": {f"{h:02d}": by_hour[h] for h in range(24)},
+        },
         "deliveries": {
-            "shipments": len(shipments), "delivered": len(delivered),
-            "on_time": len(delivered) - len(late), "late": len(late),
+            "shipments": len(shipments),
+            "delivered": len(delivered),
+            "on_time": len(delivered) - len(late),
+            "late": len(late),
             "late_told": figures.late_deliveries.model_dump(),
             "in_progress": dict(Counter(s.status for s in shipments if s not in delivered)),
         },
-        "notices": {"sent": figures.notices_sent, "by_kind": figures.notices_by_kind,
-                    "by_channel": figures.notices_by_channel,
-                    "per_order": figures.notices_per_order, "dead_letters": figures.dead_letters,
-                    "duplicate_mails": _duplicate_mails(maildir),
-                    "detection_to_first_notice": {
-                        kind: r.model_dump()
-                        for kind, r in figures.detection_to_first_notice.items()}},
+        "notices": {
+            "sent": figures.notices_sent,
+            "by_kind": figures.notices_by_kind,
+            "by_channel": figures.notices_by_channel,
+            "per_order": figures.notices_per_order,
+            "dead_letters": figures.dead_letters,
+            "duplicate_mails": _duplicate_mails(maildir),
+            "detection_to_first_notice": {
+                kind: r.model_dump() for kind, r in figures.detection_to_first_notice.items()
+            },
+        },
         "cost": _cost(orders, fulfillments, nodes, routes),
         "vans": _vans(vans, routes),
-        "incidents": tally.incidents, "driver_events": dict(tally.driver_events),
-    }  # fmt: skip
+        "incidents": tally.incidents,
+        "driver_events": dict(tally.driver_events),
+    }
 
 
 def _published_routes(session: Session) -> list[PlanRoute]:
@@ -105,9 +116,14 @@ def _cost(
     total = vans + carried
     priced = sum((o.sourcing or {}).get("cost") or 0.0 for o in orders)
     currency = next((c for o in orders if (c := (o.sourcing or {}).get("currency"))), "")
-    return {"own_fleet": round(vans, 2), "carriers_and_third_party": round(carried, 2),
-            "total": round(total, 2), "per_order": round(total / len(orders), 2) if orders
-            else None, "priced_at_sourcing": round(priced, 2), "currency": currency}  # fmt: skip
+    return {
+        "own_fleet": round(vans, 2),
+        "carriers_and_third_party": round(carried, 2),
+        "total": round(total, 2),
+        "per_order": round(total / len(orders), 2) if orders else None,
+        "priced_at_sourcing": round(priced, 2),
+        "currency": currency,
+    }
 
 
 def _vans(vans: Sequence[Van], routes: list[PlanRoute]) -> dict[str, Any]:
@@ -118,13 +134,20 @@ def _vans(vans: Sequence[Van], routes: list[PlanRoute]) -> dict[str, Any]:
         hours[route.van_id] += (route.return_at - route.depart_at).total_seconds() / 3600
         km[route.van_id] += route.distance_m / 1000
     shift = {van.id: _hours(van.shift_start, van.shift_end) for van in vans}
-    by_van = {van.code: {"routes": sum(r.van_id == van.id for r in routes),
-                         "km": round(km[van.id], 1),
-                         "utilisation": round(hours[van.id] / shift[van.id], 3)}
-              for van in sorted(vans, key=lambda v: v.code)}  # fmt: skip
-    return {"routes": len(routes), "distance_km": round(sum(km.values()), 1),
-            "utilisation": round(sum(hours.values()) / sum(shift.values()), 3) if vans else None,
-            "by_van": by_van}  # fmt: skip
+    by_van = {
+        van.code: {
+            "routes": sum(r.van_id == van.id for r in routes),
+            "km": round(km[van.id], 1),
+            "utilisation": round(hours[van.id] / shift[van.id], 3),
+        }
+        for van in sorted(vans, key=lambda v: v.code)
+    }
+    return {
+        "routes": len(routes),
+        "distance_km": round(sum(km.values()), 1),
+        "utilisation": round(sum(hours.values()) / sum(shift.values()), 3) if vans else None,
+        "by_van": by_van,
+    }
 
 
 def _hours(start: str, end: str) -> float:
@@ -145,20 +168,34 @@ def write(engine: Engine, report: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     orders, vans = report["orders"], report["vans"]
-    responses = {kind: r for kind, r in report["notices"]["detection_to_first_notice"].items()
-                 if r["notified"]}  # fmt: skip
+    responses = {
+        kind: r
+        for kind, r in report["notices"]["detection_to_first_notice"].items()
+        if r["notified"]
+    }
     plots = {
-        "orders_by_hour.png": _bars(orders["by_hour"], "Orders placed by hour (local)",
-                                    "orders", out / "orders_by_hour.png", across=True),
-        "orders_by_source.png": _bars(orders["by_source"], "Orders by source and service level",
-                                      "orders", out / "orders_by_source.png"),
+        "orders_by_hour.png": _bars(
+            orders["by_hour"],
+            "Orders placed by hour (local)",
+            "orders",
+            out / "orders_by_hour.png",
+            across=True,
+        ),
+        "orders_by_source.png": _bars(
+            orders["by_source"],
+            "Orders by source and service level",
+            "orders",
+            out / "orders_by_source.png",
+        ),
         "notice_response.png": _response_plot(responses, out / "notice_response.png"),
-        "van_utilisation.png": _bars({code: van["utilisation"] * 100
-                                      for code, van in vans["by_van"].items()},
-                                     "Share of each van's shift on its routes", "%",
-                                     out / "van_utilisation.png"),
+        "van_utilisation.png": _bars(
+            {code: van["utilisation"] * 100 for code, van in vans["by_van"].items()},
+            "Share of each van's shift on its routes",
+            "%",
+            out / "van_utilisation.png",
+        ),
         "wave_map.png": _wave_map(engine, out / "wave_map.png"),
-    }  # fmt: skip
+    }
     env = Environment(loader=PackageLoader("fulfill.demo"), autoescape=select_autoescape())
     html = env.get_template("report.html").render(report=report, plots=plots)
     (out / "report.html").write_text(html)
@@ -192,10 +229,20 @@ def _response_plot(responses: dict[str, dict[str, Any]], path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(8, 0.5 * len(responses) + 1.2))
     kinds = list(responses)
     rows = range(len(kinds))
-    axes.barh([y - 0.2 for y in rows], [responses[k]["p50_s"] for k in kinds], height=0.4,
-              color=COLOUR, label="median")  # fmt: skip
-    axes.barh([y + 0.2 for y in rows], [responses[k]["p99_s"] for k in kinds], height=0.4,
-              color="#ed8936", label="99th percentile")  # fmt: skip
+    axes.barh(
+        [y - 0.2 for y in rows],
+        [responses[k]["p50_s"] for k in kinds],
+        height=0.4,
+        color=COLOUR,
+        label="median",
+    )
+    axes.barh(
+        [y + 0.2 for y in rows],
+        [responses[k]["p99_s"] for k in kinds],
+        height=0.4,
+        color="#ed8936",
+        label="99th percentile",
+    )
     axes.set_yticks(list(rows), [f"{k} ({responses[k]['alerts']})" for k in kinds])
     axes.invert_yaxis()
     axes.set_xlabel("seconds (simulated clock)")
@@ -234,8 +281,9 @@ def _wave_map(engine: Engine, path: Path) -> bool:
         ordered = sorted(stops[route.id], key=lambda s: s.position)
         lats = [depot.lat, *(s.lat for s in ordered), depot.lat]
         lons = [depot.lon, *(s.lon for s in ordered), depot.lon]
-        axes.plot(lons, lats, marker="o", markersize=3, linewidth=1,
-                  label=vans.get(route.van_id, "?"))  # fmt: skip
+        axes.plot(
+            lons, lats, marker="o", markersize=3, linewidth=1, label=vans.get(route.van_id, "?")
+        )
     axes.plot([depot.lon], [depot.lat], marker="s", markersize=9, color="black", linestyle="")
     axes.annotate(depot.code, (depot.lon, depot.lat), xytext=(6, 6), textcoords="offset points")
     cutoff = wave.cutoff_at.astimezone(ZoneInfo(depot.timezone)).strftime("%H:%M")

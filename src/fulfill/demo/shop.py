@@ -49,9 +49,17 @@ def seed_shop(client: httpx.Client, city: City, rng: random.Random) -> dict[str,
     own = [node for node in city.nodes if node["kind"] != "third_party"]
     for k in range(VANS):
         node = own[0] if k < VANS // 2 else own[1 + k % 2]  # half at the warehouse
-        van = {"code": f"VAN{k + 1:02d}", "node": node["code"], "capacity_parcels": 60,
-               "capacity_kg": 700, "shift_start": "08:00", "shift_end": "22:00",
-               "cost_per_km": 0.45, "cost_per_hour": 24.0, "fixed_cost": 15.0}  # fmt: skip
+        van = {
+            "code": f"VAN{k + 1:02d}",
+            "node": node["code"],
+            "capacity_parcels": 60,
+            "capacity_kg": 700,
+            "shift_start": "08:00",
+            "shift_end": "22:00",
+            "cost_per_km": 0.45,
+            "cost_per_hour": 24.0,
+            "fixed_cost": 15.0,
+        }
         _created(client.post("/v1/vans", json=van))
     return third_party
 
@@ -74,9 +82,13 @@ def day_orders(city: City, day: date, count: int, rng: random.Random) -> list[De
     zone = ZoneInfo(city.timezone)
     midnight = datetime.combine(day, time(0), tzinfo=zone)
     times = sorted(_arrival_hour(rng) for _ in range(count))
-    return [DemoOrder((midnight + timedelta(hours=h)).astimezone(ZoneInfo("UTC")),
-                      _order_body(f"demo-{day.isoformat()}-{k:05d}", city, rng))
-            for k, h in enumerate(times)]  # fmt: skip
+    return [
+        DemoOrder(
+            (midnight + timedelta(hours=h)).astimezone(ZoneInfo("UTC")),
+            _order_body(f"demo-{day.isoformat()}-{k:05d}", city, rng),
+        )
+        for k, h in enumerate(times)
+    ]
 
 
 def _arrival_hour(rng: random.Random) -> float:
@@ -94,18 +106,27 @@ def _order_body(external_id: str, city: City, rng: random.Random) -> dict[str, A
         lines[sku(min(SKUS - 1, int(rng.expovariate(1 / 60))))] = rng.choice((1, 1, 1, 2))
     name = rng.choice(FIRST_NAMES)
     channels = rng.choices((["email"], ["sms", "email"], ["email", "sms"]), weights=(6, 3, 1))[0]
-    customer = {"name": f"{name} Demo", "email": f"{external_id}@example.com",
-                "phone": f"+1780555{rng.randrange(10_000):04d}", "channels": channels,
-                "language": "fr" if city.timezone == "America/Toronto" and rng.random() < 0.6
-                else "en", "timezone": city.timezone}  # fmt: skip
+    customer = {
+        "name": f"{name} Demo",
+        "email": f"{external_id}@example.com",
+        "phone": f"+1780555{rng.randrange(10_000):04d}",
+        "channels": channels,
+        "language": "fr" if city.timezone == "America/Toronto" and rng.random() < 0.6 else "en",
+        "timezone": city.timezone,
+    }
     lat = city.centre[0] + rng.gauss(0, city.spread[0])
     lon = city.centre[1] + rng.gauss(0, city.spread[1])
-    return {"external_id": external_id, "customer": customer,
-            "destination": {"lat": round(lat, 5), "lon": round(lon, 5),
-                            "address": {"line1": f"{rng.randrange(1, 9999)} Demo Street",
-                                        "city": city.name}},
-            "service_level": rng.choice(LEVELS),
-            "lines": [{"sku": s, "quantity": q} for s, q in lines.items()]}  # fmt: skip
+    return {
+        "external_id": external_id,
+        "customer": customer,
+        "destination": {
+            "lat": round(lat, 5),
+            "lon": round(lon, 5),
+            "address": {"line1": f"{rng.randrange(1, 9999)} Demo Street", "city": city.name},
+        },
+        "service_level": rng.choice(LEVELS),
+        "lines": [{"sku": s, "quantity": q} for s, q in lines.items()],
+    }
 
 
 def _created(response: httpx.Response) -> None:

@@ -77,28 +77,50 @@ class Stack:
         upgrade(self.database_url)
         self.keys = self._make_keys()
         env = {
-            "FULFILL_DATA_DIR": str(self.data_dir), simclock.ENV: str(self.data_dir / "clock"),
-            "FULFILL_PUBLIC_URL": self.url, "FULFILL_SHOP_NAME": "Demo Shop",
-            "FULFILL_CARRIER_URL": carrier.url, "FULFILL_CARRIER_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "FULFILL_MCF_URL": mcf.url, "FULFILL_MCF_MARKETPLACE_ID": MARKETPLACE,
-            "FULFILL_MCF_SYNC_S": "5", "FULFILL_SMS_URL": sms.url,
-            "FULFILL_DISPATCH_SWEEP_S": "1", "FULFILL_OUTBOX_SWEEP_S": "1",
-            "FULFILL_DISPATCH_TIME_LIMIT_S": "3", "FULFILL_TRACKING_PAGE_RATE": "600/minute",
+            "FULFILL_DATA_DIR": str(self.data_dir),
+            simclock.ENV: str(self.data_dir / "clock"),
+            "FULFILL_PUBLIC_URL": self.url,
+            "FULFILL_SHOP_NAME": "Demo Shop",
+            "FULFILL_CARRIER_URL": carrier.url,
+            "FULFILL_CARRIER_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "FULFILL_MCF_URL": mcf.url,
+            "FULFILL_MCF_MARKETPLACE_ID": MARKETPLACE,
+            "FULFILL_MCF_SYNC_S": "5",
+            "FULFILL_SMS_URL": sms.url,
+            "FULFILL_DISPATCH_SWEEP_S": "1",
+            "FULFILL_OUTBOX_SWEEP_S": "1",
+            "FULFILL_DISPATCH_TIME_LIMIT_S": "3",
+            "FULFILL_TRACKING_PAGE_RATE": "600/minute",
             "FULFILL_OUTBOX_LEASE_S": str(LEASE_S),
             "FULFILL_DISPATCH_PLANNING_LEASE_S": str(LEASE_S),
-        }  # fmt: skip
+        }
         python = [sys.executable, "-m", "fulfill"]
         self.children = Supervisor(
             {
-                "api": [sys.executable, "-m", "uvicorn", "--factory", "fulfill.app:create_app",
-                        "--port", str(self.port), "--log-level", "warning", "--no-access-log",
-                        "--no-proxy-headers"],
-                "worker": [*python, "worker", f"--concurrency={self.workers}",
-                           "--loglevel=WARNING"],
+                "api": [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "fulfill.app:create_app",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--no-proxy-headers",
+                ],
+                "worker": [
+                    *python,
+                    "worker",
+                    f"--concurrency={self.workers}",
+                    "--loglevel=WARNING",
+                ],
                 "beat": [*python, "beat", "--loglevel=WARNING"],
             },
-            env=env, log_dir=self.data_dir,
-        )  # fmt: skip
+            env=env,
+            log_dir=self.data_dir,
+        )
         self.children.start()
         self._exit.callback(self.children.stop)
         self._wait_ready()
@@ -110,12 +132,20 @@ class Stack:
     def _make_keys(self) -> Keys:
         with Session(engine_for(self.database_url)) as session:
             made = {
-                name: create_key(session, [scope], name=name,
-                                 storefront="demo-shop" if scope == Scope.STOREFRONT else None)
-                for name, scope in (("admin", Scope.ADMIN), ("shop", Scope.STOREFRONT),
-                                    ("vans", Scope.CARRIER), ("dispatcher", Scope.DISPATCHER),
-                                    ("support", Scope.SUPPORT))
-            }  # fmt: skip
+                name: create_key(
+                    session,
+                    [scope],
+                    name=name,
+                    storefront="demo-shop" if scope == Scope.STOREFRONT else None,
+                )
+                for name, scope in (
+                    ("admin", Scope.ADMIN),
+                    ("shop", Scope.STOREFRONT),
+                    ("vans", Scope.CARRIER),
+                    ("dispatcher", Scope.DISPATCHER),
+                    ("support", Scope.SUPPORT),
+                )
+            }
             session.commit()
         (self.data_dir / "keys.txt").write_text("".join(f"{k} {v}\n" for k, v in made.items()))
         return Keys(**made)

@@ -277,9 +277,14 @@ def move_stop(
         session = idempotent.session
         plan = service.get_plan(session, plan_id)
         new, warnings = service.move_stop(
-            session, plan, payload.stop, payload.van, payload.position,
-            force=payload.force, settings=settings,
-        )  # fmt: skip
+            session,
+            plan,
+            payload.stop,
+            payload.van,
+            payload.position,
+            force=payload.force,
+            settings=settings,
+        )
         return MoveResult(plan=plan_public(service.plan_view(session, new)), warnings=warnings)
 
     return idempotent.respond(caller, payload, status.HTTP_201_CREATED, move)
@@ -412,16 +417,27 @@ def plan_geojson(view: service.PlanView) -> dict[str, Any]:
     the depot through its stops and back, and every stop."""
     depot = [view.node.lon, view.node.lat]
     features: list[dict[str, Any]] = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": depot},
-         "properties": {"kind": "depot", "node": view.node.code}},
-    ]  # fmt: skip
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": depot},
+            "properties": {"kind": "depot", "node": view.node.code},
+        },
+    ]
     for route, van, stops in view.routes:
         line = [depot, *([s.lon, s.lat] for s in stops), depot]
-        features.append({
-            "type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
-            "properties": {"kind": "route", "van": van.code, "locked": route.locked,
-                           "status": route.status, "distance_km": route.distance_m / 1000},
-        })  # fmt: skip
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": line},
+                "properties": {
+                    "kind": "route",
+                    "van": van.code,
+                    "locked": route.locked,
+                    "status": route.status,
+                    "distance_km": route.distance_m / 1000,
+                },
+            }
+        )
     for _, van, stops in view.routes:
         features.extend(_stop_feature(s, van.code) for s in stops)
     features.extend(_stop_feature(s, None) for s in view.unassigned)
@@ -433,10 +449,15 @@ def _stop_feature(stop: PlanStop, van: str | None) -> dict[str, Any]:
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [stop.lon, stop.lat]},
         "properties": {
-            "kind": "stop", "van": van, "fulfillment": stop.fulfillment_id,
-            "position": stop.position if van else None, "status": stop.status,
-            "eta": stop.eta.isoformat() if stop.eta else None, "late": stop.late,
+            "kind": "stop",
+            "van": van,
+            "fulfillment": stop.fulfillment_id,
+            "position": stop.position if van else None,
+            "status": stop.status,
+            "eta": stop.eta.isoformat() if stop.eta else None,
+            "late": stop.late,
             "window_start": stop.window_start.isoformat(),
-            "window_end": stop.window_end.isoformat(), "reason": stop.unassigned_reason,
+            "window_end": stop.window_end.isoformat(),
+            "reason": stop.unassigned_reason,
         },
-    }  # fmt: skip
+    }

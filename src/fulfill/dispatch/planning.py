@@ -324,9 +324,12 @@ def with_delivery(
     assert problem.locations is not None
     extra = Location(lat=delivery.lat, lon=delivery.lon)
     distances, durations = with_location(
-        travel_provider(settings), problem.locations, (context.distances, context.durations),
-        extra, wp.departure_s,
-    )  # fmt: skip
+        travel_provider(settings),
+        problem.locations,
+        (context.distances, context.durations),
+        extra,
+        wp.departure_s,
+    )
     stop = stop_for(delivery, len(problem.locations), wp.clock, settings)
     grown = problem.model_copy(
         update={

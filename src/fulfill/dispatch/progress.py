@@ -126,9 +126,14 @@ def record_report(
 
 
 def _tell_tracking(
-    session: Session, route: PlanRoute, stop: PlanStop | None, report: Report, event_id: str,
-    settings: Settings, now: datetime,
-) -> None:  # fmt: skip
+    session: Session,
+    route: PlanRoute,
+    stop: PlanStop | None,
+    report: Report,
+    event_id: str,
+    settings: Settings,
+    now: datetime,
+) -> None:
     """The report as tracking events of the parcels it is about (all of the route's when the
     van leaves), and the route's new ETAs, which may make a parcel late."""
     stops = session.exec(
@@ -149,18 +154,24 @@ def _tell_tracking(
         if report.kind is DriverEventKind.ROUTE_STARTED and StopStatus(target.status).done:
             continue
         event = own_fleet.event(
-            report.kind.value, target.fulfillment_id, report.at,
-            f"{event_id}:{target.fulfillment_id}", reason=report.reason,
-        )  # fmt: skip
+            report.kind.value,
+            target.fulfillment_id,
+            report.at,
+            f"{event_id}:{target.fulfillment_id}",
+            reason=report.reason,
+        )
         if event is not None:
             tracking.driver_report(session, target.fulfillment_id, event, now)
     _tell_etas(session, stops, cancelled, settings, now)
 
 
 def _tell_etas(
-    session: Session, stops: Sequence[PlanStop], cancelled: set[str], settings: Settings,
+    session: Session,
+    stops: Sequence[PlanStop],
+    cancelled: set[str],
+    settings: Settings,
     now: datetime,
-) -> None:  # fmt: skip
+) -> None:
     etas = {
         s.fulfillment_id: planning.in_hand(s.eta, settings)
         for s in stops
@@ -182,11 +193,17 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
         select(PlanRoute, Plan, Van)
         .join(Plan, col(Plan.id) == PlanRoute.plan_id)
         .join(Van, col(Van.id) == PlanRoute.van_id)
-        .where(Plan.status == PlanStatus.PUBLISHED,
-               or_(col(PlanRoute.status) == RouteStatus.STARTED,
-                   and_(col(PlanRoute.status) == RouteStatus.PLANNED,
-                        col(PlanRoute.depart_at) <= quiet_since)))
-    ).all()  # fmt: skip
+        .where(
+            Plan.status == PlanStatus.PUBLISHED,
+            or_(
+                col(PlanRoute.status) == RouteStatus.STARTED,
+                and_(
+                    col(PlanRoute.status) == RouteStatus.PLANNED,
+                    col(PlanRoute.depart_at) <= quiet_since,
+                ),
+            ),
+        )
+    ).all()
     if not routes:
         return []
     heard = dict(
@@ -202,8 +219,15 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
         last = heard.get(van.code, now) if started else route.depart_at
         if last > quiet_since:
             continue
-        late += reproject(session, plan, route, settings, now=now, van_code=van.code,
-                          resumes_at=now + (now - last))  # fmt: skip
+        late += reproject(
+            session,
+            plan,
+            route,
+            settings,
+            now=now,
+            van_code=van.code,
+            resumes_at=now + (now - last),
+        )
         stops = session.exec(select(PlanStop).where(PlanStop.route_id == route.id)).all()
         _tell_etas(session, stops, set(), settings, now)
     return late
@@ -310,9 +334,13 @@ def _apply_to_stop(session: Session, route: PlanRoute, stop: PlanStop, report: R
 
 
 def _learn_pace(
-    session: Session, plan: Plan, route: PlanRoute, stop: PlanStop | None, report: Report,
+    session: Session,
+    plan: Plan,
+    route: PlanRoute,
+    stop: PlanStop | None,
+    report: Report,
     settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     """How long the van took from where it was last known (a door, a place it reported) to
     where it says it is now (a door reached, a position), against the travel model. The
     route's pace moves halfway towards it, so the ETAs ahead stretch with a slow day (traffic
@@ -432,10 +460,18 @@ def reproject(
         stop.eta = clock.at(begins)
         if late > 0 and not stop.late:
             newly_late.append(stop.fulfillment_id)
-            record_event(session, stop.order_id, "delivery.late_predicted", {
-                "eta": stop.eta.isoformat(), "promised_end": stop.window_end.isoformat(),
-                "minutes_late": round(late / 60), "van": van_code,
-            }, at=now)  # fmt: skip
+            record_event(
+                session,
+                stop.order_id,
+                "delivery.late_predicted",
+                {
+                    "eta": stop.eta.isoformat(),
+                    "promised_end": stop.window_end.isoformat(),
+                    "minutes_late": round(late / 60),
+                    "van": van_code,
+                },
+                at=now,
+            )
         stop.late = stop.late or late > 0
         session.add(stop)
     return newly_late
@@ -466,9 +502,12 @@ def _last_known(
     door = max(reached, key=lambda pair: pair[0], default=None)
     seen, lat, lon = route.last_seen_at, route.last_lat, route.last_lon
     if (
-        seen is not None and lat is not None and lon is not None
-        and (before is None or seen <= before) and (door is None or door[0] <= seen)
-    ):  # fmt: skip
+        seen is not None
+        and lat is not None
+        and lon is not None
+        and (before is None or seen <= before)
+        and (door is None or door[0] <= seen)
+    ):
         return (lat, lon), seen, False
     if door is None:
         return None

@@ -31,10 +31,16 @@ NEW_STOP = "new"
 _DELIVERY_COLUMNS = [
     col(c)
     for c in (
-        PlanStop.fulfillment_id, PlanStop.order_id, PlanStop.lat, PlanStop.lon,
-        PlanStop.window_start, PlanStop.window_end, PlanStop.parcels, PlanStop.weight_kg,
+        PlanStop.fulfillment_id,
+        PlanStop.order_id,
+        PlanStop.lat,
+        PlanStop.lon,
+        PlanStop.window_start,
+        PlanStop.window_end,
+        PlanStop.parcels,
+        PlanStop.weight_kg,
     )
-]  # fmt: skip
+]
 
 
 def same_day_room(
@@ -60,8 +66,7 @@ def same_day_room(
     plan = planning.current_plan(session, wave.id)
     if plan is None:
         return None
-    return _no_insertion(session, node, wave, plan, vans, destination, window, weight_kg,
-                         settings)  # fmt: skip
+    return _no_insertion(session, node, wave, plan, vans, destination, window, weight_kg, settings)
 
 
 def _over_capacity(vans: list[Van], held: tuple[int, float], weight_kg: float) -> str | None:
@@ -125,9 +130,15 @@ class _Planned:
 
 
 def _planned(
-    session: Session, node: Node, wave: Wave, plan_id: int | None, on_road: frozenset[str],
-    free: list[Van], booked: dict[str, planning.Booked], settings: Settings,
-) -> _Planned:  # fmt: skip
+    session: Session,
+    node: Node,
+    wave: Wave,
+    plan_id: int | None,
+    on_road: frozenset[str],
+    free: list[Van],
+    booked: dict[str, planning.Booked],
+    settings: Settings,
+) -> _Planned:
     # Plain columns, not ORM objects: a wave may hold 1,000 stops.
     rows = session.execute(
         sa.select(col(Van.code), *_DELIVERY_COLUMNS)
@@ -163,10 +174,13 @@ def _van_key(van: Van) -> tuple[object, ...]:
 
 def _settings_key(settings: Settings) -> tuple[object, ...]:
     return (
-        settings.travel, settings.travel_circuity, settings.osrm_url,
-        settings.dispatch_loading_min, settings.dispatch_service_s,
+        settings.travel,
+        settings.travel_circuity,
+        settings.osrm_url,
+        settings.dispatch_loading_min,
+        settings.dispatch_service_s,
         settings.dispatch_unassigned_penalty,
-    )  # fmt: skip
+    )
 
 
 class _Recent:

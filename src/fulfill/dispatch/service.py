@@ -139,8 +139,9 @@ def plan_wave(
             answered, plan = _plan_once(engine, wave_id, claim, settings)
             if answered:
                 return plan
-        log.warning("wave %s: vans kept leaving while it was planned; the next sweep asks again",
-                    wave_id)  # fmt: skip
+        log.warning(
+            "wave %s: vans kept leaving while it was planned; the next sweep asks again", wave_id
+        )
         return None
     finally:
         with session_scope(engine) as session:
@@ -308,8 +309,10 @@ def _carry_progress(session: Session, source: Plan, plan: Plan) -> None:
         if before is not None and before.status != RouteStatus.PLANNED:
             route.status = before.status
             route.last_lat, route.last_lon, route.last_seen_at = (
-                before.last_lat, before.last_lon, before.last_seen_at,
-            )  # fmt: skip
+                before.last_lat,
+                before.last_lon,
+                before.last_seen_at,
+            )
             session.add(route)
     for stop in session.exec(select(PlanStop).where(PlanStop.plan_id == plan.id)).all():
         old = old_stops.get(stop.fulfillment_id)
@@ -619,10 +622,19 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
             if stop.status == StopStatus.PLANNED and _changed(
                 told.get(stop.fulfillment_id), van.code, stop.eta
             ):
-                record_event(session, stop.order_id, "delivery.scheduled", {
-                    "wave": wave.id, "plan": plan.id, "van": van.code,
-                    "eta": stop.eta.isoformat() if stop.eta else None, "late": stop.late,
-                }, at=now)  # fmt: skip
+                record_event(
+                    session,
+                    stop.order_id,
+                    "delivery.scheduled",
+                    {
+                        "wave": wave.id,
+                        "plan": plan.id,
+                        "van": van.code,
+                        "eta": stop.eta.isoformat() if stop.eta else None,
+                        "late": stop.late,
+                    },
+                    at=now,
+                )
     for stop in view.unassigned:
         _reschedule(session, wave, node, stop, settings, now)
     session.flush()

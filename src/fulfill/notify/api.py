@@ -36,12 +36,13 @@ router = APIRouter(prefix="/v1", tags=["notices and cases"])
 
 @router.get("/notices", response_model=list[NoticePublic], responses=problem_responses(401, 403))
 def list_notices(
-    session: SessionDep, caller: SupportCaller,
+    session: SessionDep,
+    caller: SupportCaller,
     order: str | None = None,
     status_: Annotated[NoticeStatus | None, Query(alias="status")] = None,
     dead: Annotated[bool, Query(description="only notices no channel took")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[NoticePublic]:  # fmt: skip
+) -> list[NoticePublic]:
     """Notices, newest first. ``dead=true`` is the dead-letter list: failed on every channel
     the customer allows, replayable with ``POST /v1/notices/{id}/replay``."""
     statement = select(Notice).order_by(col(Notice.created_at).desc()).limit(limit)
@@ -50,8 +51,15 @@ def list_notices(
     if dead or status_:
         statement = statement.where(Notice.status == (NoticeStatus.FAILED if dead else status_))
     found = list(session.exec(statement))
-    taken_over = set(session.exec(select(Notice.fallback_of).where(
-        col(Notice.fallback_of).in_([n.id for n in found])))) if found else set()  # fmt: skip
+    taken_over = (
+        set(
+            session.exec(
+                select(Notice.fallback_of).where(col(Notice.fallback_of).in_([n.id for n in found]))
+            )
+        )
+        if found
+        else set()
+    )
     rows = [_public(n, n.status == NoticeStatus.FAILED and n.id not in taken_over) for n in found]
     return [r for r in rows if r.dead] if dead else rows
 
@@ -72,20 +80,31 @@ def replay_notice(
 
 def _public(notice: Notice, dead: bool) -> NoticePublic:
     return NoticePublic(
-        id=notice.id, order=notice.order_id, shipment=notice.shipment_id, kind=notice.kind,
-        channel=notice.channel, status=notice.status, language=notice.language,
-        trigger=notice.trigger, triggered_at=notice.triggered_at, not_before=notice.not_before,
-        sent_at=notice.sent_at, attempts=notice.attempts, error=notice.error,
-        fallback_of=notice.fallback_of, dead=dead,
-    )  # fmt: skip
+        id=notice.id,
+        order=notice.order_id,
+        shipment=notice.shipment_id,
+        kind=notice.kind,
+        channel=notice.channel,
+        status=notice.status,
+        language=notice.language,
+        trigger=notice.trigger,
+        triggered_at=notice.triggered_at,
+        not_before=notice.not_before,
+        sent_at=notice.sent_at,
+        attempts=notice.attempts,
+        error=notice.error,
+        fallback_of=notice.fallback_of,
+        dead=dead,
+    )
 
 
 @router.get("/cases", response_model=list[CasePublic], responses=problem_responses(401, 403))
 def list_cases(
-    session: SessionDep, caller: SupportCaller,
+    session: SessionDep,
+    caller: SupportCaller,
     status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[CasePublic]:  # fmt: skip
+) -> list[CasePublic]:
     """Cases customers opened from their tracking page, newest first."""
     return cases.public(session, cases.listed(session, status_, limit))
 
@@ -110,9 +129,12 @@ def get_case(
     responses=problem_responses(401, 403, 404, 422),
 )
 def answer_case(
-    case_id: str, body: CaseMessageCreate, session: SessionDep, caller: SupportCaller,
+    case_id: str,
+    body: CaseMessageCreate,
+    session: SessionDep,
+    caller: SupportCaller,
     clock: ClockDep,
-) -> CasePublic:  # fmt: skip
+) -> CasePublic:
     """A note from support staff on the case's thread."""
     case = cases.answer(session, case_id, _author(caller), body.body, clock())
     session.commit()
@@ -140,9 +162,12 @@ def _author(caller: Caller) -> str:
     "/metrics/service", response_model=ServiceFigures, responses=problem_responses(401, 403, 422)
 )
 def figures(
-    session: SessionDep, caller: SupportCaller, clock: ClockDep,
-    since: UtcDatetime | None = None, until: UtcDatetime | None = None,
-) -> ServiceFigures:  # fmt: skip
+    session: SessionDep,
+    caller: SupportCaller,
+    clock: ClockDep,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
+) -> ServiceFigures:
     """How the customers were served, over a period (default: the last 24 hours): time from
     each alert to the first notice, late deliveries told before their window ended, notices
     per order, cases."""

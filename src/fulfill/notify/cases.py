@@ -29,7 +29,7 @@ def report(session: Session, order: Order, problem: ProblemReport, now: datetime
         select(Case)
         .where(Case.order_id == order.id, Case.kind == problem.kind, Case.status == CaseStatus.OPEN)
         .with_for_update()
-    ).first()  # fmt: skip
+    ).first()
     if case is None:
         case = Case(order_id=order.id, kind=problem.kind, opened_at=now)
         session.add(case)
@@ -63,8 +63,13 @@ def close(session: Session, case_id: str, author: str, resolution: str, now: dat
         raise Conflict(f"case {case_id} is closed already", case=case_id)
     case.status, case.closed_at, case.resolution = CaseStatus.CLOSED, now, resolution
     session.add(case)
-    record_event(session, case.order_id, "case.closed",
-                 {"case": case.id, "by": author, "resolution": resolution}, at=now)  # fmt: skip
+    record_event(
+        session,
+        case.order_id,
+        "case.closed",
+        {"case": case.id, "by": author, "resolution": resolution},
+        at=now,
+    )
     return case
 
 
@@ -81,11 +86,18 @@ def public(session: Session, cases: Sequence[Case]) -> list[CasePublic]:
         session.exec(select(Order.id, Order.external_id).where(col(Order.id).in_(ids))).all()
     )
     return [
-        CasePublic(id=c.id, order=c.order_id, order_ref=refs.get(c.order_id, ""), kind=c.kind,
-                   status=c.status, opened_at=c.opened_at, closed_at=c.closed_at,
-                   resolution=c.resolution)
+        CasePublic(
+            id=c.id,
+            order=c.order_id,
+            order_ref=refs.get(c.order_id, ""),
+            kind=c.kind,
+            status=c.status,
+            opened_at=c.opened_at,
+            closed_at=c.closed_at,
+            resolution=c.resolution,
+        )
         for c in cases
-    ]  # fmt: skip
+    ]
 
 
 def thread(session: Session, case: Case, settings: Settings) -> list[ThreadItem]:
@@ -97,14 +109,28 @@ def thread(session: Session, case: Case, settings: Settings) -> list[ThreadItem]
     ]
     for notice in session.exec(select(Notice).where(Notice.order_id == case.order_id)).all():
         said = rendered(notice, settings, notice.sent_at or notice.triggered_at)
-        items.append(ThreadItem(
-            at=notice.sent_at or notice.created_at, type="notice", kind=notice.kind,
-            channel=notice.channel, status=notice.status, subject=said.subject,
-            text=said.sms if notice.channel == "sms" else said.text,
-            data={"notice": notice.id, "error": notice.error} if notice.error else
-                 {"notice": notice.id},
-        ))  # fmt: skip
+        items.append(
+            ThreadItem(
+                at=notice.sent_at or notice.created_at,
+                type="notice",
+                kind=notice.kind,
+                channel=notice.channel,
+                status=notice.status,
+                subject=said.subject,
+                text=said.sms if notice.channel == "sms" else said.text,
+                data={"notice": notice.id, "error": notice.error}
+                if notice.error
+                else {"notice": notice.id},
+            )
+        )
     for message in session.exec(select(CaseMessage).where(CaseMessage.case_id == case.id)).all():
-        items.append(ThreadItem(at=message.at, type="message", kind="message",
-                                author=message.author, text=message.body))  # fmt: skip
+        items.append(
+            ThreadItem(
+                at=message.at,
+                type="message",
+                kind="message",
+                author=message.author,
+                text=message.body,
+            )
+        )
     return sorted(items, key=lambda item: item.at)

@@ -64,9 +64,16 @@ class EmailChannel:
     CHECK_AFTER_IDLE_S = 5.0
 
     def __init__(
-        self, host: str, port: int, sender: str, *, username: str | None = None,
-        password: str | None = None, starttls: bool = False, timeout_s: float = 10.0,
-    ) -> None:  # fmt: skip
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls = username, password, starttls
         self.timeout_s = timeout_s
@@ -178,10 +185,13 @@ class SmsChannel:
 
     def send(self, message: Message) -> str:
         status, body = send(
-            self._http, "POST", "/v1/messages", _unavailable,
+            self._http,
+            "POST",
+            "/v1/messages",
+            _unavailable,
             json={"to": message.to, "body": message.rendered.sms},
             headers={"Idempotency-Key": message.key},
-        )  # fmt: skip
+        )
         if retryable(status):
             raise ChannelUnavailable(f"SMS provider answered {status}: {body}")
         if status >= 400:
@@ -204,13 +214,22 @@ class WebhookChannel:
 
     def send(self, message: Message) -> str:
         body = json.dumps(
-            {"id": message.key, "kind": message.kind.value, "language": message.rendered.language,
-             "subject": message.rendered.subject, "text": message.rendered.text,
-             "data": message.data},
-            separators=(",", ":"), sort_keys=True,
-        ).encode()  # fmt: skip
-        headers = {"Content-Type": "application/json", "Fulfill-Notice-Id": message.key,
-                   SIGNATURE_HEADER: sign(body, self.secret)}  # fmt: skip
+            {
+                "id": message.key,
+                "kind": message.kind.value,
+                "language": message.rendered.language,
+                "subject": message.rendered.subject,
+                "text": message.rendered.text,
+                "data": message.data,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Fulfill-Notice-Id": message.key,
+            SIGNATURE_HEADER: sign(body, self.secret),
+        }
         try:
             response = self._http.post(message.to, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -41,36 +41,53 @@ TELLS_LATE = (NoticeKind.RUNNING_LATE, NoticeKind.ATTEMPT_FAILED, NoticeKind.EXC
 def service_figures(session: Session, since: datetime, until: datetime) -> ServiceFigures:
     # The columns the figures need: a day of notices, without their stored facts.
     notices: Sequence[Any] = session.execute(
-        sa_select(*(col(c) for c in (Notice.id, Notice.kind, Notice.channel, Notice.status,
-                                     Notice.sent_at, Notice.shipment_id, Notice.order_id,
-                                     Notice.fallback_of)))
-        .where(col(Notice.created_at) > since, col(Notice.created_at) <= until)
-    ).all()  # fmt: skip
+        sa_select(
+            *(
+                col(c)
+                for c in (
+                    Notice.id,
+                    Notice.kind,
+                    Notice.channel,
+                    Notice.status,
+                    Notice.sent_at,
+                    Notice.shipment_id,
+                    Notice.order_id,
+                    Notice.fallback_of,
+                )
+            )
+        ).where(col(Notice.created_at) > since, col(Notice.created_at) <= until)
+    ).all()
     first_sent = _first_sent(notices)
     orders = session.exec(
-        select(func.count()).select_from(Order).where(
-            col(Order.created_at) > since, col(Order.created_at) <= until)
-    ).one()  # fmt: skip
+        select(func.count())
+        .select_from(Order)
+        .where(col(Order.created_at) > since, col(Order.created_at) <= until)
+    ).one()
     sent = [n for n in notices if n.status == NoticeStatus.SENT]
     successors = {n.fallback_of for n in notices if n.fallback_of}
     cases = session.exec(
         select(Case.kind).where(col(Case.opened_at) > since, col(Case.opened_at) <= until)
     ).all()
     return ServiceFigures(
-        since=since, until=until,
+        since=since,
+        until=until,
         detection_to_first_notice=_responses(session, since, until, first_sent),
         late_deliveries=_late_told(session, since, until, first_sent),
-        orders=orders, notices_sent=len(sent),
+        orders=orders,
+        notices_sent=len(sent),
         notices_per_order=round(len(sent) / orders, 3) if orders else None,
         notices_by_kind=dict(Counter(n.kind for n in sent)),
         notices_by_channel=dict(Counter(n.channel for n in sent)),
         notices_failed=sum(n.status == NoticeStatus.FAILED for n in notices),
-        dead_letters=sum(n.status == NoticeStatus.FAILED and n.id not in successors
-                         for n in notices),
-        cases_opened=len(cases), cases_by_kind=dict(Counter(cases)),
-        cases_open=session.exec(select(func.count()).select_from(Case).where(
-            Case.status == CaseStatus.OPEN)).one(),
-    )  # fmt: skip
+        dead_letters=sum(
+            n.status == NoticeStatus.FAILED and n.id not in successors for n in notices
+        ),
+        cases_opened=len(cases),
+        cases_by_kind=dict(Counter(cases)),
+        cases_open=session.exec(
+            select(func.count()).select_from(Case).where(Case.status == CaseStatus.OPEN)
+        ).one(),
+    )
 
 
 def _first_sent(notices: Sequence[Any]) -> dict[tuple[str, str], datetime]:
@@ -91,9 +108,11 @@ def _responses(
 ) -> dict[str, AlertResponse]:
     alerts = session.exec(
         select(TrackingAlert).where(
-            col(TrackingAlert.detected_at) > since, col(TrackingAlert.detected_at) <= until,
-            col(TrackingAlert.kind).in_([k.value for k in ANSWERED_BY]))
-    ).all()  # fmt: skip
+            col(TrackingAlert.detected_at) > since,
+            col(TrackingAlert.detected_at) <= until,
+            col(TrackingAlert.kind).in_([k.value for k in ANSWERED_BY]),
+        )
+    ).all()
     waits: dict[str, list[float]] = {"all": []}
     counts: Counter[str] = Counter()
     for alert in alerts:
@@ -115,9 +134,13 @@ def _summary(alerts: int, waits: list[float]) -> AlertResponse:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
 
     return AlertResponse(
-        alerts=alerts, notified=len(ordered), p50_s=at(0.5), p90_s=at(0.9), p99_s=at(0.99),
+        alerts=alerts,
+        notified=len(ordered),
+        p50_s=at(0.5),
+        p90_s=at(0.9),
+        p99_s=at(0.99),
         max_s=round(ordered[-1], 3) if ordered else None,
-    )  # fmt: skip
+    )
 
 
 def _late_told(
@@ -127,21 +150,28 @@ def _late_told(
     runs late, or that the attempt failed or went wrong, with what happens next)?"""
     late = session.exec(
         select(Shipment.id, Shipment.order_id, Shipment.promised_end).where(
-            col(Shipment.late), col(Shipment.promised_end) > since,
-            col(Shipment.promised_end) <= until)
-    ).all()  # fmt: skip
+            col(Shipment.late),
+            col(Shipment.promised_end) > since,
+            col(Shipment.promised_end) <= until,
+        )
+    ).all()
     leads = []
     for shipment_id, order_id, promised_end in late:
-        told = [at for kind in TELLS_LATE for about in (shipment_id, order_id)
-                if (at := first_sent.get((about, kind.value))) is not None]  # fmt: skip
+        told = [
+            at
+            for kind in TELLS_LATE
+            for about in (shipment_id, order_id)
+            if (at := first_sent.get((about, kind.value))) is not None
+        ]
         sent = min(told, default=None)
         if sent is not None and promised_end is not None and sent <= promised_end:
             leads.append((promised_end - sent).total_seconds())
     return LateTold(
-        late=len(late), told_before_window_end=len(leads),
+        late=len(late),
+        told_before_window_end=len(leads),
         share_told_before=round(len(leads) / len(late), 4) if late else None,
         median_lead_s=round(statistics.median(leads), 1) if leads else None,
-    )  # fmt: skip
+    )
 
 
 class ServiceCollector(Collector):
@@ -171,8 +201,11 @@ class ServiceCollector(Collector):
             labels=["alert", "quantile"],
         )
         for kind, summary in figures.detection_to_first_notice.items():
-            for quantile, value in (("0.5", summary.p50_s), ("0.9", summary.p90_s),
-                                    ("0.99", summary.p99_s)):  # fmt: skip
+            for quantile, value in (
+                ("0.5", summary.p50_s),
+                ("0.9", summary.p90_s),
+                ("0.99", summary.p99_s),
+            ):
                 if value is not None:
                     response.add_metric([kind, quantile], value)
         yield response
@@ -183,8 +216,7 @@ class ServiceCollector(Collector):
         if figures.late_deliveries.share_told_before is not None:
             told.add_metric([], figures.late_deliveries.share_told_before)
         yield told
-        sent = GaugeMetricFamily("fulfill_notices_sent", "notices sent, last 24 h",
-                                 labels=["kind"])  # fmt: skip
+        sent = GaugeMetricFamily("fulfill_notices_sent", "notices sent, last 24 h", labels=["kind"])
         for kind, count in figures.notices_by_kind.items():
             sent.add_metric([kind], count)
         yield sent
@@ -192,8 +224,12 @@ class ServiceCollector(Collector):
         if figures.notices_per_order is not None:
             per_order.add_metric([], figures.notices_per_order)
         yield per_order
-        yield GaugeMetricFamily("fulfill_notice_dead_letters", "notices no channel took, 24 h",
-                                value=figures.dead_letters)  # fmt: skip
-        yield GaugeMetricFamily("fulfill_cases_opened", "cases opened, last 24 h",
-                                value=figures.cases_opened)  # fmt: skip
+        yield GaugeMetricFamily(
+            "fulfill_notice_dead_letters",
+            "notices no channel took, 24 h",
+            value=figures.dead_letters,
+        )
+        yield GaugeMetricFamily(
+            "fulfill_cases_opened", "cases opened, last 24 h", value=figures.cases_opened
+        )
         yield GaugeMetricFamily("fulfill_cases_open", "cases open now", value=figures.cases_open)

@@ -73,8 +73,9 @@ TRIGGERS: dict[str, NoticeKind] = {
     "shipment.lost": NoticeKind.EXCEPTION,
 }
 # Today's delivery is at stake: these may reach the customer in their quiet hours.
-URGENT = frozenset({NoticeKind.OUT_FOR_DELIVERY, NoticeKind.RUNNING_LATE,
-                    NoticeKind.ATTEMPT_FAILED})  # fmt: skip
+URGENT = frozenset(
+    {NoticeKind.OUT_FOR_DELIVERY, NoticeKind.RUNNING_LATE, NoticeKind.ATTEMPT_FAILED}
+)
 # Held back by quiet hours, these say nothing once the parcel is further along.
 OVERTAKEN_BY = {
     NoticeKind.SHIPPED: TrackingStatus.OUT_FOR_DELIVERY.rank,
@@ -139,9 +140,14 @@ def zones_of(session: Session, orders: dict[str, Order]) -> dict[str, str]:
 
 
 def _draft(
-    order: Order, shipment: Shipment | None, kind: NoticeKind, trigger: str,
-    data: dict[str, Any], at: datetime, zone: str,
-) -> dict[str, Any] | None:  # fmt: skip
+    order: Order,
+    shipment: Shipment | None,
+    kind: NoticeKind,
+    trigger: str,
+    data: dict[str, Any],
+    at: datetime,
+    zone: str,
+) -> dict[str, Any] | None:
     customer = order.customer
     channels = customer.get("channels") or ["email"]
     found = _facts(order, shipment, kind, trigger, data, zone)
@@ -150,26 +156,42 @@ def _draft(
     subject, facts = found
     channel = channels[0]
     return {
-        "id": new_id(), "order_id": order.id, "shipment_id": shipment.id if shipment else None,
-        "subject": subject, "kind": kind.value, "channel": channel,
-        "to": contact(customer, channel) or "", "language": customer.get("language", "en"),
-        "context": facts, "urgent": kind in URGENT, "trigger": trigger, "triggered_at": at,
+        "id": new_id(),
+        "order_id": order.id,
+        "shipment_id": shipment.id if shipment else None,
+        "subject": subject,
+        "kind": kind.value,
+        "channel": channel,
+        "to": contact(customer, channel) or "",
+        "language": customer.get("language", "en"),
+        "context": facts,
+        "urgent": kind in URGENT,
+        "trigger": trigger,
+        "triggered_at": at,
         "not_before": release_at(customer.get("quiet_hours"), zone, at, kind in URGENT),
-        "status": NoticeStatus.PENDING, "attempts": 0, "created_at": at,
-    }  # fmt: skip
+        "status": NoticeStatus.PENDING,
+        "attempts": 0,
+        "created_at": at,
+    }
 
 
 def _facts(
-    order: Order, shipment: Shipment | None, kind: NoticeKind, trigger: str,
-    data: dict[str, Any], zone: str,
-) -> tuple[str, dict[str, Any]] | None:  # fmt: skip
+    order: Order,
+    shipment: Shipment | None,
+    kind: NoticeKind,
+    trigger: str,
+    data: dict[str, Any],
+    zone: str,
+) -> tuple[str, dict[str, Any]] | None:
     """The notice's subject (what it is about, once) and the facts its words come from."""
     facts: dict[str, Any] = {
-        "zone": zone, "first_name": wording.first_name(order.customer.get("name", "")),
-        "order_ref": order.external_id, "storefront": order.storefront,
+        "zone": zone,
+        "first_name": wording.first_name(order.customer.get("name", "")),
+        "order_ref": order.external_id,
+        "storefront": order.storefront,
         "token": order.tracking_token,
         "window": [_iso(order.promise_start), _iso(order.promise_end)],
-    }  # fmt: skip
+    }
     if kind in (NoticeKind.ORDER_CONFIRMED, NoticeKind.ORDER_CANCELLED):
         return f"order:{order.id}", facts
     if kind is NoticeKind.RUNNING_LATE:
@@ -187,9 +209,12 @@ def _facts(
 
 
 def _late_facts(
-    order: Order, shipment: Shipment | None, trigger: str, data: dict[str, Any],
+    order: Order,
+    shipment: Shipment | None,
+    trigger: str,
+    data: dict[str, Any],
     facts: dict[str, Any],
-) -> tuple[str, dict[str, Any]] | None:  # fmt: skip
+) -> tuple[str, dict[str, Any]] | None:
     """One apology per broken promise of a fulfillment: a delivery moved to a later round and
     its van running late against the same window are one story, told once."""
     if trigger == "shipment.late":
@@ -229,8 +254,11 @@ def _not_yet_told(
 
 def contact(customer: dict[str, Any], channel: str) -> str | None:
     """Where ``channel`` reaches this customer; the storefront's URL is the sender's setting."""
-    return {"email": customer.get("email"), "sms": customer.get("phone"),
-            "webhook": "storefront"}.get(channel)  # fmt: skip
+    return {
+        "email": customer.get("email"),
+        "sms": customer.get("phone"),
+        "webhook": "storefront",
+    }.get(channel)
 
 
 def release_at(
@@ -282,7 +310,7 @@ def words(notice: Notice, settings: Settings, now: datetime) -> dict[str, Any]:
         "reason": wording.reason(facts.get("reason"), language),
         "next_step": wording.next_step(facts.get("reason"), carrier == own_fleet.CODE, language),
         "carrier": _carrier_name(carrier, shop),
-    }  # fmt: skip
+    }
 
 
 def _carrier_name(code: str | None, shop: str) -> str:
@@ -321,9 +349,12 @@ def handlers(settings: Settings) -> dict[str, list[Handler]]:
 
 
 def send(
-    engine: Engine, notice_id: str, attempt: int, settings: Settings,
+    engine: Engine,
+    notice_id: str,
+    attempt: int,
+    settings: Settings,
     clock: Callable[[], datetime] = utcnow,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """Send one notice on its channel; raises ``ChannelUnavailable`` for the outbox to try again
     later while tries remain. Idempotent: a notice no longer pending is left alone."""
     now = clock()
@@ -341,9 +372,12 @@ def send(
         if channel is None:
             raise ChannelRefused(f"no {notice.channel} provider is configured")
         message = Message(
-            key=notice.id, kind=NoticeKind(notice.kind), to=_address(notice, settings),
-            rendered=rendered(notice, settings, now), data=_data(notice, settings),
-        )  # fmt: skip
+            key=notice.id,
+            kind=NoticeKind(notice.kind),
+            to=_address(notice, settings),
+            rendered=rendered(notice, settings, now),
+            data=_data(notice, settings),
+        )
         provider_id = channel.send(message)
     except ChannelUnavailable as exc:
         if attempt < settings.notice_attempts:
@@ -353,8 +387,9 @@ def send(
     except ChannelRefused as exc:
         return _fall_back(engine, notice.id, attempt, exc, now)
     with session_scope(engine) as session:
-        _finish(session, notice, NoticeStatus.SENT, clock(), provider_id=provider_id,
-                attempts=attempt)  # fmt: skip
+        _finish(
+            session, notice, NoticeStatus.SENT, clock(), provider_id=provider_id, attempts=attempt
+        )
         session.commit()
     return Outcome("sent")
 
@@ -368,10 +403,14 @@ def _address(notice: Notice, settings: Settings) -> str:
 
 
 def _data(notice: Notice, settings: Settings) -> dict[str, Any]:
-    return {"order": notice.order_id, "order_ref": notice.context.get("order_ref"),
-            "shipment": notice.shipment_id, "trigger": notice.trigger,
-            "triggered_at": notice.triggered_at.isoformat(),
-            "tracking_url": settings.tracking_url(notice.context.get("token", ""))}  # fmt: skip
+    return {
+        "order": notice.order_id,
+        "order_ref": notice.context.get("order_ref"),
+        "shipment": notice.shipment_id,
+        "trigger": notice.trigger,
+        "triggered_at": notice.triggered_at.isoformat(),
+        "tracking_url": settings.tracking_url(notice.context.get("token", "")),
+    }
 
 
 def _overtaken(session: Session, notice: Notice) -> bool:
@@ -390,9 +429,15 @@ def _overtaken(session: Session, notice: Notice) -> bool:
 
 
 def _finish(
-    session: Session, notice: Notice, status: NoticeStatus, now: datetime, *,
-    provider_id: str | None = None, attempts: int | None = None, error: str | None = None,
-) -> None:  # fmt: skip
+    session: Session,
+    notice: Notice,
+    status: NoticeStatus,
+    now: datetime,
+    *,
+    provider_id: str | None = None,
+    attempts: int | None = None,
+    error: str | None = None,
+) -> None:
     """Close a pending notice once (a concurrent sender that got here first wins)."""
     values: dict[str, Any] = {"status": status, "error": error}
     if status is NoticeStatus.SENT:
@@ -405,9 +450,18 @@ def _finish(
         .values(**values)
     )
     if getattr(done, "rowcount", 0):
-        record_event(session, notice.order_id, f"notice.{status.value}",
-                     {"notice": notice.id, "kind": notice.kind, "channel": notice.channel,
-                      **({"error": error} if error else {})}, at=now)  # fmt: skip
+        record_event(
+            session,
+            notice.order_id,
+            f"notice.{status.value}",
+            {
+                "notice": notice.id,
+                "kind": notice.kind,
+                "channel": notice.channel,
+                **({"error": error} if error else {}),
+            },
+            at=now,
+        )
 
 
 def _note(engine: Engine, notice_id: str, attempt: int, exc: Exception) -> None:
@@ -433,20 +487,34 @@ def _fall_back(
             return Outcome("done")
         order = session.get(Order, notice.order_id)
         channels_left = _after(order.customer if order else {}, notice.channel)
-        taken = set(session.exec(select(Notice.channel).where(
-            Notice.subject == notice.subject, Notice.kind == notice.kind)).all())  # fmt: skip
+        taken = set(
+            session.exec(
+                select(Notice.channel).where(
+                    Notice.subject == notice.subject, Notice.kind == notice.kind
+                )
+            ).all()
+        )
         following = next((c for c in channels_left if c not in taken), None)
         _finish(session, notice, NoticeStatus.FAILED, now, attempts=attempt, error=error)
         if following is None or order is None:
             session.commit()
             return Outcome("failed")
         successor = Notice(
-            order_id=notice.order_id, shipment_id=notice.shipment_id, subject=notice.subject,
-            kind=notice.kind, channel=following, to=contact(order.customer, following) or "",
-            language=notice.language, context=notice.context, urgent=notice.urgent,
-            trigger=notice.trigger, triggered_at=notice.triggered_at, not_before=now,
-            fallback_of=notice.id, created_at=now,
-        )  # fmt: skip
+            order_id=notice.order_id,
+            shipment_id=notice.shipment_id,
+            subject=notice.subject,
+            kind=notice.kind,
+            channel=following,
+            to=contact(order.customer, following) or "",
+            language=notice.language,
+            context=notice.context,
+            urgent=notice.urgent,
+            trigger=notice.trigger,
+            triggered_at=notice.triggered_at,
+            not_before=now,
+            fallback_of=notice.id,
+            created_at=now,
+        )
         session.add(successor)
         enqueue(session, SEND_TOPIC, {"notice": successor.id})
         session.commit()
@@ -465,10 +533,16 @@ def replay(session: Session, notice_id: str, now: datetime) -> Notice:
     if notice is None:
         raise NotFound(f"no notice {notice_id}")
     if notice.status != NoticeStatus.FAILED:
-        raise Conflict(f"notice {notice_id} is {notice.status}: only a failed one is replayed",
-                       notice_status=notice.status)  # fmt: skip
+        raise Conflict(
+            f"notice {notice_id} is {notice.status}: only a failed one is replayed",
+            notice_status=notice.status,
+        )
     notice.status, notice.attempts, notice.error, notice.not_before = (
-        NoticeStatus.PENDING, 0, None, now)  # fmt: skip
+        NoticeStatus.PENDING,
+        0,
+        None,
+        now,
+    )
     session.add(notice)
     enqueue(session, SEND_TOPIC, {"notice": notice.id})
     about = {"notice": notice.id, "kind": notice.kind, "channel": notice.channel}
@@ -481,8 +555,15 @@ _channels: dict[tuple[Any, ...], dict[str, Channel]] = {}
 
 def channels(settings: Settings) -> dict[str, Channel]:
     """This process's channels for these settings, made once (they hold HTTP clients)."""
-    key = (settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.sms_url,
-           settings.sms_token, settings.notices_webhook_secret, str(settings.data_dir))  # fmt: skip
+    key = (
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_sender,
+        settings.sms_url,
+        settings.sms_token,
+        settings.notices_webhook_secret,
+        str(settings.data_dir),
+    )
     found = _channels.get(key)
     if found is None:
         found = _channels[key] = _make_channels(settings)
@@ -493,10 +574,14 @@ def _make_channels(settings: Settings) -> dict[str, Channel]:
     email: Channel
     if settings.smtp_host:
         email = EmailChannel(
-            settings.smtp_host, settings.smtp_port, settings.smtp_sender,
-            username=settings.smtp_username, password=settings.smtp_password,
-            starttls=settings.smtp_starttls, timeout_s=settings.notice_timeout_s,
-        )  # fmt: skip
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            timeout_s=settings.notice_timeout_s,
+        )
     else:
         email = MaildirChannel(settings.data_dir / "mail", settings.smtp_sender)
     found: dict[str, Channel] = {
@@ -504,6 +589,7 @@ def _make_channels(settings: Settings) -> dict[str, Channel]:
         "webhook": WebhookChannel(settings.notices_webhook_secret, settings.notice_timeout_s),
     }
     if settings.sms_url:
-        found["sms"] = SmsChannel(settings.sms_url, settings.sms_token or "",
-                                  settings.notice_timeout_s)  # fmt: skip
+        found["sms"] = SmsChannel(
+            settings.sms_url, settings.sms_token or "", settings.notice_timeout_s
+        )
     return found

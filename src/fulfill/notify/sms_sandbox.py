@@ -52,8 +52,15 @@ def sandbox_app(state: SmsState | None = None) -> FastAPI:
             if idempotency_key and idempotency_key in state.by_key:
                 return JSONResponse({"id": state.by_key[idempotency_key]}, status_code=200)
             sid = f"SM{uuid.uuid4().hex}"
-            state.messages.append({"id": sid, "to": to, "body": text, "key": idempotency_key,
-                                   "at": datetime.now(UTC).isoformat()})  # fmt: skip
+            state.messages.append(
+                {
+                    "id": sid,
+                    "to": to,
+                    "body": text,
+                    "key": idempotency_key,
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            )
             if idempotency_key:
                 state.by_key[idempotency_key] = sid
         return JSONResponse({"id": sid}, status_code=201)

@@ -45,13 +45,16 @@ class Rendered:
 
 
 _plain = Environment(
-    loader=FileSystemLoader(FOLDER), undefined=StrictUndefined, autoescape=False,
+    loader=FileSystemLoader(FOLDER),
+    undefined=StrictUndefined,
+    autoescape=False,
     keep_trailing_newline=False,
-)  # fmt: skip
+)
 _markup = Environment(
-    loader=FileSystemLoader(FOLDER), undefined=StrictUndefined,
+    loader=FileSystemLoader(FOLDER),
+    undefined=StrictUndefined,
     autoescape=select_autoescape(default=True, default_for_string=True),
-)  # fmt: skip
+)
 
 
 def languages() -> list[str]:

@@ -36,9 +36,10 @@ class Customer(CreateModel):
         default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +15550100"
     )
     channels: list[Channel] = Field(
-        default_factory=lambda: [Channel.EMAIL], max_length=3,
+        default_factory=lambda: [Channel.EMAIL],
+        max_length=3,
         description="in the order the customer prefers them: a failing one falls back to the next",
-    )  # fmt: skip
+    )
     language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     quiet_hours: QuietHours | None = Field(
         default=None, description="when only urgent notices may reach the customer"

@@ -38,19 +38,25 @@ class Replayed(BaseModel):
 
 @router.get("", response_model=list[OutboxEventPublic], responses=problem_responses(401, 403))
 def list_events(
-    session: SessionDep, caller: AdminCaller,
-    status: OutboxStatus = OutboxStatus.DEAD, topic: str | None = None,
+    session: SessionDep,
+    caller: AdminCaller,
+    status: OutboxStatus = OutboxStatus.DEAD,
+    topic: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[OutboxEventPublic]:  # fmt: skip
+) -> list[OutboxEventPublic]:
     """Outbox events, the dead letters by default, newest first."""
     statement = (
-        select(OutboxEvent).where(OutboxEvent.status == status)
-        .order_by(col(OutboxEvent.id).desc()).limit(limit)
-    )  # fmt: skip
+        select(OutboxEvent)
+        .where(OutboxEvent.status == status)
+        .order_by(col(OutboxEvent.id).desc())
+        .limit(limit)
+    )
     if topic:
         statement = statement.where(OutboxEvent.topic == topic)
-    return [OutboxEventPublic.model_validate(row, from_attributes=True)
-            for row in session.exec(statement)]  # fmt: skip
+    return [
+        OutboxEventPublic.model_validate(row, from_attributes=True)
+        for row in session.exec(statement)
+    ]
 
 
 @router.post("/replay", response_model=Replayed, responses=problem_responses(401, 403, 422))

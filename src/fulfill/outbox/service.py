@@ -49,9 +49,18 @@ def enqueue_many(
     now = utcnow()
     session.execute(
         insert(OutboxEvent),
-        [{"topic": topic, "payload": payload, "status": OutboxStatus.PENDING, "attempts": 0,
-          "created_at": now, "next_run_at": not_before} for payload, not_before in payloads],
-    )  # fmt: skip
+        [
+            {
+                "topic": topic,
+                "payload": payload,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_run_at": not_before,
+            }
+            for payload, not_before in payloads
+        ],
+    )
     mark_pending(session)
 
 

@@ -45,13 +45,26 @@ def list_suggestions(
 ) -> RestockPage:
     """The newest refresh's suggestions: transfers between own nodes and replenishments."""
     run_at, rows = service.latest(session, node, sku)
-    return RestockPage(run_at=run_at, items=[
-        Suggestion(sku=r.sku, node=code, kind=SuggestionKind(r.kind), from_node=donor,
-                   quantity=r.quantity, daily_demand=r.daily_demand, method=r.method,
-                   safety_stock=r.safety_stock, reorder_point=r.reorder_point,
-                   available=r.available, lead_days=r.lead_days, reason=r.reason)
-        for r, code, donor in rows
-    ])  # fmt: skip
+    return RestockPage(
+        run_at=run_at,
+        items=[
+            Suggestion(
+                sku=r.sku,
+                node=code,
+                kind=SuggestionKind(r.kind),
+                from_node=donor,
+                quantity=r.quantity,
+                daily_demand=r.daily_demand,
+                method=r.method,
+                safety_stock=r.safety_stock,
+                reorder_point=r.reorder_point,
+                available=r.available,
+                lead_days=r.lead_days,
+                reason=r.reason,
+            )
+            for r, code, donor in rows
+        ],
+    )
 
 
 @router.post("/refresh", response_model=RestockPage, responses=problem_responses(401, 403))

@@ -138,28 +138,56 @@ def _suggest(
             continue
         if need.node.node_kind.is_own:
             donors = sorted(
-                (p for p in positions if p.node.node_kind.is_own and spare.get(p.node.id, 0) > 0
-                 and p.node.id != need.node.id),
+                (
+                    p
+                    for p in positions
+                    if p.node.node_kind.is_own
+                    and spare.get(p.node.id, 0) > 0
+                    and p.node.id != need.node.id
+                ),
                 key=lambda p: geodesic((p.node.lat, p.node.lon), (need.node.lat, need.node.lon)).km,
-            )  # fmt: skip
+            )
             for donor in donors:
                 units = min(short, spare[donor.node.id])
                 spare[donor.node.id] -= units
                 short -= units
-                made.append(_row(need, sku, SuggestionKind.TRANSFER, units, now, donor.node,
-                                 settings.restock_transfer_lead_days))  # fmt: skip
+                made.append(
+                    _row(
+                        need,
+                        sku,
+                        SuggestionKind.TRANSFER,
+                        units,
+                        now,
+                        donor.node,
+                        settings.restock_transfer_lead_days,
+                    )
+                )
                 if not short:
                     break
         if short:
-            made.append(_row(need, sku, SuggestionKind.REPLENISH, short, now, None,
-                             settings.restock_supplier_lead_days))  # fmt: skip
+            made.append(
+                _row(
+                    need,
+                    sku,
+                    SuggestionKind.REPLENISH,
+                    short,
+                    now,
+                    None,
+                    settings.restock_supplier_lead_days,
+                )
+            )
     return made
 
 
 def _row(
-    need: Position, sku: str, kind: SuggestionKind, units: int, now: datetime,
-    donor: Node | None, lead_days: float,
-) -> RestockSuggestion:  # fmt: skip
+    need: Position,
+    sku: str,
+    kind: SuggestionKind,
+    units: int,
+    now: datetime,
+    donor: Node | None,
+    lead_days: float,
+) -> RestockSuggestion:
     assert need.node.id is not None
     f, c = need.forecast, need.cover
     source = f"from {donor.code}" if donor else "from the supplier"

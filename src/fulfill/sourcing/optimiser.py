@@ -154,9 +154,12 @@ def _whole_from(
     lines: Sequence[Line], source: Source, sources: Sequence[Source], costs: Costs
 ) -> Plan | None:
     return plan_cost(
-        lines, {source.code: {ln.sku: ln.quantity for ln in lines}}, sources, costs,
+        lines,
+        {source.code: {ln.sku: ln.quantity for ln in lines}},
+        sources,
+        costs,
         f"all from {source.code}",
-    )  # fmt: skip
+    )
 
 
 def best_pair(lines: Sequence[Line], sources: Sequence[Source], costs: Costs) -> Plan | None:
@@ -220,9 +223,12 @@ def _shipment_cost(lines: Sequence[Line], source: Source, mask: int) -> float:
 
 
 def _could_be_in_an_optimum(
-    lines: Sequence[Line], sources: Sequence[Source], singles: Sequence[Plan],
-    incumbent: Plan | None, costs: Costs,
-) -> list[Source]:  # fmt: skip
+    lines: Sequence[Line],
+    sources: Sequence[Source],
+    singles: Sequence[Plan],
+    incumbent: Plan | None,
+    costs: Costs,
+) -> list[Source]:
     """Drop the sources that no plan cheaper than ``incumbent`` can use, so the model stays small.
 
     A source is kept if shipping everything from it alone is cheap enough, or if the least a
@@ -340,8 +346,13 @@ def _refuse_shortages(lines: Sequence[Line], sources: Sequence[Source]) -> None:
             )
 
 
-def plan_cost(lines: Sequence[Line], by_source: dict[str, dict[str, int]],
-              sources: Sequence[Source], costs: Costs, method: str) -> Plan | None:  # fmt: skip
+def plan_cost(
+    lines: Sequence[Line],
+    by_source: dict[str, dict[str, int]],
+    sources: Sequence[Source],
+    costs: Costs,
+    method: str,
+) -> Plan | None:
     """The cost of shipping ``by_source`` (source -> sku -> units); None if impossible."""
     weights = {ln.sku: ln.weight_kg for ln in lines}
     index = {s.code: s for s in sources}
@@ -372,9 +383,12 @@ def plan_cost(lines: Sequence[Line], by_source: dict[str, dict[str, int]],
 
 
 def _solve(
-    lines: Sequence[Line], sources: Sequence[Source], costs: Costs, time_limit_s: float,
+    lines: Sequence[Line],
+    sources: Sequence[Source],
+    costs: Costs,
+    time_limit_s: float,
     hint: Plan | None,
-) -> tuple[Plan | None, bool]:  # fmt: skip
+) -> tuple[Plan | None, bool]:
     model = cp_model.CpModel()
     x: dict[tuple[int, int], cp_model.IntVar] = {}
     used: dict[int, cp_model.IntVar] = {}
@@ -439,10 +453,14 @@ def _solve(
 
 
 def _hint(
-    model: cp_model.CpModel, hint: Plan, lines: Sequence[Line], sources: Sequence[Source],
-    x: dict[tuple[int, int], cp_model.IntVar], used: dict[int, cp_model.IntVar],
+    model: cp_model.CpModel,
+    hint: Plan,
+    lines: Sequence[Line],
+    sources: Sequence[Source],
+    x: dict[tuple[int, int], cp_model.IntVar],
+    used: dict[int, cp_model.IntVar],
     tiers: dict[int, list[cp_model.IntVar]],
-) -> None:  # fmt: skip
+) -> None:
     """Start the search from the greedy plan, every variable set: an incumbent at once."""
     shipped = {s.source: s.units for s in hint.shipments}
     weights = {s.source: s.weight_kg for s in hint.shipments}
@@ -499,8 +517,9 @@ def greedy_cheapest(lines: Sequence[Line], sources: Sequence[Source], costs: Cos
     return plan_cost(lines, taken, sources, costs, "greedy")
 
 
-def _partial_cost(lines: Sequence[Line], taken: dict[str, dict[str, int]],
-                  sources: Sequence[Source], costs: Costs) -> float | None:  # fmt: skip
+def _partial_cost(
+    lines: Sequence[Line], taken: dict[str, dict[str, int]], sources: Sequence[Source], costs: Costs
+) -> float | None:
     """The cost of what is assigned so far, as if the cart were only that."""
     partial = [
         Line(ln.sku, sum(u.get(ln.sku, 0) for u in taken.values()), ln.weight_kg) for ln in lines
@@ -537,9 +556,13 @@ def nearest_rule(lines: Sequence[Line], sources: Sequence[Source], costs: Costs)
 
 
 def _alternatives(
-    lines: Sequence[Line], sources: Sequence[Source], costs: Costs, chosen: Plan,
-    greedy: Plan | None, singles: dict[str, Plan],
-) -> tuple[Alternative, ...]:  # fmt: skip
+    lines: Sequence[Line],
+    sources: Sequence[Source],
+    costs: Costs,
+    chosen: Plan,
+    greedy: Plan | None,
+    singles: dict[str, Plan],
+) -> tuple[Alternative, ...]:
     """Every single source, and the two rules, ranked by cost, each with why it lost."""
     found: list[Alternative] = []
     for source in sources:

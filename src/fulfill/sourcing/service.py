@@ -166,8 +166,11 @@ def _decide(
                 f"delivery here, {line.quantity} requested",
             )
             # Nodes that hold it but cannot ship it now, with why: the rest of the story.
-            held = {o.node.code: o.source.unreachable_reason for o in offers
-                    if not o.open and o.source.available.get(line.sku, 0) > 0}  # fmt: skip
+            held = {
+                o.node.code: o.source.unreachable_reason
+                for o in offers
+                if not o.open and o.source.available.get(line.sku, 0) > 0
+            }
             if held:
                 short.extensions["nodes"] = held
             raise short

@@ -119,9 +119,17 @@ def create(session: Session, seller_order_id: str, make_client: ClientFactory) -
     row.remote_status = state.status
     row.last_error = None
     row.updated_at = utcnow()
-    record_event(session, row.order_id, "fulfillment.sent_to_third_party",
-                 {"fulfillment": row.fulfillment_id, "seller_order_id": row.seller_order_id,
-                  "speed": row.speed, "status": state.status})  # fmt: skip
+    record_event(
+        session,
+        row.order_id,
+        "fulfillment.sent_to_third_party",
+        {
+            "fulfillment": row.fulfillment_id,
+            "seller_order_id": row.seller_order_id,
+            "speed": row.speed,
+            "status": state.status,
+        },
+    )
     return Outcome(seller_order_id, row.fulfillment_id, row.status)
 
 
@@ -136,8 +144,12 @@ def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -
                 client.cancel(seller_order_id)
     except mcf.McfRefused as exc:
         row.last_error = str(exc)[:1000]
-        record_event(session, row.order_id, "fulfillment.cancel_refused_by_third_party",
-                     {"fulfillment": row.fulfillment_id, "reason": str(exc)})  # fmt: skip
+        record_event(
+            session,
+            row.order_id,
+            "fulfillment.cancel_refused_by_third_party",
+            {"fulfillment": row.fulfillment_id, "reason": str(exc)},
+        )
         row.status = ThirdPartyOrderStatus.FAILED
         return Outcome(seller_order_id, row.fulfillment_id, row.status, refused=True)
     except mcf.McfError as exc:
@@ -160,8 +172,12 @@ def refuse(session: Session, row: ThirdPartyOrder, reason: str) -> None:
     if fulfillment.status == FulfillmentStatus.PENDING:
         _release(session, fulfillment)
         fulfillment.status = FulfillmentStatus.FAILED
-    record_event(session, row.order_id, "fulfillment.refused_by_third_party",
-                 {"fulfillment": row.fulfillment_id, "reason": reason})  # fmt: skip
+    record_event(
+        session,
+        row.order_id,
+        "fulfillment.refused_by_third_party",
+        {"fulfillment": row.fulfillment_id, "reason": reason},
+    )
 
 
 def _release(session: Session, fulfillment: Fulfillment) -> None:
@@ -220,12 +236,23 @@ def _shipped(session: Session, row: ThirdPartyOrder, now: datetime) -> None:
         stock.reserved -= line.quantity
         stock.on_hand -= line.quantity
         stock.updated_at = now
-        record_movement(session, stock, MovementReason.SHIPMENT, on_hand_delta=-line.quantity,
-                        reserved_delta=-line.quantity, order_id=fulfillment.order_id,
-                        note="shipped by the third party")  # fmt: skip
+        record_movement(
+            session,
+            stock,
+            MovementReason.SHIPMENT,
+            on_hand_delta=-line.quantity,
+            reserved_delta=-line.quantity,
+            order_id=fulfillment.order_id,
+            note="shipped by the third party",
+        )
     fulfillment.status = FulfillmentStatus.HANDED_TO_CARRIER
-    record_event(session, row.order_id, "fulfillment.handed_to_carrier",
-                 {"fulfillment": fulfillment.id, "packages": row.packages}, at=now)  # fmt: skip
+    record_event(
+        session,
+        row.order_id,
+        "fulfillment.handed_to_carrier",
+        {"fulfillment": fulfillment.id, "packages": row.packages},
+        at=now,
+    )
 
 
 def _follow_packages(
@@ -236,9 +263,15 @@ def _follow_packages(
     assert fulfillment is not None
     for package in packages:
         if package.tracking_number and package.package_number is not None:
-            tracking.follow(session, fulfillment, mcf.McfCarrier.code, package.tracking_number,
-                            now, tracking_ref=str(package.package_number),
-                            eta=package.estimated_arrival)  # fmt: skip
+            tracking.follow(
+                session,
+                fulfillment,
+                mcf.McfCarrier.code,
+                package.tracking_number,
+                now,
+                tracking_ref=str(package.package_number),
+                eta=package.estimated_arrival,
+            )
 
 
 def sync_inventory(session: Session, node: Node, client: mcf.McfClient, now: datetime) -> int:

@@ -32,8 +32,12 @@ def configured(settings: Settings) -> dict[str, Carrier]:
     if settings.aftership_webhook_secret:
         found[AfterShip.code] = AfterShip(settings.aftership_webhook_secret)
     if settings.mcf_url:
-        client = McfClient(settings.mcf_url, marketplace_id=settings.mcf_marketplace_id,
-                           token=settings.mcf_token, timeout_s=settings.mcf_timeout_s)  # fmt: skip
+        client = McfClient(
+            settings.mcf_url,
+            marketplace_id=settings.mcf_marketplace_id,
+            token=settings.mcf_token,
+            timeout_s=settings.mcf_timeout_s,
+        )
         found[McfCarrier.code] = McfCarrier(client)
     return found
 

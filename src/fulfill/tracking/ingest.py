@@ -83,8 +83,9 @@ def apply_pending(engine: Engine, limit: int = 100, now: datetime | None = None)
             return applied
         except Exception:
             session.rollback()
-            log.warning("a batch of %d webhook deliveries failed; one by one now", len(ids),
-                        exc_info=True)  # fmt: skip
+            log.warning(
+                "a batch of %d webhook deliveries failed; one by one now", len(ids), exc_info=True
+            )
     return _one_by_one(engine, ids, now)
 
 
@@ -126,8 +127,12 @@ def _apply(session: Session, receipts: list[WebhookReceipt], now: datetime) -> A
         receipt.processed_at = done
         if waiting:
             receipt.note = f"not followed here: {', '.join(waiting[:20])}"
-    return Applied(sum(a.events for a in applied), sum(a.stored for a in applied),
-                   tuple(sorted(unknown)), len(receipts))  # fmt: skip
+    return Applied(
+        sum(a.events for a in applied),
+        sum(a.stored for a in applied),
+        tuple(sorted(unknown)),
+        len(receipts),
+    )
 
 
 def _one_by_one(engine: Engine, ids: list[int], now: datetime) -> Applied:
@@ -180,8 +185,14 @@ def apply_events(
     )
     stored = 0
     for shipment in shipments:
-        stored += service.record(session, shipment, by_number[shipment.tracking_number],
-                                 source=source, now=now, known=known).stored  # fmt: skip
+        stored += service.record(
+            session,
+            shipment,
+            by_number[shipment.tracking_number],
+            source=source,
+            now=now,
+            known=known,
+        ).stored
     known.write(session)
     found = {s.tracking_number for s in shipments}
     return Applied(len(events), stored, tuple(sorted(set(by_number) - found)))

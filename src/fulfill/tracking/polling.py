@@ -32,8 +32,9 @@ from fulfill_carriers.adapter import Carrier, CarrierError, CarrierUnavailable, 
 log = logging.getLogger(__name__)
 
 POLLS = Counter("fulfill_tracking_polls_total", "tracking calls", ["carrier", "outcome"])
-CIRCUIT_OPEN = Gauge("fulfill_carrier_circuit_open", "1 while a carrier's circuit is open",
-                     ["carrier"])  # fmt: skip
+CIRCUIT_OPEN = Gauge(
+    "fulfill_carrier_circuit_open", "1 while a carrier's circuit is open", ["carrier"]
+)
 
 
 @dataclass
@@ -91,9 +92,14 @@ def poll_due(
 
 
 def _poll_carrier(
-    engine: Engine, code: str, carrier: Carrier, settings: Settings, now: datetime,
-    limit: int, report: PollReport,
-) -> None:  # fmt: skip
+    engine: Engine,
+    code: str,
+    carrier: Carrier,
+    settings: Settings,
+    now: datetime,
+    limit: int,
+    report: PollReport,
+) -> None:
     with Session(engine) as session:
         due = session.exec(
             select(Shipment.id, Shipment.tracking_ref)
@@ -148,18 +154,24 @@ def _track(carrier: Carrier, refs: Sequence[str], settings: Settings) -> list[Tr
 
 
 def _apply(
-    engine: Engine, code: str, batch: Sequence[tuple[str, str]], tracked: list[Tracked],
-    now: datetime, settings: Settings,
-) -> int:  # fmt: skip
+    engine: Engine,
+    code: str,
+    batch: Sequence[tuple[str, str]],
+    tracked: list[Tracked],
+    now: datetime,
+    settings: Settings,
+) -> int:
     """One transaction per call: its shipments locked in id order, each moved on."""
     by_ref = {t.tracking_number: t for t in tracked}
     stored = 0
     with Session(engine) as session:
         ids = sorted(sid for sid, _ in batch)
         shipments = session.exec(
-            select(Shipment).where(col(Shipment.id).in_(ids)).order_by(col(Shipment.id))
+            select(Shipment)
+            .where(col(Shipment.id).in_(ids))
+            .order_by(col(Shipment.id))
             .with_for_update()
-        ).all()  # fmt: skip
+        ).all()
         said = {s.id: by_ref[s.tracking_ref].events for s in shipments if s.tracking_ref in by_ref}
         known = service.Known.of(session, said, shipments)
         for shipment in shipments:
@@ -167,8 +179,9 @@ def _apply(
             if found is not None and found.known:
                 if found.eta is not None and shipment.eta_source != "plan":
                     shipment.eta, shipment.eta_source = found.eta, "carrier"
-                recorded = service.record(session, shipment, found.events, source="poll",
-                                          now=now, known=known)  # fmt: skip
+                recorded = service.record(
+                    session, shipment, found.events, source="poll", now=now, known=known
+                )
                 stored += recorded.stored
             shipment.poll_failures = 0
             shipment.next_poll_at = service.next_poll(shipment, now, settings)
@@ -228,9 +241,13 @@ def _postpone(engine: Engine, shipment_ids: list[str], until: datetime) -> None:
 
 
 def _failed(
-    engine: Engine, code: str, shipment_ids: list[str], exc: Exception, now: datetime,
+    engine: Engine,
+    code: str,
+    shipment_ids: list[str],
+    exc: Exception,
+    now: datetime,
     settings: Settings,
-) -> bool:  # fmt: skip
+) -> bool:
     """Count the failure; open the circuit at the threshold. Returns whether it opened."""
     with Session(engine) as session:
         health = session.get(CarrierHealth, code) or CarrierHealth(carrier=code)
@@ -242,8 +259,12 @@ def _failed(
             health.open_until = now + backoff
             health.failures = settings.tracking_breaker_failures - 1  # half open: one more trips it
             health.alerted_at = now
-            log.error("carrier %s is failing (%s): its circuit is open until %s",
-                      code, exc, health.open_until.isoformat())  # fmt: skip
+            log.error(
+                "carrier %s is failing (%s): its circuit is open until %s",
+                code,
+                exc,
+                health.open_until.isoformat(),
+            )
         session.add(health)
         session.commit()
     _postpone(engine, shipment_ids, now + backoff)

@@ -148,9 +148,13 @@ def follow(
         found = shipment_by_number(session, carrier, tracking_number)
         assert found is not None
         return found
-    record_event(session, order.id, "shipment.followed",
-                 {"shipment": shipment.id, "carrier": carrier,
-                  "tracking_number": tracking_number}, at=now)  # fmt: skip
+    record_event(
+        session,
+        order.id,
+        "shipment.followed",
+        {"shipment": shipment.id, "carrier": carrier, "tracking_number": tracking_number},
+        at=now,
+    )
     return shipment
 
 
@@ -198,11 +202,15 @@ class Known:
     ) -> Known:
         ids = [s.id for s in shipments]
         keys = {e.key for found in events.values() for e in found}
-        seen = session.exec(
-            select(TrackingEvent.shipment_id, TrackingEvent.key).where(
-                col(TrackingEvent.shipment_id).in_(ids), col(TrackingEvent.key).in_(keys)
-            )
-        ).all() if keys else []  # fmt: skip
+        seen = (
+            session.exec(
+                select(TrackingEvent.shipment_id, TrackingEvent.key).where(
+                    col(TrackingEvent.shipment_id).in_(ids), col(TrackingEvent.key).in_(keys)
+                )
+            ).all()
+            if keys
+            else []
+        )
         alerted = session.exec(
             select(TrackingAlert.shipment_id, TrackingAlert.kind).where(
                 col(TrackingAlert.shipment_id).in_(ids)
@@ -311,9 +319,12 @@ def _row(
 def _alerts_for(
     session: Session, shipment: Shipment, event: CarrierEvent, now: datetime, known: Known
 ) -> list[str]:
-    details: dict[str, Any] = {"status": event.status.value, "code": event.raw_code,
-                               "description": event.description,
-                               "occurred_at": event.occurred_at.isoformat()}  # fmt: skip
+    details: dict[str, Any] = {
+        "status": event.status.value,
+        "code": event.raw_code,
+        "description": event.description,
+        "occurred_at": event.occurred_at.isoformat(),
+    }
     if event.reason:
         details["reason"] = event.reason.value
     raised = []
@@ -327,9 +338,13 @@ def _alerts_for(
 
 
 def alert(
-    session: Session, shipment: Shipment, kind: AlertKind, now: datetime, details: dict[str, Any],
+    session: Session,
+    shipment: Shipment,
+    kind: AlertKind,
+    now: datetime,
+    details: dict[str, Any],
     known: Known | None = None,
-) -> str | None:  # fmt: skip
+) -> str | None:
     """Write the alert once; returns its kind if this call wrote it."""
     if known is not None:
         if (shipment.id, kind.value) in known.alerted:
@@ -341,8 +356,13 @@ def alert(
         )
     ).first():
         return None
-    row = TrackingAlert(shipment_id=shipment.id, order_id=shipment.order_id, kind=kind,
-                        detected_at=now, details=details)  # fmt: skip
+    row = TrackingAlert(
+        shipment_id=shipment.id,
+        order_id=shipment.order_id,
+        kind=kind,
+        detected_at=now,
+        details=details,
+    )
     try:
         with session.begin_nested():
             session.add(row)
@@ -368,11 +388,19 @@ def _status_changed(
     status = S(shipment.status)
     if status.is_terminal:
         shipment.active, shipment.next_poll_at = False, None
-    known.timeline.append((shipment.order_id, f"shipment.{status.value}",
-                           {"shipment": shipment.id, "from": before.value,
-                            "tracking_number": shipment.tracking_number,
-                            **({"reason": shipment.reason} if shipment.reason else {})},
-                           now))  # fmt: skip
+    known.timeline.append(
+        (
+            shipment.order_id,
+            f"shipment.{status.value}",
+            {
+                "shipment": shipment.id,
+                "from": before.value,
+                "tracking_number": shipment.tracking_number,
+                **({"reason": shipment.reason} if shipment.reason else {}),
+            },
+            now,
+        )
+    )
     target = FULFILLMENT_STATUS.get(status)
     fulfillment = known.fulfillments.get(shipment.fulfillment_id)
     if (
@@ -384,8 +412,11 @@ def _status_changed(
 
 
 def refresh_eta(
-    session: Session, shipment: Shipment, now: datetime, known: Known | None = None,
-) -> list[str]:  # fmt: skip
+    session: Session,
+    shipment: Shipment,
+    now: datetime,
+    known: Known | None = None,
+) -> list[str]:
     """Keep an ETA (the transit model when nobody gave one, never in the past for a parcel not
     yet delivered) and flag ``late`` when it passes the promised window: once, with an alert."""
     status = S(shipment.status)
@@ -404,8 +435,12 @@ def refresh_eta(
     late = bool(shipment.promised_end and shipment.eta and shipment.eta > shipment.promised_end)
     if late and not shipment.late:
         shipment.late = True
-        details = {"promised_end": _iso(shipment.promised_end), "eta": _iso(shipment.eta),
-                   "eta_source": shipment.eta_source, "status": status.value}  # fmt: skip
+        details = {
+            "promised_end": _iso(shipment.promised_end),
+            "eta": _iso(shipment.eta),
+            "eta_source": shipment.eta_source,
+            "status": status.value,
+        }
         kind = alert(session, shipment, AlertKind.LATE, now, details, known)
         return [kind] if kind else []
     if not late:
@@ -439,8 +474,9 @@ def follow_own_fleet(
     fulfillment = session.get(Fulfillment, fulfillment_id)
     if fulfillment is None:
         return None
-    shipment = follow(session, fulfillment, own_fleet.CODE, fulfillment_id, now,
-                      eta=eta, eta_source="plan")  # fmt: skip
+    shipment = follow(
+        session, fulfillment, own_fleet.CODE, fulfillment_id, now, eta=eta, eta_source="plan"
+    )
     if eta is not None and shipment.eta != eta:
         shipment.eta, shipment.eta_source = eta, "plan"
     refresh_eta(session, shipment, now)
@@ -511,8 +547,11 @@ def _quiet(session: Session, shipment: Shipment, now: datetime, known: Known) ->
     status = S(shipment.status)
     last = shipment.last_scan_at or shipment.created_at
     silent = now - last
-    details = {"status": status.value, "last_scan_at": last.isoformat(),
-               "silent_hours": round(silent / HOUR, 1)}  # fmt: skip
+    details = {
+        "status": status.value,
+        "last_scan_at": last.isoformat(),
+        "silent_hours": round(silent / HOUR, 1),
+    }
     raised = []
     if silent > STALLED_AFTER.get(status, 48 * HOUR):
         raised.append(alert(session, shipment, AlertKind.STALLED, now, details, known))
@@ -536,8 +575,14 @@ def shipments_public(session: Session, shipments: Sequence[Shipment]) -> list[Sh
         .where(col(TrackingAlert.shipment_id).in_(ids))
         .order_by(col(TrackingAlert.detected_at), col(TrackingAlert.id))
     ).all()
-    return [_public(s, [e for e in events if e.shipment_id == s.id],
-                    [a for a in alerts if a.shipment_id == s.id]) for s in shipments]  # fmt: skip
+    return [
+        _public(
+            s,
+            [e for e in events if e.shipment_id == s.id],
+            [a for a in alerts if a.shipment_id == s.id],
+        )
+        for s in shipments
+    ]
 
 
 def shipments_of_order(session: Session, order_id: str) -> list[ShipmentPublic]:
@@ -551,17 +596,34 @@ def _public(
     shipment: Shipment, events: Sequence[TrackingEvent], alerts: Sequence[TrackingAlert]
 ) -> ShipmentPublic:
     return ShipmentPublic(
-        id=shipment.id, order=shipment.order_id, fulfillment=shipment.fulfillment_id,
-        carrier=shipment.carrier, tracking_number=shipment.tracking_number,
-        status=shipment.status, status_at=shipment.status_at, reason=shipment.reason,
-        eta=shipment.eta, eta_source=shipment.eta_source, promised_end=shipment.promised_end,
-        late=shipment.late, last_scan_at=shipment.last_scan_at,
+        id=shipment.id,
+        order=shipment.order_id,
+        fulfillment=shipment.fulfillment_id,
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+        status=shipment.status,
+        status_at=shipment.status_at,
+        reason=shipment.reason,
+        eta=shipment.eta,
+        eta_source=shipment.eta_source,
+        promised_end=shipment.promised_end,
+        late=shipment.late,
+        last_scan_at=shipment.last_scan_at,
         timeline=[
-            ShipmentEvent(status=e.status, code=e.raw_code, description=e.description,
-                          location=e.location, reason=e.reason, occurred_at=e.occurred_at,
-                          received_at=e.received_at, source=e.source, moved=e.moved)
+            ShipmentEvent(
+                status=e.status,
+                code=e.raw_code,
+                description=e.description,
+                location=e.location,
+                reason=e.reason,
+                occurred_at=e.occurred_at,
+                received_at=e.received_at,
+                source=e.source,
+                moved=e.moved,
+            )
             for e in events
         ],
-        alerts=[ShipmentAlert(kind=a.kind, detected_at=a.detected_at, details=a.details)
-                for a in alerts],
-    )  # fmt: skip
+        alerts=[
+            ShipmentAlert(kind=a.kind, detected_at=a.detected_at, details=a.details) for a in alerts
+        ],
+    )

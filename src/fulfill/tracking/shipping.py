@@ -39,11 +39,16 @@ def stop_following(session: Session, fulfillment: Fulfillment, now: datetime) ->
     ).all()
     for shipment in shipments:
         event = CarrierEvent(
-            shipment.tracking_number, TrackingStatus.CANCELLED, "cancelled", now,
-            "The order was cancelled", event_id=f"cancel:{shipment.id}",
-        )  # fmt: skip
-        service.record(session, service.locked(session, shipment.id), [event], source="shop",
-                       now=now)  # fmt: skip
+            shipment.tracking_number,
+            TrackingStatus.CANCELLED,
+            "cancelled",
+            now,
+            "The order was cancelled",
+            event_id=f"cancel:{shipment.id}",
+        )
+        service.record(
+            session, service.locked(session, shipment.id), [event], source="shop", now=now
+        )
         if shipment.carrier == carriers.PARCEL_CARRIER:
             enqueue(session, CANCEL_TOPIC, {"shipment": shipment.id})
 
@@ -81,8 +86,12 @@ def cancel(engine: Engine, shipment_id: str, carrier: Carrier) -> None:
         carrier.cancel(number)
     except CarrierRefused as exc:
         with session_scope(engine) as session:
-            record_event(session, order_id, "shipment.cancel_refused",
-                         {"shipment": shipment_id, "reason": str(exc)})  # fmt: skip
+            record_event(
+                session,
+                order_id,
+                "shipment.cancel_refused",
+                {"shipment": shipment_id, "reason": str(exc)},
+            )
             session.commit()
 
 
@@ -106,8 +115,9 @@ def create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> Shipment | 
     with session_scope(engine) as session:
         fulfillment = session.get(Fulfillment, fulfillment_id)
         assert fulfillment is not None
-        shipment = service.follow(session, fulfillment, carrier.code, made.tracking_number,
-                                  utcnow(), eta=made.eta)  # fmt: skip
+        shipment = service.follow(
+            session, fulfillment, carrier.code, made.tracking_number, utcnow(), eta=made.eta
+        )
         session.commit()
         return shipment
 

@@ -36,8 +36,13 @@ def poll() -> dict[str, Any]:
         )
     finally:
         carriers.close(configured)
-    return {"shipments": report.shipments, "calls": report.calls, "events": report.events,
-            "failed_calls": report.failed_calls, "skipped": report.skipped}  # fmt: skip
+    return {
+        "shipments": report.shipments,
+        "calls": report.calls,
+        "events": report.events,
+        "failed_calls": report.failed_calls,
+        "skipped": report.skipped,
+    }
 
 
 @app.task(name="tracking.sweep")

@@ -47,18 +47,31 @@ templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
 )
 # The page draws itself from its own styles and posts only to itself; no one may frame it.
-CONTENT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
-PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                "X-Robots-Tag": "noindex", "Content-Security-Policy": CONTENT_POLICY,
-                "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}  # fmt: skip
+CONTENT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": CONTENT_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
 # A browser says where a post comes from; the page's own form is the only one it may come from.
 SAME_SITE = frozenset({"same-origin", "none"})
 GONE = "no such tracking page"  # the same words for every token we do not know
 # The report's body, read by hand (a form or JSON), as the document shows it.
-REPORT_SCHEMA = {"type": "object", "required": ["kind"], "additionalProperties": False,
-                 "properties": {"kind": {"type": "string", "enum": [k.value for k in CaseKind]},
-                                "message": {"type": "string", "maxLength": 2000}}}  # fmt: skip
+REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["kind"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"type": "string", "enum": [k.value for k in CaseKind]},
+        "message": {"type": "string", "maxLength": 2000},
+    },
+}
 
 
 class PageLimiter:
@@ -118,13 +131,20 @@ def tracking_page(
     "/t/{token}/problems",
     status_code=status.HTTP_201_CREATED,
     response_model=CaseOpened,
-    responses={303: {"description": "the page's form: back to the page"},
-               **problem_responses(403, 404, 422)},
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": REPORT_SCHEMA},
-        "application/x-www-form-urlencoded": {"schema": REPORT_SCHEMA},
-    }}},
-)  # fmt: skip
+    responses={
+        303: {"description": "the page's form: back to the page"},
+        **problem_responses(403, 404, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": REPORT_SCHEMA},
+                "application/x-www-form-urlencoded": {"schema": REPORT_SCHEMA},
+            },
+        }
+    },
+)
 async def report_problem(
     token: str, request: Request, clock: ClockDep, settings: SettingsDep
 ) -> Response:
@@ -164,8 +184,9 @@ def _report(body: bytes, is_form: bool) -> ProblemReport:
         return ProblemReport.model_validate_json(body)
     except (ValidationError, UnicodeDecodeError, ValueError) as exc:
         kinds = ", ".join(k.value for k in CaseKind)
-        raise Unprocessable(f"a report needs a kind ({kinds}) and at most 2000 characters",
-                            field="kind") from exc  # fmt: skip
+        raise Unprocessable(
+            f"a report needs a kind ({kinds}) and at most 2000 characters", field="kind"
+        ) from exc
 
 
 def _order(session: Session, token: str) -> Order:
@@ -192,13 +213,17 @@ def view(session: Session, order: Order, now: datetime) -> TrackingView:
     return TrackingView(
         first_name=wording.first_name(str(order.customer.get("name", ""))),
         town=((order.destination.get("address") or {}).get("city")),
-        order_ref=order.external_id, language=language, status=overall, headline=headline,
+        order_ref=order.external_id,
+        language=language,
+        status=overall,
+        headline=headline,
         promised_window=[order.promise_start, order.promise_end],
         promised_text=wording.window(order.promise_start, order.promise_end, zone, now, language),
-        late=late, parcels=parcels,
+        late=late,
+        parcels=parcels,
         problem_kinds=[] if order.status == OrderStatus.CANCELLED else [k.value for k in CaseKind],
         open_case=open_case is not None,
-    )  # fmt: skip
+    )
 
 
 def _overall(order: Order, shipments: Any) -> str:
@@ -225,26 +250,37 @@ def _events(session: Session, shipment_ids: list[str]) -> dict[str, list[Trackin
 
 
 def _parcel(
-    session: Session, shipment: Shipment, events: list[TrackingEvent], zone: str, now: datetime,
+    session: Session,
+    shipment: Shipment,
+    events: list[TrackingEvent],
+    zone: str,
+    now: datetime,
     language: str,
-) -> PageParcel:  # fmt: skip
+) -> PageParcel:
     ours = shipment.carrier == own_fleet.CODE
     eta = None
     if shipment.eta is not None and not TrackingStatus(shipment.status).is_terminal:
         eta = list(wording.eta_window(shipment.eta, shipment.eta_source))
     return PageParcel(
-        status=shipment.status, text=wording.status(shipment.status, language),
+        status=shipment.status,
+        text=wording.status(shipment.status, language),
         carrier="" if ours else CARRIER_NAMES.get(shipment.carrier, shipment.carrier),
         tracking_number=None if ours else shipment.tracking_number,
         eta_window=eta,
         eta_text=wording.window(eta[0], eta[1], zone, now, language) if eta else None,
         late=shipment.late,
         van=_van(session, shipment.fulfillment_id) if ours else None,
-        timeline=[PageEvent(at=e.occurred_at, status=e.status,
-                            at_text=wording.moment(e.occurred_at, zone, language),
-                            text=wording.status(e.status, language),
-                            place=None if ours else e.location) for e in events],
-    )  # fmt: skip
+        timeline=[
+            PageEvent(
+                at=e.occurred_at,
+                status=e.status,
+                at_text=wording.moment(e.occurred_at, zone, language),
+                text=wording.status(e.status, language),
+                place=None if ours else e.location,
+            )
+            for e in events
+        ],
+    )
 
 
 def _van(session: Session, fulfillment_id: str) -> VanProgress | None:
@@ -252,18 +288,24 @@ def _van(session: Session, fulfillment_id: str) -> VanProgress | None:
     mine = session.exec(
         select(PlanStop)
         .join(Plan, col(Plan.id) == PlanStop.plan_id)
-        .where(PlanStop.fulfillment_id == fulfillment_id, Plan.status == PlanStatus.PUBLISHED,
-               col(PlanStop.route_id).is_not(None))
+        .where(
+            PlanStop.fulfillment_id == fulfillment_id,
+            Plan.status == PlanStatus.PUBLISHED,
+            col(PlanStop.route_id).is_not(None),
+        )
         .order_by(col(Plan.id).desc())
-    ).first()  # fmt: skip
+    ).first()
     if mine is None or mine.route_id is None:
         return None
     route = session.get(PlanRoute, mine.route_id)
-    stops = session.exec(select(PlanStop.position, PlanStop.status).where(
-        PlanStop.route_id == mine.route_id)).all()  # fmt: skip
+    stops = session.exec(
+        select(PlanStop.position, PlanStop.status).where(PlanStop.route_id == mine.route_id)
+    ).all()
     done = sum(StopStatus(s).done for _, s in stops)
     before = sum(1 for p, s in stops if p < mine.position and not StopStatus(s).done)
     return VanProgress(
         started=route is not None and route.status != RouteStatus.PLANNED,
-        stops_before=before, stops_done=done, stops_total=len(stops),
-    )  # fmt: skip
+        stops_before=before,
+        stops_done=done,
+        stops_total=len(stops),
+    )
