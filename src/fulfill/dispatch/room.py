@@ -66,7 +66,8 @@ def same_day_room(
     plan = planning.current_plan(session, wave.id)
     if plan is None:
         return None
-    return _no_insertion(session, node, wave, plan, vans, destination, window, weight_kg, settings)
+    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
+    return _no_insertion(session, node, wave, plan, vans, new, settings)
 
 
 def _over_capacity(vans: list[Van], held: tuple[int, float], weight_kg: float) -> str | None:
@@ -84,11 +85,10 @@ def _no_insertion(
     wave: Wave,
     plan: Plan,
     vans: list[Van],
-    destination: tuple[float, float],
-    window: PromiseWindow,
-    weight_kg: float,
+    new: Delivery,
     settings: Settings,
 ) -> str | None:
+    """Why the new stop fits no route of the wave's current plan that has not left, if not."""
     routes = session.execute(
         sa.select(col(PlanRoute.status), col(Van.code))
         .join(Van, col(Van.id) == PlanRoute.van_id)
@@ -114,7 +114,6 @@ def _no_insertion(
         base = _PLANS.put(key, planned)
     if base.solution is None:  # a forced move made a route late: project it leniently elsewhere
         return "the wave's current plan is already late; ask the dispatcher"
-    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
     _, context = planning.with_delivery(base.wave, new, settings)
     fit = best_insertion(context, base.solution, NEW_STOP)
     return None if fit.fits else f"no van of the wave can reach it in time: {fit.reason}"

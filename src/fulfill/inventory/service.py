@@ -190,16 +190,18 @@ def _shift_reserved(
     ).first()
     if row is None:
         return False
-    _record_row(
-        session,
-        node_id,
-        line.product_id,
-        row.on_hand,
-        row.reserved,
-        reason=MovementReason.RESERVATION if delta > 0 else MovementReason.RELEASE,
-        reserved_delta=delta,
-        order_id=order_id,
-        caller=caller,
+    reason = MovementReason.RESERVATION if delta > 0 else MovementReason.RELEASE
+    session.add(
+        StockMovement(
+            node_id=node_id,
+            product_id=line.product_id,
+            reserved_delta=delta,
+            on_hand_after=row.on_hand,
+            reserved_after=row.reserved,
+            reason=reason.value,
+            order_id=order_id,
+            api_key_id=caller.key_id,
+        )
     )
     return True
 
@@ -261,47 +263,18 @@ def record_movement(
     note: str | None = None,
 ) -> None:
     """The ledger row for a change already made to ``stock`` (by the service if no caller)."""
-    _record_row(
-        session,
-        stock.node_id,
-        stock.product_id,
-        stock.on_hand,
-        stock.reserved,
-        reason=reason,
-        on_hand_delta=on_hand_delta,
-        reserved_delta=reserved_delta,
-        order_id=order_id,
-        caller=caller or SERVICE,
-        note=note,
-    )
-
-
-def _record_row(
-    session: Session,
-    node_id: int,
-    product_id: int,
-    on_hand: int,
-    reserved: int,
-    *,
-    reason: MovementReason,
-    caller: Caller,
-    on_hand_delta: int = 0,
-    reserved_delta: int = 0,
-    order_id: str | None = None,
-    note: str | None = None,
-) -> None:
     session.add(
         StockMovement(
-            node_id=node_id,
-            product_id=product_id,
+            node_id=stock.node_id,
+            product_id=stock.product_id,
             on_hand_delta=on_hand_delta,
             reserved_delta=reserved_delta,
-            on_hand_after=on_hand,
-            reserved_after=reserved,
+            on_hand_after=stock.on_hand,
+            reserved_after=stock.reserved,
             reason=reason.value,
             note=note,
             order_id=order_id,
-            api_key_id=caller.key_id,
+            api_key_id=(caller or SERVICE).key_id,
         )
     )
 

@@ -17,16 +17,14 @@ from fulfill.deps import (
     problem_responses,
 )
 from fulfill.geocoding import geocoder_for
-from fulfill.inputs import UtcDatetime
 from fulfill.ordering.cancelling import cancel_order as cancel
 from fulfill.ordering.detail import OrderDetail, order_detail
 from fulfill.ordering.placing import place_order
 from fulfill.ordering.promising import quote
 from fulfill.orders import repository as repo
-from fulfill.orders.models import OrderStatus, ServiceLevel
 from fulfill.orders.public import get_order as visible_order
 from fulfill.orders.public import order_public
-from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderPage
+from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderQuery
 from fulfill.sourcing.schemas import PromiseAnswer, PromiseRequest
 from fulfill.tracking import service as tracking
 
@@ -69,16 +67,13 @@ def list_orders(
     session: SessionDep,
     caller: OrderReader,
     settings: SettingsDep,
-    status: OrderStatus | None = None,
-    service_level: ServiceLevel | None = None,
-    external_id: Annotated[str | None, Query(max_length=128)] = None,
-    created_from: UtcDatetime | None = None,
-    created_to: UtcDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=256)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    query: Annotated[OrderQuery, Query()],
 ) -> OrderPage:
-    filters = repo.OrderFilters(status, service_level, external_id, created_from, created_to)
-    orders, next_cursor = repo.page(session, caller, filters, cursor, limit)
+    q = query
+    filters = repo.OrderFilters(
+        q.status, q.service_level, q.external_id, q.created_from, q.created_to
+    )
+    orders, next_cursor = repo.page(session, caller, filters, q.cursor, q.limit)
     bundles = repo.bundles(session, orders, with_events=False)
     items = [order_public(b, settings) for b in bundles]
     return OrderPage(items=items, next_cursor=next_cursor)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fulfill.inputs import ClockTime, CreateModel, IanaTimezone, OneLine, Sku
+from fulfill.inputs import ClockTime, CreateModel, IanaTimezone, OneLine, Sku, UtcDatetime
 from fulfill.orders.models import FulfillmentStatus, OrderStatus, ServiceLevel
 
 
@@ -148,6 +148,18 @@ class OrderPublic(BaseModel):
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     tracking_url: str = Field(description="the customer's tracking page of this order")
+
+
+class OrderQuery(BaseModel):
+    """The filters and the page of ``GET /v1/orders``, taken from the query string."""
+
+    status: OrderStatus | None = None
+    service_level: ServiceLevel | None = None
+    external_id: str | None = Field(None, max_length=128)
+    created_from: UtcDatetime | None = None
+    created_to: UtcDatetime | None = None
+    cursor: str | None = Field(None, max_length=256)
+    limit: int = Field(50, ge=1, le=200)
 
 
 class OrderPage(BaseModel):
