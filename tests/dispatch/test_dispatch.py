@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning, progress, service
+from fulfill.dispatch import planning, progress, solving
 from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Van, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
@@ -77,7 +77,7 @@ def planned(engine: Engine, settings: Settings, now: datetime = AFTER_CUTOFF) ->
         if wave.status == "open":
             assert close_due_waves(session, now) == [wave.id]
         session.commit()
-    plan = service.plan_wave(engine, wave.id, settings, now)  # type: ignore[arg-type]
+    plan = solving.plan_wave(engine, wave.id, settings, now)  # type: ignore[arg-type]
     assert plan is not None
     return plan
 
@@ -133,7 +133,7 @@ def test_a_wave_is_planned_once_per_version_whatever_the_retries(
 
     def work() -> None:
         try:
-            results.append(service.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF))  # type: ignore[arg-type]
+            results.append(solving.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF))  # type: ignore[arg-type]
         except Exception as exc:
             results.append(exc)
 
@@ -142,7 +142,7 @@ def test_a_wave_is_planned_once_per_version_whatever_the_retries(
         worker.start()
     for worker in workers:
         worker.join()
-    again = service.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF)  # type: ignore[arg-type]
+    again = solving.plan_wave(engine, wave.id, dispatch_settings, AFTER_CUTOFF)  # type: ignore[arg-type]
     assert not [r for r in results if isinstance(r, Exception)]
     assert again is None and sum(r is not None for r in results) == 1
     with Session(engine) as session:
@@ -238,7 +238,7 @@ def test_a_replan_keeps_locked_routes_and_starts_from_the_plan(
     asked = seeded.post(f"/v1/waves/{plan.wave_id}/plan", headers=dispatcher)
     assert asked.status_code == 202 and asked.json()["version"] == 2
     assert sent == [("dispatch.plan_wave", (plan.wave_id,))]
-    again = service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
+    again = solving.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
     assert again is not None and again.version == 2
     second = seeded.get(f"/v1/waves/{plan.wave_id}/plan", headers=dispatcher).json()
     kept = next(r for r in second["routes"] if r["van"] == locked["van"])
@@ -451,11 +451,11 @@ def test_moves_need_the_newest_version_and_never_swallow_a_plan_request(
     assert_refused(seeded.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher), 409, "conflict")
     with Session(engine) as session:
         assert waves_to_plan(session) == [plan.wave_id]  # the re-plan request still stands
-    again = service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
+    again = solving.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF)
     assert again is not None and again.version == 3 and again.request == asked["version"]
     with Session(engine) as session:
         assert waves_to_plan(session) == []  # answered: nothing plans again and again
-    assert service.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF) is None
+    assert solving.plan_wave(engine, plan.wave_id, dispatch_settings, AFTER_CUTOFF) is None
 
 
 def test_a_node_without_vans_gets_a_plan_that_hands_its_stops_on(
@@ -509,7 +509,7 @@ def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_prog
     refused = seeded.post(f"/v1/orders/{on_board}/cancel", json={}, headers=shop)
     assert_refused(refused, 409, "conflict")  # the parcel left with the van
     seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
-    second = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    second = solving.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
     assert second is not None and second.status == "draft"  # a dispatcher's re-plan waits
     published_again = seeded.post(f"/v1/plans/{second.id}/publish", headers=dispatcher).json()
     kept = next(r for r in published_again["routes"] if r["van"] == route["van"])
@@ -533,7 +533,7 @@ def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
     if locked:  # a re-plan keeps the route as it was read: at the depot
         lock = f"/v1/plans/{first['id']}/routes/{route['van']}/lock"
         assert seeded.post(lock, json={"locked": True}, headers=dispatcher).status_code == 200
-    solve, solves = service._solve, []
+    solve, solves = solving._solve, []
 
     def leaving_meanwhile(*args: Any) -> Any:
         if not solves:  # the driver sets out while the solver runs
@@ -543,9 +543,9 @@ def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
         solves.append(args)
         return solve(*args)
 
-    monkeypatch.setattr(service, "_solve", leaving_meanwhile)
+    monkeypatch.setattr(solving, "_solve", leaving_meanwhile)
     seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
-    second = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    second = solving.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
     assert second is not None and len(solves) == 2  # the first solution was stale
     view = seeded.get(f"/v1/plans/{second.id}", headers=dispatcher).json()
     kept = next(r for r in view["routes"] if r["van"] == route["van"])
@@ -559,7 +559,7 @@ def test_a_plan_made_before_a_van_left_is_not_published(
 ) -> None:  # fmt: skip
     first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
     seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
-    draft = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    draft = solving.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
     assert draft is not None and draft.status == "draft"
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
     route = first["routes"][0]
@@ -570,7 +570,7 @@ def test_a_plan_made_before_a_van_left_is_not_published(
     wave = seeded.get(f"/v1/waves/{first['wave']}", headers=dispatcher).json()
     assert wave["published_plan"]["id"] == first["id"]  # nothing changed
     seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
-    third = service.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
+    third = solving.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
     assert third is not None
     published_now = seeded.post(f"/v1/plans/{third.id}/publish", headers=dispatcher)
     assert published_now.status_code == 200, published_now.text
@@ -756,7 +756,7 @@ def publish_waves_in_turn(
         with Session(engine) as session:
             (wave_id,) = close_due_waves(session, closing)
             session.commit()
-        plan = service.plan_wave(engine, wave_id, settings, closing)
+        plan = solving.plan_wave(engine, wave_id, settings, closing)
         assert plan is not None
         response = client.post(f"/v1/plans/{plan.id}/publish", headers=dispatcher)
         assert response.status_code == 200, response.text
@@ -781,7 +781,7 @@ def test_a_break_outside_a_vans_hours_for_the_wave_is_taken_outside_them(
         booked = {"VAN1": planning.Booked(after=back_at)}
         wp = planning.build_problem(node, wave, [door], [van], settings, booked=booked)
         assert wp.problem is not None
-        assert not service._solve(wp, settings).unserved  # the wave stays solvable
+        assert not solving._solve(wp, settings).unserved  # the wave stays solvable
         return wp.problem.vehicles[0].rest
 
     after_lunch = rest(CUTOFF_10 + timedelta(hours=4))  # back at 14:00: the break was before

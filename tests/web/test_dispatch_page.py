@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.devservers import LiveServer
-from fulfill.dispatch import service
+from fulfill.dispatch import solving
 from fulfill.migrations import upgrade
 from tests.dispatch.test_dispatch import AFTER_CUTOFF, add_van, place_orders, planned
 from tests.support import seed_catalog
@@ -48,7 +48,7 @@ def test_the_page_draws_a_plan_moves_a_stop_and_replans(
     plan = planned(engine, fast)
     # The worker's part, in a thread: the real planning code, as a Celery task would run it.
     app.state.send_task = lambda name, wave_id: threading.Thread(
-        target=service.plan_wave, args=(engine, wave_id, fast, AFTER_CUTOFF), daemon=True
+        target=solving.plan_wave, args=(engine, wave_id, fast, AFTER_CUTOFF), daemon=True
     ).start()
     key = make_key(Scope.DISPATCHER, name="desk")["Authorization"].removeprefix("Bearer ")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

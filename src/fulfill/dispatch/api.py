@@ -21,7 +21,7 @@ from fulfill.deps import (
     SettingsDep,
     problem_responses,
 )
-from fulfill.dispatch import planning, progress, service
+from fulfill.dispatch import editing, planning, plans, progress, publishing
 from fulfill.dispatch.models import Plan, PlanStop, Van, Wave
 from fulfill.dispatch.schemas import (
     DriverEventAccepted,
@@ -138,7 +138,7 @@ def list_waves(
     "/waves/{wave_id}", response_model=WavePublic, responses=problem_responses(401, 403, 404)
 )
 def get_wave(wave_id: RowId, session: SessionDep, _: DispatcherCaller) -> WavePublic:
-    wave = service.get_wave(session, wave_id)
+    wave = plans.get_wave(session, wave_id)
     node = session.get(Node, wave.node_id)
     assert node is not None
     return _wave_public(session, wave, node)
@@ -202,8 +202,8 @@ def plan_wave_now(
     start from the current plan. The plan appears as the wave's next version."""
 
     def ask() -> PlanRequested:
-        wave = service.get_wave(idempotent.session, wave_id)
-        return PlanRequested(wave=wave_id, version=service.ask_for_plan(idempotent.session, wave))
+        wave = plans.get_wave(idempotent.session, wave_id)
+        return PlanRequested(wave=wave_id, version=plans.ask_for_plan(idempotent.session, wave))
 
     response = idempotent.respond(caller, None, status.HTTP_202_ACCEPTED, ask)
     request.app.state.send_task(PLAN_TASK, wave_id)
@@ -219,18 +219,18 @@ def get_wave_plan(
     _: DispatcherCaller,
     published: bool = Query(False, description="the published plan instead of the newest"),
 ) -> PlanPublic:
-    service.get_wave(session, wave_id)
+    plans.get_wave(session, wave_id)
     plan = (planning.published_plan if published else planning.latest_plan)(session, wave_id)
     if plan is None:
         raise NotFound(f"wave {wave_id} has no {'published ' if published else ''}plan")
-    return plan_public(service.plan_view(session, plan))
+    return plan_public(plans.plan_view(session, plan))
 
 
 @router.get(
     "/plans/{plan_id}", response_model=PlanPublic, responses=problem_responses(401, 403, 404)
 )
 def get_plan(plan_id: RowId, session: SessionDep, _: DispatcherCaller) -> PlanPublic:
-    return plan_public(service.plan_view(session, service.get_plan(session, plan_id)))
+    return plan_public(plans.plan_view(session, plans.get_plan(session, plan_id)))
 
 
 @router.get(
@@ -238,7 +238,7 @@ def get_plan(plan_id: RowId, session: SessionDep, _: DispatcherCaller) -> PlanPu
     responses={200: {"content": {"application/geo+json": {}}}, **problem_responses(401, 403, 404)},
 )
 def get_plan_geojson(plan_id: RowId, session: SessionDep, _: DispatcherCaller) -> JSONResponse:
-    view = service.plan_view(session, service.get_plan(session, plan_id))
+    view = plans.plan_view(session, plans.get_plan(session, plan_id))
     return JSONResponse(plan_geojson(view), media_type="application/geo+json")
 
 
@@ -251,10 +251,10 @@ def lock_route(
     plan_id: RowId, van: str, payload: LockRequest, session: SessionDep, _: DispatcherCaller
 ) -> PlanPublic:
     """Lock (or unlock) a van's route: re-plans keep a locked route as it is."""
-    plan = service.get_plan(session, plan_id)
-    service.set_route_lock(session, plan, van, payload.locked)
+    plan = plans.get_plan(session, plan_id)
+    editing.set_route_lock(session, plan, van, payload.locked)
     session.commit()
-    return plan_public(service.plan_view(session, plan))
+    return plan_public(plans.plan_view(session, plan))
 
 
 @router.post(
@@ -275,8 +275,8 @@ def move_stop(
 
     def move() -> MoveResult:
         session = idempotent.session
-        plan = service.get_plan(session, plan_id)
-        new, warnings = service.move_stop(
+        plan = plans.get_plan(session, plan_id)
+        new, warnings = editing.move_stop(
             session,
             plan,
             payload.stop,
@@ -285,7 +285,7 @@ def move_stop(
             force=payload.force,
             settings=settings,
         )
-        return MoveResult(plan=plan_public(service.plan_view(session, new)), warnings=warnings)
+        return MoveResult(plan=plan_public(plans.plan_view(session, new)), warnings=warnings)
 
     return idempotent.respond(caller, payload, status.HTTP_201_CREATED, move)
 
@@ -300,9 +300,9 @@ def publish_plan(
 ) -> PlanPublic:
     """Dispatch the routes to their drivers and fix the customers' ETAs. Publishing the
     published plan again changes nothing."""
-    plan = service.publish(session, service.get_plan(session, plan_id), settings, now=clock())
+    plan = publishing.publish(session, plans.get_plan(session, plan_id), settings, now=clock())
     session.commit()
-    return plan_public(service.plan_view(session, plan))
+    return plan_public(plans.plan_view(session, plan))
 
 
 # Driver events.
@@ -343,7 +343,7 @@ def driver_event(
 # Shapes.
 
 
-def plan_public(view: service.PlanView) -> PlanPublic:
+def plan_public(view: plans.PlanView) -> PlanPublic:
     plan = view.plan
     summary = _summary(plan)
     return PlanPublic(
@@ -412,7 +412,7 @@ def _stop_public(stop: PlanStop) -> StopPublic:
     )
 
 
-def plan_geojson(view: service.PlanView) -> dict[str, Any]:
+def plan_geojson(view: plans.PlanView) -> dict[str, Any]:
     """The plan as GeoJSON (RFC 7946: longitude first): the depot, one line per route from
     the depot through its stops and back, and every stop."""
     depot = [view.node.lon, view.node.lat]

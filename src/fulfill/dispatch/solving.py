@@ -1,0 +1,180 @@
+"""Solving a wave: claim its request for a plan, solve it outside any transaction, and keep
+the answer as a new version (published at once when the wave publishes itself).
+
+Plans are immutable versions: planning, a move or a re-plan writes a new version of the wave's
+plan, so what a dispatcher saw, what was published and what the drivers did stay on record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from fulfill.config import Settings
+from fulfill.db import session_scope, utcnow
+from fulfill.dispatch import planning
+from fulfill.dispatch.models import (
+    Plan,
+    PlanRoute,
+    PlanStop,
+    RouteStatus,
+    Van,
+    Wave,
+    WaveStatus,
+)
+from fulfill.dispatch.planning import (
+    WaveProblem,
+    published_plan,
+)
+from fulfill.dispatch.plans import copy_stop, get_wave, on_the_road, plan_view, total, unplanned
+from fulfill.dispatch.publishing import publish
+from fulfill.dispatch.waves import (
+    Claim,
+    answer_request,
+    claim_planning,
+    next_plan_number,
+    release_planning,
+)
+from fulfill.inventory.models import Node
+from fulfill_routing.model import Solution, Unserved
+from fulfill_routing.solve import solve
+
+log = logging.getLogger(__name__)
+
+
+PLAN_TRIES = 3  # solves per claim while vans keep leaving under it
+
+
+def plan_wave(
+    engine: Engine, wave_id: int, settings: Settings, now: datetime | None = None
+) -> Plan | None:
+    """Answer the wave's newest plan request, once: a second worker, a retry or a stale request
+    finds nothing to do. Routes locked by the dispatcher or already on the road are kept as
+    they are; the rest is solved (outside any transaction) from the current plan. A van that
+    left while the solver ran makes that solution stale: it is solved again, and after a few
+    tries the request is left for the next sweep."""
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        claim = claim_planning(session, wave_id, now, settings.dispatch_planning_lease_s)
+        session.commit()
+    if claim is None:
+        return None
+    try:
+        for _ in range(PLAN_TRIES):
+            answered, plan = _plan_once(engine, wave_id, claim, settings)
+            if answered:
+                return plan
+        log.warning(
+            "wave %s: vans kept leaving while it was planned; the next sweep asks again", wave_id
+        )
+        return None
+    finally:
+        with session_scope(engine) as session:
+            release_planning(session, wave_id, claim)
+            session.commit()
+
+
+def _plan_once(
+    engine: Engine, wave_id: int, claim: Claim, settings: Settings
+) -> tuple[bool, Plan | None]:
+    """One solve and its answer; (False, None) when a van left meanwhile (nothing stored)."""
+    with session_scope(engine) as session:
+        wave = get_wave(session, wave_id)
+        node = session.get(Node, wave.node_id)
+        assert node is not None and node.id is not None
+        source = planning.current_plan(session, wave_id)
+        kept = _kept_routes(session, source) if source else []
+        kept_vans = {van.code for _, van, _ in kept}
+        kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
+        deliveries = [
+            d for d in planning.wave_deliveries(session, wave) if d.fulfillment_id not in kept_stops
+        ]
+        vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
+        previous = _sequences(session, source) if source else {}
+        booked = planning.bookings(session, wave, settings)
+        wp = planning.build_problem(
+            node, wave, deliveries, vans, settings, previous=previous, booked=booked
+        )
+        session.expunge_all()
+    solution = _solve(wp, settings)
+    with session_scope(engine) as session:
+        # A locked route is kept too, but as it was when read: still at the depot.
+        gone = {van.code for route, van, _ in kept if route.status != RouteStatus.PLANNED}
+        left = on_the_road(session, published_plan(session, wave_id)) - gone
+        if left:
+            log.info("wave %s: %s left while planning; solving again", wave_id, sorted(left))
+            return False, None
+        if not answer_request(session, wave_id, claim.version):
+            return True, None  # another worker answered this request first
+        wave = get_wave(session, wave_id)
+        origin = claim.requested_by or "dispatcher"
+        number = next_plan_number(session, wave_id)
+        plan = planning.store_plan(
+            session, wave, number, origin, wp, solution, request=claim.version
+        )
+        assert plan.id is not None
+        for route, van, stops in kept:
+            _copy_route(session, plan.id, route, van, stops)
+        total(session, plan)
+        # An order that joined meanwhile asked for the next plan, which publishes itself.
+        if _publishes_itself(wave, origin, settings) and not unplanned(session, wave, plan):
+            publish(session, plan, settings, now=utcnow())
+        session.commit()
+        return True, plan
+
+
+def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:
+    """The plan made at the cutoff, or for an order that joined a planned wave, goes out by
+    itself (unless the setting says a dispatcher publishes)."""
+    return (
+        settings.dispatch_auto_publish
+        and origin in ("cutoff", "order")
+        and wave.status != WaveStatus.OPEN
+    )
+
+
+def _sequences(session: Session, plan: Plan) -> dict[str, list[str]]:
+    view = plan_view(session, plan)
+    return {van.code: [s.fulfillment_id for s in stops] for _, van, stops in view.routes}
+
+
+def _kept_routes(session: Session, plan: Plan) -> list[tuple[PlanRoute, Van, list[PlanStop]]]:
+    """Routes a re-plan leaves as they are: locked by the dispatcher, or already on the road."""
+    return [
+        (route, van, stops)
+        for route, van, stops in plan_view(session, plan).routes
+        if route.locked or route.status != RouteStatus.PLANNED
+    ]
+
+
+def _solve(wp: WaveProblem, settings: Settings) -> Solution:
+    if not wp.deliveries:
+        return Solution(routes=(), cost=0, distance=0, engine="none")
+    if wp.problem is None:
+        reason = "no van is free: the node has no active van, or every one is locked or on the road"
+        return Solution(
+            routes=(),
+            unserved=tuple(Unserved(stop=s, reason=reason) for s in wp.deliveries),
+            cost=0,
+            distance=0,
+            engine="none",
+        )
+    return solve(
+        wp.problem, engine=settings.dispatch_engine, time_limit_s=settings.dispatch_time_limit_s
+    )
+
+
+def _copy_route(
+    session: Session, plan_id: int, route: PlanRoute, van: Van, stops: Sequence[PlanStop]
+) -> PlanRoute:
+    """A route of an earlier version into ``plan_id``, exactly as it is (progress included)."""
+    copy = PlanRoute(**route.model_dump(exclude={"id", "plan_id"}), plan_id=plan_id)
+    session.add(copy)
+    session.flush()
+    assert copy.id is not None
+    session.add_all(copy_stop(s, plan_id, copy.id, k) for k, s in enumerate(stops))
+    return copy
