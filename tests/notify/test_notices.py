@@ -27,7 +27,8 @@ from fulfill.orders.models import Fulfillment, Order
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import claim_due
 from fulfill.simclock import SharedClock
-from fulfill.tracking import service as tracking
+from fulfill.tracking import following
+from fulfill.tracking import recording as tracking
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
 from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
@@ -81,7 +82,7 @@ def follow(engine: Engine, order_id: str, number: str = "TRK-1") -> str:
             select(Fulfillment).where(Fulfillment.order_id == order_id)
         ).first()
         assert fulfillment is not None
-        shipment = tracking.follow(session, fulfillment, "sandbox", number, MORNING)
+        shipment = following.follow(session, fulfillment, "sandbox", number, MORNING)
         session.commit()
         return shipment.id
 

@@ -24,7 +24,7 @@ from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.devservers import LiveServer
 from fulfill.orders.models import Fulfillment
-from fulfill.tracking import carriers, ingest, polling, service
+from fulfill.tracking import carriers, following, ingest, polling, public, recording, sweeping
 from fulfill.tracking.models import CarrierHealth, Shipment, TrackingAlert, WebhookReceipt
 from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
 from fulfill_carriers.aftership import SIGNATURE_HEADER as AFTERSHIP_HEADER
@@ -151,10 +151,10 @@ def test_an_older_event_of_the_same_rank_arriving_late_does_not_win(
     ]
     with Session(engine) as session:
         for delivered in deliveries:  # each its own delivery, as a webhook or a poll brings it
-            shipment = service.locked(session, shipped["shipment"])
-            service.record(session, shipment, delivered, source="webhook", now=at[13])
+            shipment = recording.locked(session, shipped["shipment"])
+            recording.record(session, shipment, delivered, source="webhook", now=at[13])
             session.commit()
-        shipment = service.locked(session, shipped["shipment"])
+        shipment = recording.locked(session, shipped["shipment"])
         assert (shipment.status, shipment.status_at) == (S.ATTEMPT_FAILED, at[13])
 
 
@@ -165,9 +165,9 @@ def test_replayed_and_out_of_order_events_change_nothing(
     moving = event(number, S.IN_TRANSIT, t0 + timedelta(hours=3), "AF")
     early = event(number, S.INFO_RECEIVED, t0, "CR")
     with Session(engine) as session:
-        shipment = service.locked(session, shipped["shipment"])
-        first = service.record(session, shipment, [moving, moving], source="poll", now=t0)
-        late = service.record(session, shipment, [early, moving], source="webhook", now=t0)
+        shipment = recording.locked(session, shipped["shipment"])
+        first = recording.record(session, shipment, [moving, moving], source="poll", now=t0)
+        late = recording.record(session, shipment, [early, moving], source="webhook", now=t0)
         assert (first.stored, late.stored, late.moved) == (1, 1, False)
         assert shipment.status == S.IN_TRANSIT  # the older event is kept, not obeyed
         # Same rank, different times: a new run out for delivery after a failed attempt moves,
@@ -180,17 +180,17 @@ def test_replayed_and_out_of_order_events_change_nothing(
             reason=ExceptionReason.NOT_HOME,
         )
         rerun = event(number, S.OUT_FOR_DELIVERY, t0 + timedelta(hours=44), "OD")
-        service.record(session, shipment, [rerun], source="poll", now=t0)
-        service.record(session, shipment, [failed], source="poll", now=t0)
+        recording.record(session, shipment, [rerun], source="poll", now=t0)
+        recording.record(session, shipment, [failed], source="poll", now=t0)
         assert shipment.status == S.OUT_FOR_DELIVERY
         done = event(number, S.DELIVERED, t0 + timedelta(hours=45), "DL")
         stale = event(
             number, S.EXCEPTION, t0 + timedelta(hours=46), "WX", reason=ExceptionReason.WEATHER
         )
-        service.record(session, shipment, [done, stale], source="poll", now=t0)
+        recording.record(session, shipment, [done, stale], source="poll", now=t0)
         assert shipment.status == S.DELIVERED and not shipment.active
         session.commit()
-        stored = service.shipments_public(session, [shipment])[0]
+        stored = public.shipments_public(session, [shipment])[0]
     assert [e.code for e in stored.timeline] == ["CR", "AF", "NH", "OD", "DL", "WX"]
     assert [e.moved for e in stored.timeline] == [False, True, False, True, True, False]
 
@@ -200,10 +200,10 @@ def test_each_alert_is_written_once_with_when_it_was_detected(
 ) -> None:
     number, t0 = shipped["number"], utcnow()
     with Session(engine) as session:
-        shipment = service.locked(session, shipped["shipment"])
+        shipment = recording.locked(session, shipped["shipment"])
         for k in range(2):  # two failed attempts: one alert
             at = t0 + timedelta(hours=1 + k)
-            service.record(
+            recording.record(
                 session,
                 shipment,
                 [event(number, S.ATTEMPT_FAILED, at, f"NH{k}")],
@@ -213,13 +213,13 @@ def test_each_alert_is_written_once_with_when_it_was_detected(
         lost = event(
             number, S.EXCEPTION, t0 + timedelta(hours=3), "LS", reason=ExceptionReason.LOST
         )
-        recorded = service.record(session, shipment, [lost], source="poll", now=t0)
+        recorded = recording.record(session, shipment, [lost], source="poll", now=t0)
         assert set(recorded.alerts) == {"exception", "lost"}
         # The carrier's new estimate passes the promised window: late, a flag beside the status.
         assert shipment.promised_end is not None
         beyond = shipment.promised_end + timedelta(days=2)
         eta = event(number, S.EXCEPTION, t0 + timedelta(hours=4), "WX", eta=beyond)
-        service.record(session, shipment, [eta], source="poll", now=t0)
+        recording.record(session, shipment, [eta], source="poll", now=t0)
         assert shipment.late and shipment.status == S.EXCEPTION and shipment.eta == beyond
         session.commit()
         alerts = session.exec(select(TrackingAlert.kind, TrackingAlert.detected_at)).all()
@@ -232,15 +232,15 @@ def test_a_quiet_parcel_is_stalled_then_lost_by_the_sweep(
 ) -> None:
     number, t0 = shipped["number"], utcnow()
     with Session(engine) as session:
-        shipment = service.locked(session, shipped["shipment"])
-        service.record(
+        shipment = recording.locked(session, shipped["shipment"])
+        recording.record(
             session, shipment, [event(number, S.IN_TRANSIT, t0, "DF")], source="poll", now=t0
         )
         quiet = {"stalled", "lost"}  # (the passing days also make it late: another alert)
-        assert quiet & set(service.sweep(session, t0 + timedelta(hours=47))) == set()
-        assert quiet & set(service.sweep(session, t0 + timedelta(hours=49))) == {"stalled"}
-        assert quiet & set(service.sweep(session, t0 + timedelta(days=8))) == {"lost"}
-        assert service.sweep(session, t0 + timedelta(days=9)) == []
+        assert quiet & set(sweeping.sweep(session, t0 + timedelta(hours=47))) == set()
+        assert quiet & set(sweeping.sweep(session, t0 + timedelta(hours=49))) == {"stalled"}
+        assert quiet & set(sweeping.sweep(session, t0 + timedelta(days=8))) == {"lost"}
+        assert sweeping.sweep(session, t0 + timedelta(days=9)) == []
         session.commit()
 
 
@@ -309,7 +309,7 @@ def test_aftership_webhooks_in_their_published_shape(
             Fulfillment, the_shipment(engine, shipped["shipment"]).fulfillment_id
         )
         assert fulfillment is not None
-        followed = service.follow(session, fulfillment, "sandbox", "7023210039414519", utcnow())
+        followed = following.follow(session, fulfillment, "sandbox", "7023210039414519", utcnow())
         followed_id = followed.id
         session.commit()
     at = utcnow().isoformat()
@@ -388,16 +388,16 @@ def test_a_carrier_in_trouble_is_retried_then_left_alone_and_nothing_is_lost(
 def test_polling_is_often_near_the_door_and_rare_in_transit(trk_settings: Settings) -> None:
     now = utcnow()
     gaps = {
-        status: service.next_poll(Shipment(status=status, active=True), now, trk_settings)
+        status: sweeping.next_poll(Shipment(status=status, active=True), now, trk_settings)
         for status in (S.IN_TRANSIT, S.OUT_FOR_DELIVERY)
     }
     assert gaps[S.OUT_FOR_DELIVERY] == now + timedelta(minutes=10)
     assert gaps[S.IN_TRANSIT] == now + timedelta(hours=2)
     fast = trk_settings.model_copy(update={"tracking_poll_scale": 0.1})
-    assert service.next_poll(Shipment(status=S.IN_TRANSIT), now, fast) == now + timedelta(
+    assert sweeping.next_poll(Shipment(status=S.IN_TRANSIT), now, fast) == now + timedelta(
         minutes=12
     )
-    assert service.next_poll(Shipment(status=S.DELIVERED, active=False), now, fast) is None
+    assert sweeping.next_poll(Shipment(status=S.DELIVERED, active=False), now, fast) is None
 
 
 def test_the_rate_limit_spaces_calls_to_a_carrier() -> None:
@@ -445,7 +445,7 @@ def test_events_for_a_parcel_not_followed_yet_wait_for_it(
             Fulfillment, the_shipment(engine, shipped["shipment"]).fulfillment_id
         )
         assert fulfillment is not None
-        late = service.follow(session, fulfillment, "sandbox", "SBX-LATE-1", at).id
+        late = following.follow(session, fulfillment, "sandbox", "SBX-LATE-1", at).id
         session.commit()
     applied = ingest.apply_pending(engine, now=at + timedelta(minutes=1))
     assert applied is not None and applied.stored == 1 and applied.unknown == ()
@@ -495,16 +495,16 @@ def test_a_newer_scan_ends_trouble_and_a_fulfillment_never_moves_back(
     weather = event(number, S.EXCEPTION, t0, "WX", reason=ExceptionReason.WEATHER)
     moving = event(number, S.IN_TRANSIT, t0 + timedelta(hours=5), "AF")
     with Session(engine) as session:
-        shipment = service.locked(session, shipped["shipment"])
-        service.record(session, shipment, [weather, moving], source="poll", now=t0)
+        shipment = recording.locked(session, shipped["shipment"])
+        recording.record(session, shipment, [weather, moving], source="poll", now=t0)
         assert shipment.status == S.IN_TRANSIT and shipment.reason is None
         fulfillment = session.get(Fulfillment, shipment.fulfillment_id)
         assert fulfillment is not None
         done = event(number, S.DELIVERED, t0 + timedelta(hours=9), "DL")
-        service.record(session, shipment, [done], source="poll", now=t0)
-        second = service.follow(session, fulfillment, "sandbox", "SBX-SECOND", t0)
+        recording.record(session, shipment, [done], source="poll", now=t0)
+        second = following.follow(session, fulfillment, "sandbox", "SBX-SECOND", t0)
         on_its_way = event("SBX-SECOND", S.IN_TRANSIT, t0, "AF")
-        service.record(session, service.locked(session, second.id), [on_its_way],
+        recording.record(session, recording.locked(session, second.id), [on_its_way],
                        source="poll", now=t0)  # fmt: skip
         assert fulfillment.status == "delivered"  # the second parcel does not take it back
         session.commit()

@@ -16,7 +16,7 @@ from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.orders.models import Fulfillment
-from fulfill.tracking import service
+from fulfill.tracking import following
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill_carriers.sandbox import SIGNATURE_HEADER
 from fulfill_carriers.signatures import sign
@@ -44,7 +44,7 @@ def test_a_worker_on_redis_applies_webhooks_moments_after_they_are_kept(
         with Session(engine) as session:
             fulfillment = session.get(Fulfillment, order["fulfillments"][0]["id"])
             assert fulfillment is not None
-            service.follow(session, fulfillment, "sandbox", "SBX0000000001", utcnow())
+            following.follow(session, fulfillment, "sandbox", "SBX0000000001", utcnow())
             session.commit()
         env = {"FULFILL_DATA_DIR": str(tmp_path), "FULFILL_DATABASE_URL": db_url,
                "FULFILL_BROKER_URL": redis_url, "FULFILL_CARRIER_URL": nobody,

@@ -36,7 +36,7 @@ from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus
 from fulfill.orders.repository import record_event
-from fulfill.tracking import service as tracking
+from fulfill.tracking import following
 from fulfill_carriers import own_fleet
 from fulfill_routing.model import Depot, Location, Matrix, Problem, Stop, TimeWindow, Vehicle
 from fulfill_routing.schedule import Context, projected
@@ -161,7 +161,7 @@ def _tell_tracking(
             reason=report.reason,
         )
         if event is not None:
-            tracking.driver_report(session, target.fulfillment_id, event, now)
+            following.driver_report(session, target.fulfillment_id, event, now)
     _tell_etas(session, stops, cancelled, settings, now)
 
 
@@ -177,7 +177,7 @@ def _tell_etas(
         for s in stops
         if s.fulfillment_id not in cancelled and not StopStatus(s.status).done and s.eta
     }
-    tracking.set_plan_etas(session, etas, now)
+    following.set_plan_etas(session, etas, now)
 
 
 def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> list[str]:

@@ -45,7 +45,7 @@ from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
 from fulfill.orders.repository import record_event
 from fulfill.orders.windows import next_cutoff
 from fulfill.outbox.service import enqueue
-from fulfill.tracking import service as tracking
+from fulfill.tracking import following
 from fulfill.tracking.shipping import request_shipment
 
 
@@ -125,7 +125,7 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
         for stop in active:
             if stop.status == StopStatus.PLANNED:
                 eta = planning.in_hand(stop.eta, settings) if stop.eta else None
-                tracking.follow_own_fleet(session, stop.fulfillment_id, eta, now)
+                following.follow_own_fleet(session, stop.fulfillment_id, eta, now)
             if stop.status == StopStatus.PLANNED and _changed(
                 told.get(stop.fulfillment_id), van.code, stop.eta
             ):

@@ -26,7 +26,7 @@ from fulfill.orders.public import get_order as visible_order
 from fulfill.orders.public import order_public
 from fulfill.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderQuery
 from fulfill.sourcing.schemas import PromiseAnswer, PromiseRequest
-from fulfill.tracking import service as tracking
+from fulfill.tracking import public
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 promises_router = APIRouter(prefix="/v1/promises", tags=["sourcing"])
@@ -84,7 +84,7 @@ def get_order(
     order_id: str, session: SessionDep, caller: OrderReader, settings: SettingsDep
 ) -> OrderDetail:
     detail = order_detail(visible_order(session, caller, order_id), settings)
-    detail.shipments = tracking.shipments_of_order(session, order_id)
+    detail.shipments = public.shipments_of_order(session, order_id)
     return detail
 
 

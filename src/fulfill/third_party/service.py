@@ -33,7 +33,7 @@ from fulfill.orders.models import (
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder, ThirdPartyOrderStatus
-from fulfill.tracking import service as tracking
+from fulfill.tracking import following
 from fulfill_carriers import mcf
 
 CREATE_TOPIC = "third_party.create"
@@ -263,7 +263,7 @@ def _follow_packages(
     assert fulfillment is not None
     for package in packages:
         if package.tracking_number and package.package_number is not None:
-            tracking.follow(
+            following.follow(
                 session,
                 fulfillment,
                 mcf.McfCarrier.code,

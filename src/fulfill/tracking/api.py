@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fulfill.deps import ClockDep, OrderReader, SessionDep, problem_responses
 from fulfill.errors import FulfillError, NotFound, Unauthorized
 from fulfill.orders.repository import get_visible
-from fulfill.tracking import carriers, ingest, service
+from fulfill.tracking import carriers, ingest, public
 from fulfill.tracking.models import Shipment
 from fulfill.tracking.schemas import ShipmentPublic, WebhookAccepted
 from fulfill_carriers.adapter import Carrier, WebhookRefused
@@ -86,4 +86,4 @@ def get_shipment(shipment_id: str, session: SessionDep, caller: OrderReader) -> 
     shipment = session.get(Shipment, shipment_id)
     if shipment is None or get_visible(session, caller, shipment.order_id) is None:
         raise NotFound(f"no shipment {shipment_id}")
-    return service.shipments_public(session, [shipment])[0]
+    return public.shipments_public(session, [shipment])[0]

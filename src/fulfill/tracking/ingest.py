@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from fulfill.db import utcnow
-from fulfill.tracking import service
+from fulfill.tracking import recording
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill_carriers.adapter import CarrierEvent, Webhook
 from fulfill_carriers.aftership import AfterShip
@@ -180,12 +180,12 @@ def apply_events(
     if carrier not in AGGREGATORS:  # an aggregator reports parcels of any carrier
         query = query.where(Shipment.carrier == carrier)
     shipments = session.exec(query.order_by(col(Shipment.id)).with_for_update()).all()
-    known = service.Known.of(
+    known = recording.Known.of(
         session, {s.id: by_number[s.tracking_number] for s in shipments}, shipments
     )
     stored = 0
     for shipment in shipments:
-        stored += service.record(
+        stored += recording.record(
             session,
             shipment,
             by_number[shipment.tracking_number],

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fulfill.config import Settings
-from fulfill.tracking import service
+from fulfill.tracking import recording, sweeping
 from fulfill.tracking.models import CarrierHealth, Shipment
 from fulfill_carriers.adapter import Carrier, CarrierError, CarrierUnavailable, Tracked
 
@@ -173,18 +173,18 @@ def _apply(
             .with_for_update()
         ).all()
         said = {s.id: by_ref[s.tracking_ref].events for s in shipments if s.tracking_ref in by_ref}
-        known = service.Known.of(session, said, shipments)
+        known = recording.Known.of(session, said, shipments)
         for shipment in shipments:
             found = by_ref.get(shipment.tracking_ref)
             if found is not None and found.known:
                 if found.eta is not None and shipment.eta_source != "plan":
                     shipment.eta, shipment.eta_source = found.eta, "carrier"
-                recorded = service.record(
+                recorded = recording.record(
                     session, shipment, found.events, source="poll", now=now, known=known
                 )
                 stored += recorded.stored
             shipment.poll_failures = 0
-            shipment.next_poll_at = service.next_poll(shipment, now, settings)
+            shipment.next_poll_at = sweeping.next_poll(shipment, now, settings)
         known.write(session)
         _succeeded(session, code, now)
         session.commit()

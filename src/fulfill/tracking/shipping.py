@@ -17,7 +17,7 @@ from fulfill.orders.models import Fulfillment, FulfillmentLine, Order
 from fulfill.orders.repository import record_event
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler, enqueue
-from fulfill.tracking import carriers, service
+from fulfill.tracking import carriers, following, recording
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.adapter import Carrier, CarrierEvent, CarrierRefused, Parcel
 from fulfill_carriers.status import TrackingStatus
@@ -46,8 +46,8 @@ def stop_following(session: Session, fulfillment: Fulfillment, now: datetime) ->
             "The order was cancelled",
             event_id=f"cancel:{shipment.id}",
         )
-        service.record(
-            session, service.locked(session, shipment.id), [event], source="shop", now=now
+        recording.record(
+            session, recording.locked(session, shipment.id), [event], source="shop", now=now
         )
         if shipment.carrier == carriers.PARCEL_CARRIER:
             enqueue(session, CANCEL_TOPIC, {"shipment": shipment.id})
@@ -115,7 +115,7 @@ def create(engine: Engine, fulfillment_id: str, carrier: Carrier) -> Shipment | 
     with session_scope(engine) as session:
         fulfillment = session.get(Fulfillment, fulfillment_id)
         assert fulfillment is not None
-        shipment = service.follow(
+        shipment = following.follow(
             session, fulfillment, carrier.code, made.tracking_number, utcnow(), eta=made.eta
         )
         session.commit()

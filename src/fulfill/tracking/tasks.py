@@ -8,7 +8,7 @@ from typing import Any
 
 from fulfill.config import get_settings
 from fulfill.db import engine_for, session_scope, utcnow
-from fulfill.tracking import carriers, ingest, polling, service
+from fulfill.tracking import carriers, ingest, polling, sweeping
 from fulfill.worker import app
 
 # Receipts nobody applied within this long lost their task message: it is sent again.
@@ -52,7 +52,7 @@ def sweep() -> dict[str, int]:
     engine = engine_for(settings.resolved_database_url)
     now = utcnow()
     with session_scope(engine) as session:
-        raised = service.sweep(session, now)
+        raised = sweeping.sweep(session, now)
         lost = ingest.unapplied(session, RESEND_AFTER, now)
         session.commit()
     if lost:

@@ -1,12 +1,11 @@
-"""Following shipments: what carriers say becomes each shipment's story, and trouble is seen
-before the customer sees it.
+"""Recording what carriers say: it becomes each shipment's story, and trouble is seen before
+the customer sees it.
 
 ``record`` is the one way events enter: it keeps each event once (by its key), moves the status
 forward only (an older event arriving late is stored and changes nothing), refreshes the ETA
 (from the carrier, else the plan, else a transit-time model), sets the ``late`` flag when the ETA
-passes the promised window, and writes each alert once per (shipment, kind). ``sweep`` finds the
-shipments that went quiet: ``stalled`` when a status lasts longer than it should, ``lost`` when
-a parcel in transit has not been scanned for days.
+passes the promised window, and writes each alert once per (shipment, kind). The shipments that
+go quiet are found by ``sweeping.sweep``.
 """
 
 from __future__ import annotations
@@ -20,10 +19,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from fulfill.config import Settings
 from fulfill.orders import timeline
 from fulfill.orders.models import Fulfillment, FulfillmentStatus, Order
-from fulfill.orders.repository import record_event, record_events
+from fulfill.orders.repository import record_events
 from fulfill.orders.timeline import TimelineEntry
 from fulfill.tracking.models import (
     AlertKind,
@@ -31,44 +29,17 @@ from fulfill.tracking.models import (
     TrackingAlert,
     TrackingEvent,
 )
-from fulfill.tracking.schemas import ShipmentAlert, ShipmentEvent, ShipmentPublic
-from fulfill_carriers import own_fleet
 from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
 from fulfill_carriers.status import TrackingStatus as S
 
 HOUR = timedelta(hours=1)
 
-# How often a shipment is polled in each status: often near the door, rarely in transit.
-POLL_EVERY: dict[S, timedelta] = {
-    S.PENDING: 4 * HOUR,
-    S.INFO_RECEIVED: 4 * HOUR,
-    S.PICKED_UP: 2 * HOUR,
-    S.IN_TRANSIT: 2 * HOUR,
-    S.OUT_FOR_DELIVERY: HOUR / 6,
-    S.ATTEMPT_FAILED: HOUR / 2,
-    S.EXCEPTION: HOUR / 2,
-    S.AVAILABLE_FOR_PICKUP: 6 * HOUR,
-    S.RETURNING: 12 * HOUR,
-    S.UNKNOWN: 2 * HOUR,
-}
 
-# A status that lasts longer than this without a scan is stalled.
-STALLED_AFTER: dict[S, timedelta] = {
-    S.PENDING: 48 * HOUR,
-    S.INFO_RECEIVED: 48 * HOUR,
-    S.PICKED_UP: 36 * HOUR,
-    S.IN_TRANSIT: 48 * HOUR,
-    S.OUT_FOR_DELIVERY: 12 * HOUR,
-    S.ATTEMPT_FAILED: 36 * HOUR,
-    S.EXCEPTION: 72 * HOUR,
-    S.AVAILABLE_FOR_PICKUP: 8 * 24 * HOUR,
-    S.RETURNING: 10 * 24 * HOUR,
-    S.UNKNOWN: 48 * HOUR,
-}
-# A parcel on its way that nobody has scanned for this long is lost.
-LOST_AFTER = 7 * 24 * HOUR
 ON_ITS_WAY = frozenset({S.PICKED_UP, S.IN_TRANSIT, S.OUT_FOR_DELIVERY})
+
+
 TROUBLE = frozenset({S.EXCEPTION, S.ATTEMPT_FAILED})
+
 
 # What is left of the journey in each status, for a day's service (the transit-time model, used
 # when neither the carrier nor the plan gives an ETA); scaled by the service level.
@@ -81,7 +52,10 @@ REMAINING: dict[S, timedelta] = {
     S.ATTEMPT_FAILED: 24 * HOUR,
     S.EXCEPTION: 48 * HOUR,
 }
+
+
 SERVICE_SCALE = {"same_day": 0.2, "next_day": 1.0, "standard": 2.5}
+
 
 FULFILLMENT_STATUS = {
     S.PICKED_UP: FulfillmentStatus.HANDED_TO_CARRIER,
@@ -90,6 +64,8 @@ FULFILLMENT_STATUS = {
     S.DELIVERED: FulfillmentStatus.DELIVERED,
     S.RETURNED: FulfillmentStatus.FAILED,
 }
+
+
 # A fulfillment of several parcels moves on with the most advanced one, never back.
 FULFILLMENT_RANK = {
     FulfillmentStatus.PENDING: 0,
@@ -106,64 +82,6 @@ class Recorded:
     stored: int  # events new to us
     moved: bool  # the status changed
     alerts: tuple[str, ...]
-
-
-def follow(
-    session: Session,
-    fulfillment: Fulfillment,
-    carrier: str,
-    tracking_number: str,
-    now: datetime,
-    *,
-    tracking_ref: str | None = None,
-    eta: datetime | None = None,
-    eta_source: str = "carrier",
-) -> Shipment:
-    """The shipment of ``fulfillment`` with this carrier and tracking number, created once."""
-    existing = shipment_by_number(session, carrier, tracking_number)
-    if existing is not None:
-        return existing
-    order = session.get(Order, fulfillment.order_id)
-    assert order is not None
-    own = carrier == own_fleet.CODE  # reported by drivers, never polled
-    shipment = Shipment(
-        fulfillment_id=fulfillment.id,
-        order_id=fulfillment.order_id,
-        carrier=carrier,
-        tracking_number=tracking_number,
-        tracking_ref=tracking_ref or tracking_number,
-        status=S.PENDING,
-        status_at=now,
-        promised_end=order.promise_end,
-        eta=eta,
-        eta_source=eta_source if eta else None,
-        next_poll_at=None if own else now,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(shipment)
-    except IntegrityError:  # followed concurrently by another worker: theirs stands
-        found = shipment_by_number(session, carrier, tracking_number)
-        assert found is not None
-        return found
-    record_event(
-        session,
-        order.id,
-        "shipment.followed",
-        {"shipment": shipment.id, "carrier": carrier, "tracking_number": tracking_number},
-        at=now,
-    )
-    return shipment
-
-
-def shipment_by_number(session: Session, carrier: str, tracking_number: str) -> Shipment | None:
-    return session.exec(
-        select(Shipment).where(
-            Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
-        )
-    ).first()
 
 
 def locked(session: Session, shipment_id: str) -> Shipment:
@@ -464,166 +382,3 @@ def _modelled_eta(
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
-
-
-def follow_own_fleet(
-    session: Session, fulfillment_id: str, eta: datetime | None, now: datetime
-) -> Shipment | None:
-    """The own fleet's shipment of a planned stop (its tracking number is the fulfillment's
-    id), with the plan's ETA."""
-    fulfillment = session.get(Fulfillment, fulfillment_id)
-    if fulfillment is None:
-        return None
-    shipment = follow(
-        session, fulfillment, own_fleet.CODE, fulfillment_id, now, eta=eta, eta_source="plan"
-    )
-    if eta is not None and shipment.eta != eta:
-        shipment.eta, shipment.eta_source = eta, "plan"
-    refresh_eta(session, shipment, now)
-    return shipment
-
-
-def driver_report(
-    session: Session, fulfillment_id: str, event: CarrierEvent, now: datetime
-) -> Recorded | None:
-    """A driver's report about a parcel of the own fleet, as a tracking event."""
-    shipment = shipment_by_number(session, own_fleet.CODE, fulfillment_id) or follow_own_fleet(
-        session, fulfillment_id, None, now
-    )
-    if shipment is None:
-        return None
-    return record(session, locked(session, shipment.id), [event], source="driver", now=now)
-
-
-def set_plan_etas(session: Session, etas: Mapping[str, datetime], now: datetime) -> list[str]:
-    """The own fleet's ETAs from the route plan (fulfillment id -> ETA), read and written for
-    the whole route at once: this runs on every driver report."""
-    if not etas:
-        return []
-    shipments = session.exec(
-        select(Shipment).where(
-            Shipment.carrier == own_fleet.CODE,
-            col(Shipment.tracking_number).in_(etas),
-            col(Shipment.active),
-        )
-    ).all()
-    known = Known.of(session, {}, shipments)
-    raised = []
-    for shipment in shipments:
-        shipment.eta, shipment.eta_source = etas[shipment.tracking_number], "plan"
-        raised += refresh_eta(session, shipment, now, known)
-    known.write(session)
-    return raised
-
-
-def next_poll(shipment: Shipment, now: datetime, settings: Settings) -> datetime | None:
-    if not shipment.active:
-        return None
-    every = POLL_EVERY.get(S(shipment.status), 2 * HOUR) * settings.tracking_poll_scale
-    return now + every
-
-
-def sweep(session: Session, now: datetime, limit: int = 5000) -> list[str]:
-    """Alerts for shipments that went quiet, and ETAs that passed without a delivery: the
-    longest unchecked first, so every active shipment has its turn however many there are."""
-    rows = session.exec(
-        select(Shipment)
-        .where(col(Shipment.active))
-        .order_by(col(Shipment.checked_at).is_not(None), col(Shipment.checked_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # a shipment being recorded is swept next time
-    ).all()
-    known = Known.of(session, {}, rows)
-    raised = []
-    for shipment in rows:
-        shipment.checked_at = now
-        raised += _quiet(session, shipment, now, known)
-        raised += refresh_eta(session, shipment, now, known)
-    known.write(session)
-    return raised
-
-
-def _quiet(session: Session, shipment: Shipment, now: datetime, known: Known) -> list[str]:
-    status = S(shipment.status)
-    last = shipment.last_scan_at or shipment.created_at
-    silent = now - last
-    details = {
-        "status": status.value,
-        "last_scan_at": last.isoformat(),
-        "silent_hours": round(silent / HOUR, 1),
-    }
-    raised = []
-    if silent > STALLED_AFTER.get(status, 48 * HOUR):
-        raised.append(alert(session, shipment, AlertKind.STALLED, now, details, known))
-    if status in ON_ITS_WAY and silent > LOST_AFTER:
-        raised.append(alert(session, shipment, AlertKind.LOST, now, details, known))
-    return [kind for kind in raised if kind]
-
-
-def shipments_public(session: Session, shipments: Sequence[Shipment]) -> list[ShipmentPublic]:
-    """Each shipment with its timeline (by when things happened) and alerts, in two queries."""
-    ids = [s.id for s in shipments]
-    if not ids:
-        return []
-    events = session.exec(
-        select(TrackingEvent)
-        .where(col(TrackingEvent.shipment_id).in_(ids))
-        .order_by(col(TrackingEvent.occurred_at), col(TrackingEvent.id))
-    ).all()
-    alerts = session.exec(
-        select(TrackingAlert)
-        .where(col(TrackingAlert.shipment_id).in_(ids))
-        .order_by(col(TrackingAlert.detected_at), col(TrackingAlert.id))
-    ).all()
-    return [
-        _public(
-            s,
-            [e for e in events if e.shipment_id == s.id],
-            [a for a in alerts if a.shipment_id == s.id],
-        )
-        for s in shipments
-    ]
-
-
-def shipments_of_order(session: Session, order_id: str) -> list[ShipmentPublic]:
-    rows = session.exec(
-        select(Shipment).where(Shipment.order_id == order_id).order_by(col(Shipment.created_at))
-    ).all()
-    return shipments_public(session, rows)
-
-
-def _public(
-    shipment: Shipment, events: Sequence[TrackingEvent], alerts: Sequence[TrackingAlert]
-) -> ShipmentPublic:
-    return ShipmentPublic(
-        id=shipment.id,
-        order=shipment.order_id,
-        fulfillment=shipment.fulfillment_id,
-        carrier=shipment.carrier,
-        tracking_number=shipment.tracking_number,
-        status=shipment.status,
-        status_at=shipment.status_at,
-        reason=shipment.reason,
-        eta=shipment.eta,
-        eta_source=shipment.eta_source,
-        promised_end=shipment.promised_end,
-        late=shipment.late,
-        last_scan_at=shipment.last_scan_at,
-        timeline=[
-            ShipmentEvent(
-                status=e.status,
-                code=e.raw_code,
-                description=e.description,
-                location=e.location,
-                reason=e.reason,
-                occurred_at=e.occurred_at,
-                received_at=e.received_at,
-                source=e.source,
-                moved=e.moved,
-            )
-            for e in events
-        ],
-        alerts=[
-            ShipmentAlert(kind=a.kind, detected_at=a.detected_at, details=a.details) for a in alerts
-        ],
-    )
