@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import utcnow
-from fulfill.notify.service import announce
-from fulfill.notify.service import handlers as notices
+from fulfill.notify.announcing import announce
+from fulfill.notify.sending import handlers as notices
 from fulfill.ordering.resourcing import resource_fulfillment
 from fulfill.orders.timeline import listen
 from fulfill.outbox.service import Handler

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from fulfill.auth import Scope
 from fulfill.config import Settings
 from fulfill.devservers import LiveServer
-from fulfill.notify import service as notices
+from fulfill.notify import sending
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.notify.sms_sandbox import SmsState, sandbox_app
@@ -308,7 +308,7 @@ def test_a_worker_that_died_mid_send_sends_nothing_twice(
         session.commit()
     relay_now(engine, ntc_settings)
     [notice] = rows(engine)
-    assert notices.send(engine, notice.id, 1, ntc_settings).status == "done"
+    assert sending.send(engine, notice.id, 1, ntc_settings).status == "done"
     assert len(inbox.messages) == 1 and notice.status == NoticeStatus.SENT
 
 

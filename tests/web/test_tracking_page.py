@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from fulfill.auth import Scope
 from fulfill.config import Settings
-from fulfill.notify import service as notices
+from fulfill.notify import sending
 from fulfill.notify.models import NoticeStatus
 from fulfill.tracking.models import Shipment
 from fulfill_carriers.status import TrackingStatus as S
@@ -140,7 +140,7 @@ def test_the_own_fleets_page_shows_the_van_coming_and_late_news_is_told_in_time(
     report("e3", "position", stuck, lat=53.30, lon=-113.90)
     sent_at = stuck + timedelta(minutes=1, seconds=2)  # as a worker would, moments later
     for notice in rows(engine, status=NoticeStatus.PENDING):
-        notices.send(engine, notice.id, 1, dispatch_settings, clock=lambda: sent_at)
+        sending.send(engine, notice.id, 1, dispatch_settings, clock=lambda: sent_at)
     with Session(engine) as session:
         late = session.exec(
             select(Shipment).where(Shipment.tracking_number == last["fulfillment"])

@@ -20,7 +20,7 @@ from fulfill.deps import (
 )
 from fulfill.errors import Unprocessable
 from fulfill.inputs import UtcDatetime
-from fulfill.notify import cases, service
+from fulfill.notify import cases, sending
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import CaseStatus, Notice, NoticeStatus
 from fulfill.notify.schemas import (
@@ -73,7 +73,7 @@ def replay_notice(
     notice_id: str, session: SessionDep, caller: AdminCaller, clock: ClockDep
 ) -> NoticePublic:
     """Send a dead letter again on its channel, after the cause was fixed."""
-    notice = service.replay(session, notice_id, clock())
+    notice = sending.replay(session, notice_id, clock())
     session.commit()
     return _public(notice, dead=False)
 

@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from fulfill.config import Settings
 from fulfill.errors import Conflict, NotFound
 from fulfill.notify.models import Case, CaseMessage, CaseStatus, Notice
+from fulfill.notify.phrasing import rendered
 from fulfill.notify.schemas import CasePublic, ProblemReport, ThreadItem
-from fulfill.notify.service import rendered
 from fulfill.orders.models import Order, OrderEvent
 from fulfill.orders.repository import record_event
 

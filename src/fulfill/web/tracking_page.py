@@ -27,7 +27,9 @@ from fulfill.deps import ClockDep, SessionDep, SettingsDep, problem_responses
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, StopStatus
 from fulfill.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from fulfill.notify import cases, wording
+from fulfill.notify.announcing import zones_of
 from fulfill.notify.models import Case, CaseKind, CaseStatus
+from fulfill.notify.phrasing import CARRIER_NAMES
 from fulfill.notify.schemas import (
     CaseOpened,
     PageEvent,
@@ -36,7 +38,6 @@ from fulfill.notify.schemas import (
     TrackingView,
     VanProgress,
 )
-from fulfill.notify.service import CARRIER_NAMES, zones_of
 from fulfill.orders.models import Order, OrderStatus
 from fulfill.tracking.models import Shipment, TrackingEvent
 from fulfill_carriers import own_fleet
