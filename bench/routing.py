@@ -27,13 +27,20 @@ import vroom
 from rich.console import Console
 from rich.table import Table
 
-from fulfill_routing.checker import check
-from fulfill_routing.cities import city_wave
-from fulfill_routing.insertion import best_insertion
-from fulfill_routing.model import Problem, Solution
-from fulfill_routing.readers import SCALE, read_best_known, read_instance
-from fulfill_routing.schedule import Context
-from fulfill_routing.solve import build_solution, matrices, solve
+from fulfill_routing import (
+    SCALE,
+    Context,
+    Problem,
+    Solution,
+    best_insertion,
+    build_solution,
+    check,
+    city_wave,
+    matrices,
+    read_best_known,
+    read_instance,
+    solve,
+)
 
 SOLOMON = Path(__file__).resolve().parents[1] / "routing" / "tests" / "data" / "solomon"
 SOLVERS = ("auto", "ortools", "pyvrp", "vroom")

@@ -11,8 +11,9 @@ import pytest
 from routing_cases import grid_problem
 
 from fulfill_routing.checker import check
+from fulfill_routing.errors import UnsupportedFeature
 from fulfill_routing.model import Break, Problem, Solution, Stop, TimeWindow, Vehicle
-from fulfill_routing.solve import UnsupportedFeature, matrices, solve
+from fulfill_routing.solve import matrices, solve
 
 LIMIT = 1.0
 

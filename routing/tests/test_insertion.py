@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from routing_cases import grid_problem
 
+from fulfill_routing.errors import Infeasible
 from fulfill_routing.insertion import best_insertion
 from fulfill_routing.model import Problem, Route, Solution, Stop, TimeWindow, Vehicle
-from fulfill_routing.schedule import Context, Infeasible, schedule_route
+from fulfill_routing.schedule import Context, schedule_route
 from fulfill_routing.solve import matrices, solve
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from fulfill_routing.checker import check
-from fulfill_routing.readers import SCALE, InstanceError, read_best_known, read_instance
+from fulfill_routing.errors import InstanceError
+from fulfill_routing.readers import SCALE, read_best_known, read_instance
 from fulfill_routing.schedule import Context
 from fulfill_routing.solve import build_solution
 

@@ -13,15 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from fulfill_routing.errors import InvalidSolution
 from fulfill_routing.model import Problem, Route, RouteBreak, Solution, Vehicle
 
 IntArray = npt.NDArray[np.int64]
-
-
-class InvalidSolution(AssertionError):
-    def __init__(self, violations: list[str]) -> None:
-        super().__init__("; ".join(violations[:10]) + (" ..." if len(violations) > 10 else ""))
-        self.violations = violations
 
 
 def check(

@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from fulfill_routing.errors import InstanceError, NoValidSolution
 from fulfill_routing.model import Problem, Solution
-from fulfill_routing.readers import SCALE, InstanceError, read_best_known, read_instance
-from fulfill_routing.solve import ENGINES, NoValidSolution, solve
+from fulfill_routing.readers import SCALE, read_best_known, read_instance
+from fulfill_routing.solve import ENGINES, solve
 
 console = Console(stderr=True)
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fulfill_routing.errors import Infeasible
 from fulfill_routing.model import Route, Solution, Stop, Vehicle
-from fulfill_routing.schedule import Context, Infeasible, IntArray, earliest, schedule_route
+from fulfill_routing.schedule import Context, IntArray, earliest, schedule_route
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 import vrplib
 
+from fulfill_routing.errors import InstanceError
 from fulfill_routing.model import Depot, Matrix, Problem, Stop, TimeWindow, Vehicle
 
 SCALE = 10
-
-
-class InstanceError(ValueError):
-    """The file is not an instance we can read; the message names the file and the cause."""
 
 
 @dataclass(frozen=True)

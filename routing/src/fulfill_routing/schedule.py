@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fulfill_routing.errors import Infeasible
 from fulfill_routing.model import (
     Break,
     Problem,
@@ -26,10 +27,6 @@ from fulfill_routing.model import (
 )
 
 IntArray = npt.NDArray[np.int64]
-
-
-class Infeasible(Exception):
-    """The sequence breaks a constraint; the message says which."""
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from fulfill_routing.checker import check
 from fulfill_routing.engines import Engine, Sequences, SolveParams
 from fulfill_routing.engines.ortools_engine import ORToolsEngine
 from fulfill_routing.engines.pyvrp_engine import PyVRPEngine
+from fulfill_routing.errors import Infeasible, NoValidSolution, UnsupportedFeature
 from fulfill_routing.model import Problem, Route, Solution, Stop, Unserved
-from fulfill_routing.schedule import Context, Infeasible, IntArray, schedule_route
+from fulfill_routing.schedule import Context, IntArray, schedule_route
 from fulfill_routing.travel import GreatCircle, TravelTimeProvider
 
 ENGINES: dict[str, Engine] = {"ortools": ORToolsEngine(), "pyvrp": PyVRPEngine()}
@@ -34,14 +35,6 @@ PARALLEL_SHARE = 0.95  # of the engines' time when they share the machine
 def _post_processing_s(problem: Problem) -> float:
     """Time kept back for scheduling and checking the answers (measured: 0.07 s at 1,000)."""
     return 0.05 + 0.15 * len(problem.stops) / 1000
-
-
-class UnsupportedFeature(ValueError):
-    pass
-
-
-class NoValidSolution(RuntimeError):
-    """No engine returned a plan that passed the checker."""
 
 
 def matrices(

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from fulfill_routing.errors import OsrmError
 from fulfill_routing.geo import haversine_between_km
 from fulfill_routing.model import Location
 
@@ -129,10 +130,6 @@ class GreatCircle:
         distances = np.rint(metres).astype(np.int64)
         durations = np.ceil(metres / speed_ms).astype(np.int64)
         return distances, durations
-
-
-class OsrmError(RuntimeError):
-    """The OSRM server could not answer."""
 
 
 @dataclass

@@ -30,9 +30,7 @@ from fulfill.dispatch.waves import (
     next_plan_number,
 )
 from fulfill.errors import Conflict, NotFound, Unprocessable
-from fulfill_routing.checker import check
-from fulfill_routing.model import Solution
-from fulfill_routing.schedule import Infeasible, projected, schedule_route
+from fulfill_routing import Infeasible, Solution, check, projected, schedule_route
 
 
 class MoveRefused(Conflict):

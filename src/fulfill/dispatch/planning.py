@@ -26,19 +26,22 @@ from fulfill.dispatch.models import (
 )
 from fulfill.inventory.models import Node, Product
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
-from fulfill_routing.model import (
+from fulfill_routing import (
     Break,
+    Context,
     Depot,
+    GreatCircle,
     Location,
     Matrix,
+    OsrmTable,
     Problem,
     Solution,
     Stop,
     TimeWindow,
+    TravelTimeProvider,
+    with_location,
 )
-from fulfill_routing.model import Vehicle as RoutingVehicle
-from fulfill_routing.schedule import Context
-from fulfill_routing.travel import GreatCircle, OsrmTable, TravelTimeProvider, with_location
+from fulfill_routing import Vehicle as RoutingVehicle
 
 COST_SCALE = 1_000_000  # problem cost units per currency unit
 DEPOT = "depot"

@@ -38,8 +38,17 @@ from fulfill.orders.models import Fulfillment, FulfillmentStatus
 from fulfill.orders.repository import record_event
 from fulfill.tracking import following
 from fulfill_carriers import own_fleet
-from fulfill_routing.model import Depot, Location, Matrix, Problem, Stop, TimeWindow, Vehicle
-from fulfill_routing.schedule import Context, projected
+from fulfill_routing import (
+    Context,
+    Depot,
+    Location,
+    Matrix,
+    Problem,
+    Stop,
+    TimeWindow,
+    Vehicle,
+    projected,
+)
 
 
 class DriverEventKind(StrEnum):

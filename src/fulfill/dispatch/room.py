@@ -22,9 +22,7 @@ from fulfill.dispatch.planning import Delivery
 from fulfill.dispatch.waves import find_wave
 from fulfill.inventory.models import Node
 from fulfill.orders.windows import PromiseWindow
-from fulfill_routing.insertion import best_insertion
-from fulfill_routing.model import Solution
-from fulfill_routing.schedule import Infeasible, schedule_route
+from fulfill_routing import Infeasible, Solution, best_insertion, schedule_route
 
 NEW_STOP = "new"
 # A stored stop as the planner's Delivery, field by field.

@@ -40,8 +40,7 @@ from fulfill.dispatch.waves import (
     release_planning,
 )
 from fulfill.inventory.models import Node
-from fulfill_routing.model import Solution, Unserved
-from fulfill_routing.solve import solve
+from fulfill_routing import Solution, Unserved, solve
 
 log = logging.getLogger(__name__)
 

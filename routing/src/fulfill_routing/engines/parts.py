@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fulfill_routing.engines import Sequences
+from fulfill_routing.errors import Infeasible
 from fulfill_routing.model import Problem, Stop
-from fulfill_routing.schedule import Context, Infeasible, IntArray, schedule_route
+from fulfill_routing.schedule import Context, IntArray, schedule_route
 
 # Plans a part until the deadline (a perf_counter time), starting from its initial routes.
 PlanPart = Callable[[Context, float], Sequences]
