@@ -53,8 +53,9 @@ from fulfill.notify.figures import ANSWERED_BY
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking.models import AlertKind, Shipment, TrackingAlert, WebhookReceipt
-from fulfill_carriers.sandbox import SIGNATURE_HEADER, STATUSES
-from fulfill_carriers.signatures import sign
+from fulfill_carriers import sign
+from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
+from fulfill_carriers.sandbox.mapping import STATUSES
 
 SECRET = "whsec_bench"
 console = Console(stderr=True)

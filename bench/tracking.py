@@ -54,9 +54,9 @@ from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking import carriers, polling
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill.wiring import wire
-from fulfill_carriers.sandbox import SIGNATURE_HEADER
-from fulfill_carriers.sandbox_server import CarrierState, sandbox_app
-from fulfill_carriers.signatures import sign
+from fulfill_carriers import CarrierState, sign
+from fulfill_carriers import carrier_sandbox_app as sandbox_app
+from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
 
 SECRET = "whsec_bench"
 CODES = ("CR", "PU", "AF", "DF", "AF", "OD", "DL")

@@ -26,7 +26,7 @@ from fulfill.dispatch.models import Plan, PlanStatus, Wave, WaveStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.simclock import SharedClock
 from fulfill.worker import make_celery
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from fulfill_carriers import SIGNATURE_HEADER, verify
 from tests.support import MORNING, PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 
 

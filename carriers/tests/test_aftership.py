@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from fulfill_carriers.adapter import ExceptionReason as R
-from fulfill_carriers.adapter import NotSupported, Parcel, WebhookRefused
-from fulfill_carriers.aftership import SIGNATURE_HEADER, AfterShip, normalise
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import AfterShip, NotSupported, Parcel, WebhookRefused
+from fulfill_carriers import ExceptionReason as R
+from fulfill_carriers import TrackingStatus as S
+from fulfill_carriers.aftership.adapter import SIGNATURE_HEADER
+from fulfill_carriers.aftership.mapping import normalise
 
 SECRET = "aftership-secret"
 

@@ -11,9 +11,11 @@ import httpx
 import pytest
 from carrier_servers import free_port, served
 
-from fulfill_carriers import mcf
-from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
-from fulfill_carriers.status import TrackingStatus
+import fulfill_carriers as mcf
+from fulfill_carriers import McfSandboxState as SandboxState
+from fulfill_carriers import TrackingStatus
+from fulfill_carriers import mcf_sandbox_app as sandbox_app
+from fulfill_carriers.mcf.mapping import EVENTS
 
 ADDRESS = mcf.Address("Ada", "10220 103 Ave NW", "Edmonton", "T5J 0K4", "CA", state_or_region="AB")
 
@@ -208,5 +210,5 @@ MODEL_EVENT_CODES = (
 
 
 def test_every_amazon_event_code_of_the_model_is_mapped() -> None:
-    assert set(MODEL_EVENT_CODES) == set(mcf.EVENTS)
-    assert all(status is not TrackingStatus.UNKNOWN for status, _ in mcf.EVENTS.values())
+    assert set(MODEL_EVENT_CODES) == set(EVENTS)
+    assert all(status is not TrackingStatus.UNKNOWN for status, _ in EVENTS.values())

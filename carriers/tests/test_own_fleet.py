@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fulfill_carriers import own_fleet
-from fulfill_carriers.adapter import ExceptionReason as R
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import ExceptionReason as R
+from fulfill_carriers import TrackingStatus as S
+from fulfill_carriers import driver_event
 
 AT = datetime(2026, 11, 18, 18, 5, tzinfo=UTC)
 
@@ -21,14 +21,14 @@ AT = datetime(2026, 11, 18, 18, 5, tzinfo=UTC)
 def test_each_report_about_a_parcel_maps_to_a_status_with_its_type_kept(
     kind: str, status: S
 ) -> None:
-    event = own_fleet.event(kind, "f-1", AT, "vans:e1:f-1", reason="nobody home")
+    event = driver_event(kind, "f-1", AT, "vans:e1:f-1", reason="nobody home")
     assert event is not None
     assert (event.status, event.raw_code, event.event_id) == (status, kind, "vans:e1:f-1")
     assert event.key == "id:vans:e1:f-1"  # a replayed report is the same event
 
 
 def test_a_position_says_nothing_about_a_parcel() -> None:
-    assert own_fleet.event("position", "f-1", AT, "e") is None
+    assert driver_event("position", "f-1", AT, "e") is None
 
 
 @pytest.mark.parametrize(
@@ -38,13 +38,13 @@ def test_a_position_says_nothing_about_a_parcel() -> None:
      ("Road closed by snow", R.WEATHER), ("Dog", R.OTHER), (None, R.OTHER)],
 )  # fmt: skip
 def test_a_drivers_words_for_a_failure_become_a_reason(words: str | None, reason: R) -> None:
-    event = own_fleet.event("failed", "f-1", AT, "e", reason=words)
+    event = driver_event("failed", "f-1", AT, "e", reason=words)
     assert event is not None and event.reason is reason
 
 
 def test_a_long_event_id_is_keyed_by_its_digest_within_the_columns_width() -> None:
     long_id = "vans-app-key:" + "0f8fad5b-d9cb-469f-a165-70867728950e" * 3
-    event = own_fleet.event("delivered", "f-1", AT, long_id)
+    event = driver_event("delivered", "f-1", AT, long_id)
     assert event is not None and len(event.key) <= 80 and event.key.startswith("id#")
-    again = own_fleet.event("delivered", "f-1", AT, long_id)
+    again = driver_event("delivered", "f-1", AT, long_id)
     assert again is not None and again.key == event.key

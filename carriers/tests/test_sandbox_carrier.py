@@ -14,16 +14,20 @@ import httpx
 import pytest
 from carrier_servers import served
 
-from fulfill_carriers.adapter import (
+from fulfill_carriers import (
     CarrierRefused,
+    CarrierState,
     CarrierUnavailable,
     ExceptionReason,
     Parcel,
+    SandboxCarrier,
     WebhookRefused,
+    sign,
 )
-from fulfill_carriers.sandbox import SIGNATURE_HEADER, STATUSES, SandboxCarrier
-from fulfill_carriers.sandbox_server import CODES, LIVES, CarrierState, parse_mix, sandbox_app
-from fulfill_carriers.signatures import sign
+from fulfill_carriers import carrier_sandbox_app as sandbox_app
+from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
+from fulfill_carriers.sandbox.lives import CODES, LIVES, parse_mix
+from fulfill_carriers.sandbox.mapping import STATUSES
 from fulfill_carriers.status import TrackingStatus as S
 
 SECRET = "whsec_test"

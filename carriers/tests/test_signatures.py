@@ -1,6 +1,6 @@
 import pytest
 
-from fulfill_carriers.signatures import SignatureError, sign, verify
+from fulfill_carriers import SignatureError, sign, verify
 
 BODY = b'{"event": "delivered"}'
 

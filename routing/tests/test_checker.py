@@ -9,7 +9,7 @@ from routing_cases import grid_problem
 
 from fulfill_routing.checker import check
 from fulfill_routing.model import PickupDelivery, Route, Solution, TimeWindow, Unserved
-from fulfill_routing.solve import matrices, solve
+from fulfill_routing.solver import matrices, solve
 
 PROBLEM = grid_problem(8, vehicles=2, capacity=(5,))
 

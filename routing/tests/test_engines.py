@@ -13,7 +13,7 @@ from routing_cases import grid_problem
 from fulfill_routing.checker import check
 from fulfill_routing.errors import UnsupportedFeature
 from fulfill_routing.model import Break, Problem, Solution, Stop, TimeWindow, Vehicle
-from fulfill_routing.solve import matrices, solve
+from fulfill_routing.solver import matrices, solve
 
 LIMIT = 1.0
 

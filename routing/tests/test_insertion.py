@@ -9,7 +9,7 @@ from fulfill_routing.errors import Infeasible
 from fulfill_routing.insertion import best_insertion
 from fulfill_routing.model import Problem, Route, Solution, Stop, TimeWindow, Vehicle
 from fulfill_routing.schedule import Context, schedule_route
-from fulfill_routing.solve import matrices, solve
+from fulfill_routing.solver import matrices, solve
 
 
 def brute_force(ctx: Context, plan: Solution, stop_id: str) -> int | None:

@@ -13,7 +13,7 @@ from fulfill_routing.engines.ortools_engine import ORToolsEngine, ORToolsTuning
 from fulfill_routing.engines.parts import PartsTuning, _improve_one_part, _Plan, can_split
 from fulfill_routing.model import PickupDelivery, Problem, Stop
 from fulfill_routing.schedule import Context
-from fulfill_routing.solve import build_solution
+from fulfill_routing.solver import build_solution
 
 SMALL_PARTS = PartsTuning(above_stops=50, cluster_stops=25, part_stops=40, part_seconds=0.3)
 

@@ -8,7 +8,7 @@ from fulfill_routing.checker import check
 from fulfill_routing.errors import InstanceError
 from fulfill_routing.readers import SCALE, read_best_known, read_instance
 from fulfill_routing.schedule import Context
-from fulfill_routing.solve import build_solution
+from fulfill_routing.solver import build_solution
 
 
 def test_every_best_known_solution_passes_our_checker_at_its_published_distance(

@@ -16,7 +16,7 @@ from fulfill_routing.model import (
     Vehicle,
 )
 from fulfill_routing.schedule import Context, schedule_route
-from fulfill_routing.solve import build_solution, unreachable
+from fulfill_routing.solver import build_solution, unreachable
 
 
 def line_problem(stops: tuple[Stop, ...], vehicle: Vehicle, matrix: list[list[int]]) -> Problem:

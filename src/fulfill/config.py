@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fulfill_carriers import installed
+
 # (max kg, cost) brackets of a rate card, lightest first.
 RateCard = list[tuple[float, float]]
 
@@ -135,6 +137,14 @@ class Settings(BaseSettings):
         None, description="set to accept AfterShip tracking webhooks"
     )
     carrier_timeout_s: float = 5.0
+    carriers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="any installed carrier plugin by its code, with its options, as JSON: "
+        '{"tiny": {"url": "https://..."}}; the flat settings above configure the built-in ones',
+    )
+    parcel_carrier: str = Field(
+        "sandbox", description="the carrier that ships parcels no van takes (a configured code)"
+    )
     webhook_tolerance_s: int = Field(300, ge=1, description="age a signed webhook may have")
     tracking_poll_s: float = Field(30.0, description="how often beat looks for shipments due")
     tracking_poll_scale: float = Field(
@@ -151,6 +161,28 @@ class Settings(BaseSettings):
     )
     shop_name: str | None = Field(None, description="signs the notices; default: the storefront")
 
+    def carrier_options(self) -> dict[str, dict[str, Any]]:
+        """The options of every carrier configured here, by code: the built-in ones from their
+        flat settings, any plugin's from ``carriers`` (which wins for the same code)."""
+        found: dict[str, dict[str, Any]] = {}
+        if self.carrier_url:
+            found["sandbox"] = {
+                "url": self.carrier_url,
+                "webhook_secret": self.carrier_webhook_secret,
+                "timeout_s": self.carrier_timeout_s,
+                "tolerance_s": self.webhook_tolerance_s,
+            }
+        if self.aftership_webhook_secret:
+            found["aftership"] = {"webhook_secret": self.aftership_webhook_secret}
+        if self.mcf_url:
+            found["amazon_mcf"] = {
+                "url": self.mcf_url,
+                "marketplace_id": self.mcf_marketplace_id,
+                "token": self.mcf_token or "",
+                "timeout_s": self.mcf_timeout_s,
+            }
+        return found | self.carriers
+
     def tracking_url(self, token: str) -> str:
         """Where the customer follows an order: its public tracking page."""
         return f"{self.public_url.rstrip('/')}/t/{token}"
@@ -161,7 +193,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
-    sms_url: str | None = Field(None, description="an SMS provider (fulfill.notify.sms_sandbox)")
+    sms_url: str | None = Field(None, description="an SMS provider (fulfill_carriers.sms_sandbox)")
     sms_token: str | None = None
     notices_webhook_url: str | None = Field(
         None, description="the storefront's endpoint for notices it delivers its own way"
@@ -190,6 +222,15 @@ class Settings(BaseSettings):
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for entry in value:
             ip_network(entry, strict=False)  # a ValueError names the entry at fault
+        return value
+
+    @field_validator("carriers")
+    @classmethod
+    def _installed(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        known = installed()
+        for code in value:
+            if code not in known:
+                raise ValueError(f"no carrier plugin {code!r} is installed: {', '.join(known)}")
         return value
 
     events_webhook_url: str | None = None

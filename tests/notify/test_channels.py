@@ -18,9 +18,9 @@ from fulfill.notify.channels import (
     SmsChannel,
     WebhookChannel,
 )
-from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.notify.templates import NoticeKind, languages, render
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from fulfill_carriers import SIGNATURE_HEADER, SmsState, verify
+from fulfill_carriers import sms_sandbox_app as sandbox_app
 from tests.support import Inbox, WebhookReceiver, smtp_server
 
 CONTEXT = {

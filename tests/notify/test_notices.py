@@ -22,7 +22,6 @@ from fulfill.devservers import LiveServer
 from fulfill.notify import sending
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import Notice, NoticeStatus
-from fulfill.notify.sms_sandbox import SmsState, sandbox_app
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import claim_due
@@ -30,9 +29,9 @@ from fulfill.simclock import SharedClock
 from fulfill.tracking import following
 from fulfill.tracking import recording as tracking
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import SIGNATURE_HEADER, CarrierEvent, ExceptionReason, SmsState, verify
+from fulfill_carriers import TrackingStatus as S
+from fulfill_carriers import sms_sandbox_app as sandbox_app
 from tests.support import MORNING, Inbox, WebhookReceiver, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]

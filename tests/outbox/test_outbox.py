@@ -15,7 +15,7 @@ from fulfill.db import utcnow
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.outbox.service import claim_due, relay, replay_dead
 from fulfill.outbox.webhook import webhook_handler
-from fulfill_carriers.signatures import SIGNATURE_HEADER, verify
+from fulfill_carriers import SIGNATURE_HEADER, verify
 from tests.support import PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 
 Headers = dict[str, str]

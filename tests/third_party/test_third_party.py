@@ -20,7 +20,8 @@ from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.third_party.models import ThirdPartyOrder
 from fulfill.third_party.tasks import sync_all
 from fulfill.wiring import outbox_handlers
-from fulfill_carriers.mcf_sandbox import SandboxState, sandbox_app
+from fulfill_carriers import McfSandboxState as SandboxState
+from fulfill_carriers import mcf_sandbox_app as sandbox_app
 from tests.support import available, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]

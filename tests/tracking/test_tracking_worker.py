@@ -18,8 +18,8 @@ from fulfill.db import utcnow
 from fulfill.orders.models import Fulfillment
 from fulfill.tracking import following
 from fulfill.tracking.models import Shipment, WebhookReceipt
-from fulfill_carriers.sandbox import SIGNATURE_HEADER
-from fulfill_carriers.signatures import sign
+from fulfill_carriers import sign
+from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
 from tests.support import MORNING, PATIENCE_S, order_body, seed_catalog
 from tests.test_worker import fulfill_process
 

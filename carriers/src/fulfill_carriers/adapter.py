@@ -6,10 +6,7 @@ event. It creates shipments, tracks a batch of tracking numbers, parses and veri
 carrier's webhooks, and cancels. What it cannot do (the own fleet is not polled, a tracking
 aggregator creates nothing) raises ``NotSupported``.
 
-Errors come in three kinds, so the tracking service can retry, open its circuit breaker, or
-give up: ``CarrierUnavailable`` (a timeout, a refused connection, 429 or 5xx, an answer that is
-not what the API promises: may work later), ``CarrierRefused`` (the request itself was refused),
-``WebhookRefused`` (a bad or stale signature: answered 401, nothing stored).
+Its errors are in ``fulfill_carriers.errors``.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from fulfill_carriers.status import TrackingStatus
 
@@ -136,31 +133,28 @@ class Webhook:
     events: tuple[CarrierEvent, ...] = field(default=())
 
 
-class CarrierError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+class Nature(StrEnum):
+    """What a carrier is to the shop: it decides who creates shipments and who tracks them."""
 
-
-class CarrierUnavailable(CarrierError):
-    """May work later: retry with backoff (and count it towards the circuit breaker)."""
-
-
-class CarrierRefused(CarrierError):
-    """The carrier refused the request as it is; retrying it unchanged will not help."""
-
-
-class WebhookRefused(CarrierError):
-    """The webhook's signature is missing, wrong or stale, or its body is not the carrier's."""
-
-
-class NotSupported(CarrierError):
-    """This carrier does not do that (e.g. the own fleet is never polled)."""
+    OWN_FLEET = "own_fleet"  # the shop's vans: drivers report, nothing is polled
+    CARRIER = "carrier"  # a parcel carrier: creates shipments and labels, is tracked
+    AGGREGATOR = "aggregator"  # tracks other carriers' parcels (webhooks), creates nothing
+    FULFILLER = "fulfiller"  # ships from its own stock; its packages are tracked
 
 
 class Carrier(Protocol):
-    code: str
+    """A carrier adapter: a plugin of the ``fulfill.carriers`` entry point group is its class."""
+
+    code: ClassVar[str]  # how shipments, settings and webhook URLs name it
+    label: ClassVar[str]  # what a customer reads: "Amazon", "Canada Post"
+    nature: ClassVar[Nature]
     batch_size: int  # tracking numbers per ``track`` call
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """The adapter as the shop configured it (its URL, credentials, timeouts); raises
+        ``PluginError`` naming what is missing or wrong."""
+        ...
 
     def create_shipment(self, parcel: Parcel) -> CreatedShipment: ...
 

@@ -11,12 +11,10 @@ import hashlib
 import hmac
 import time
 
+from fulfill_carriers.errors import SignatureError
+
 SIGNATURE_HEADER = "Fulfill-Signature"
 DEFAULT_TOLERANCE_S = 300
-
-
-class SignatureError(ValueError):
-    """The signature header is missing, malformed, stale or does not match."""
 
 
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:

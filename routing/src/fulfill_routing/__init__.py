@@ -36,7 +36,7 @@ from fulfill_routing.model import (
 )
 from fulfill_routing.readers import SCALE, BestKnown, read_best_known, read_instance
 from fulfill_routing.schedule import Context, Projection, projected, schedule_route
-from fulfill_routing.solve import build_solution, matrices, solve
+from fulfill_routing.solver import build_solution, matrices, solve
 from fulfill_routing.travel import (
     GreatCircle,
     OsrmTable,

@@ -18,7 +18,7 @@ from rich.table import Table
 from fulfill_routing.errors import InstanceError, NoValidSolution
 from fulfill_routing.model import Problem, Solution
 from fulfill_routing.readers import SCALE, read_best_known, read_instance
-from fulfill_routing.solve import ENGINES, solve
+from fulfill_routing.solver import ENGINES, solve
 
 console = Console(stderr=True)
 

@@ -32,7 +32,7 @@ from fulfill.dispatch.models import Wave, WaveStatus
 from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.tracking.models import Shipment, WebhookReceipt
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import TrackingStatus
 
 STEP = timedelta(minutes=1)
 LOOK_EVERY = timedelta(minutes=10)  # how often the progress line reads the service's figures

@@ -26,7 +26,7 @@ from fulfill.inventory.models import Node
 from fulfill.notify.figures import service_figures
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import TrackingStatus
 
 COLOUR = "#2b6cb0"
 

@@ -18,12 +18,14 @@ from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
 from fulfill.devservers import LiveServer, Supervisor, free_port, wait_for_http
 from fulfill.migrations import upgrade
-from fulfill.notify.sms_sandbox import SmsState
-from fulfill.notify.sms_sandbox import sandbox_app as sms_app
-from fulfill_carriers.mcf_sandbox import SandboxState
-from fulfill_carriers.mcf_sandbox import sandbox_app as mcf_app
-from fulfill_carriers.sandbox_server import CarrierState
-from fulfill_carriers.sandbox_server import sandbox_app as carrier_app
+from fulfill_carriers import (
+    CarrierState,
+    McfSandboxState,
+    SmsState,
+    carrier_sandbox_app,
+    mcf_sandbox_app,
+    sms_sandbox_app,
+)
 
 WEBHOOK_SECRET = "whsec_demo"
 MARKETPLACE = "A2EUQ1WTGCTBG2"
@@ -48,7 +50,7 @@ class Stack:
         self.start, self.seed, self.workers = start, seed, workers
         self.port = free_port()
         self.carrier = CarrierState(seed=seed, webhook_secret=WEBHOOK_SECRET)
-        self.mcf = SandboxState(step_s=60.0)
+        self.mcf = McfSandboxState(step_s=60.0)
         self.sms = SmsState()
         self._exit = ExitStack()
         self.clock: simclock.SharedClock
@@ -71,9 +73,9 @@ class Stack:
         self._exit.callback(self.clock.close)
         self.carrier.clock = self.clock.now
         self.carrier.webhook_url = f"{self.url}/v1/carriers/sandbox/webhooks"
-        carrier = self._exit.enter_context(LiveServer(carrier_app(self.carrier)))
-        mcf = self._exit.enter_context(LiveServer(mcf_app(self.mcf)))
-        sms = self._exit.enter_context(LiveServer(sms_app(self.sms)))
+        carrier = self._exit.enter_context(LiveServer(carrier_sandbox_app(self.carrier)))
+        mcf = self._exit.enter_context(LiveServer(mcf_sandbox_app(self.mcf)))
+        sms = self._exit.enter_context(LiveServer(sms_sandbox_app(self.sms)))
         upgrade(self.database_url)
         self.keys = self._make_keys()
         env = {

@@ -37,7 +37,7 @@ from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus
 from fulfill.orders.repository import record_event
 from fulfill.tracking import following
-from fulfill_carriers import own_fleet
+from fulfill_carriers import driver_event
 from fulfill_routing import (
     Context,
     Depot,
@@ -162,7 +162,7 @@ def _tell_tracking(
             continue  # not on board: its order was cancelled before the van left
         if report.kind is DriverEventKind.ROUTE_STARTED and StopStatus(target.status).done:
             continue
-        event = own_fleet.event(
+        event = driver_event(
             report.kind.value,
             target.fulfillment_id,
             report.at,

@@ -27,7 +27,7 @@ from fulfill.orders.models import Fulfillment, Order, OrderStatus, new_id
 from fulfill.orders.timeline import TimelineEntry
 from fulfill.outbox.service import enqueue_many
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import TrackingStatus
 
 log = logging.getLogger(__name__)
 

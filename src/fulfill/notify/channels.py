@@ -24,8 +24,7 @@ from typing import Any, Protocol
 import httpx
 
 from fulfill.notify.templates import NoticeKind, Rendered
-from fulfill_carriers.http import retryable, send
-from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
+from fulfill_carriers import SIGNATURE_HEADER, retryable, send, sign
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ class MaildirChannel:
 
 class SmsChannel:
     """An HTTP SMS provider: ``POST {url}/v1/messages`` ``{"to", "body"}`` with the key as
-    ``Idempotency-Key``, answered ``{"id"}`` (``fulfill.notify.sms_sandbox`` serves it)."""
+    ``Idempotency-Key``, answered ``{"id"}`` (``fulfill_carriers.sms_sandbox`` serves it)."""
 
     name = "sms"
 

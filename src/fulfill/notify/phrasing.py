@@ -10,9 +10,7 @@ from fulfill.config import Settings
 from fulfill.notify import wording
 from fulfill.notify.models import Notice
 from fulfill.notify.templates import NoticeKind, Rendered, render
-from fulfill_carriers import own_fleet
-
-CARRIER_NAMES = {"sandbox": "our carrier", "mcf": "Amazon", "aftership": "our carrier"}
+from fulfill_carriers import OWN_FLEET, label
 
 
 def words(notice: Notice, settings: Settings, now: datetime) -> dict[str, Any]:
@@ -36,15 +34,15 @@ def words(notice: Notice, settings: Settings, now: datetime) -> dict[str, Any]:
         "remedy_url": tracking_url,
         "remedy_action": wording.remedy("action", language),
         "reason": wording.reason(facts.get("reason"), language),
-        "next_step": wording.next_step(facts.get("reason"), carrier == own_fleet.CODE, language),
+        "next_step": wording.next_step(facts.get("reason"), carrier == OWN_FLEET, language),
         "carrier": _carrier_name(carrier, shop),
     }
 
 
 def _carrier_name(code: str | None, shop: str) -> str:
-    if code == own_fleet.CODE:
+    if code == OWN_FLEET:
         return shop
-    return CARRIER_NAMES.get(code or "", code or "")
+    return label(code) if code else ""
 
 
 def _say_window(pair: list[str | None] | None, zone: str, now: datetime, language: str) -> str:

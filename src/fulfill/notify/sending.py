@@ -40,7 +40,7 @@ from fulfill.orders.repository import record_event
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler, enqueue
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import TrackingStatus
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import httpx
 from fulfill.config import Settings
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
-from fulfill_carriers.signatures import SIGNATURE_HEADER, sign
+from fulfill_carriers import SIGNATURE_HEADER, sign
 
 WEBHOOK_TOPICS = ("order.created", "order.cancelled")
 

@@ -34,25 +34,33 @@ from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
 from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder, ThirdPartyOrderStatus
 from fulfill.tracking import following
-from fulfill_carriers import mcf
+from fulfill_carriers import (
+    NOT_CANCELLABLE,
+    Address,
+    Item,
+    McfCarrier,
+    McfClient,
+    McfError,
+    McfRefused,
+    McfUnavailable,
+    NewOrder,
+    Package,
+    client_from_options,
+)
 
 CREATE_TOPIC = "third_party.create"
 CANCEL_TOPIC = "third_party.cancel"
 SPEED = {ServiceLevel.NEXT_DAY: "Priority", ServiceLevel.STANDARD: "Standard"}
 
-ClientFactory = Callable[[], mcf.McfClient]
+ClientFactory = Callable[[], McfClient]
 
 
 def client_factory(settings: Settings) -> ClientFactory:
-    def make() -> mcf.McfClient:
-        if not settings.mcf_url:
-            raise mcf.McfUnavailable("no third-party API is configured (FULFILL_MCF_URL)")
-        return mcf.McfClient(
-            settings.mcf_url,
-            marketplace_id=settings.mcf_marketplace_id,
-            token=settings.mcf_token,
-            timeout_s=settings.mcf_timeout_s,
-        )
+    def make() -> McfClient:
+        options = settings.carrier_options().get(McfCarrier.code)
+        if options is None:
+            raise McfUnavailable("no third-party API is configured (FULFILL_MCF_URL)")
+        return client_from_options(options)
 
     return make
 
@@ -78,7 +86,7 @@ def request_cancel(session: Session, fulfillment: Fulfillment) -> None:
     row = session.exec(
         select(ThirdPartyOrder).where(ThirdPartyOrder.fulfillment_id == fulfillment.id)
     ).one()
-    if row.remote_status and row.remote_status.lower() in mcf.NOT_CANCELLABLE:
+    if row.remote_status and row.remote_status.lower() in NOT_CANCELLABLE:
         raise Conflict(
             f"the third party is already {row.remote_status} with fulfillment {fulfillment.id}"
         )
@@ -107,11 +115,11 @@ def create(session: Session, seller_order_id: str, make_client: ClientFactory) -
     try:
         with make_client() as client:
             state = client.ensure_created(new)
-    except mcf.McfRefused as exc:
+    except McfRefused as exc:
         mark_health(session, row.node_id, None)
         refuse(session, row, str(exc))
         return Outcome(seller_order_id, row.fulfillment_id, row.status, refused=True)
-    except mcf.McfError as exc:
+    except McfError as exc:
         mark_health(session, row.node_id, str(exc))
         raise
     mark_health(session, row.node_id, None)
@@ -142,7 +150,7 @@ def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -
             state = client.get(seller_order_id)
             if state is not None and state.status.lower() != "cancelled":
                 client.cancel(seller_order_id)
-    except mcf.McfRefused as exc:
+    except McfRefused as exc:
         row.last_error = str(exc)[:1000]
         record_event(
             session,
@@ -152,7 +160,7 @@ def cancel(session: Session, seller_order_id: str, make_client: ClientFactory) -
         )
         row.status = ThirdPartyOrderStatus.FAILED
         return Outcome(seller_order_id, row.fulfillment_id, row.status, refused=True)
-    except mcf.McfError as exc:
+    except McfError as exc:
         mark_health(session, row.node_id, str(exc))
         raise
     mark_health(session, row.node_id, None)
@@ -193,7 +201,7 @@ def _release(session: Session, fulfillment: Fulfillment) -> None:
     )
 
 
-def follow(session: Session, node: Node, client: mcf.McfClient, now: datetime) -> int:
+def follow(session: Session, node: Node, client: McfClient, now: datetime) -> int:
     """Read the state of every open order at the third party; a shipped one leaves our stock
     and hands the fulfillment to the carrier. Returns how many changed."""
     rows = session.exec(
@@ -256,7 +264,7 @@ def _shipped(session: Session, row: ThirdPartyOrder, now: datetime) -> None:
 
 
 def _follow_packages(
-    session: Session, row: ThirdPartyOrder, packages: Sequence[mcf.Package], now: datetime
+    session: Session, row: ThirdPartyOrder, packages: Sequence[Package], now: datetime
 ) -> None:
     """Each package the third party shipped is followed by its tracking, polled by number."""
     fulfillment = session.get(Fulfillment, row.fulfillment_id)
@@ -266,7 +274,7 @@ def _follow_packages(
             following.follow(
                 session,
                 fulfillment,
-                mcf.McfCarrier.code,
+                McfCarrier.code,
                 package.tracking_number,
                 now,
                 tracking_ref=str(package.package_number),
@@ -274,7 +282,7 @@ def _follow_packages(
             )
 
 
-def sync_inventory(session: Session, node: Node, client: mcf.McfClient, now: datetime) -> int:
+def sync_inventory(session: Session, node: Node, client: McfClient, now: datetime) -> int:
     """Set the node's on_hand from the third party's fulfillable units, plus the units of our
     orders it holds for us already: what is available here is then what it can still ship
     less what we have promised and not yet sent. Returns how many skus changed."""
@@ -363,25 +371,25 @@ def _locked(session: Session, seller_order_id: str) -> ThirdPartyOrder:
     return row
 
 
-def _new_order(session: Session, row: ThirdPartyOrder, order: Order) -> mcf.NewOrder:
+def _new_order(session: Session, row: ThirdPartyOrder, order: Order) -> NewOrder:
     lines = session.exec(
         select(FulfillmentLine)
         .where(FulfillmentLine.fulfillment_id == row.fulfillment_id)
         .order_by(col(FulfillmentLine.sku))
     ).all()
-    return mcf.NewOrder(
+    return NewOrder(
         seller_order_id=row.seller_order_id,
         displayable_order_id=order.external_id[:40],
         ordered_at=order.created_at,
         speed=row.speed,
         address=postal_address(order.destination, order.customer),
-        items=tuple(mcf.Item(fl.sku, fl.quantity, fl.sku) for fl in lines),
+        items=tuple(Item(fl.sku, fl.quantity, fl.sku) for fl in lines),
     )
 
 
-def postal_address(destination: dict[str, Any], customer: dict[str, Any]) -> mcf.Address:
+def postal_address(destination: dict[str, Any], customer: dict[str, Any]) -> Address:
     address = destination.get("address") or {}
-    return mcf.Address(
+    return Address(
         name=customer.get("name", ""),
         line1=address.get("line1", ""),
         line2=address.get("line2"),
@@ -393,7 +401,7 @@ def postal_address(destination: dict[str, Any], customer: dict[str, Any]) -> mcf
     )
 
 
-def _package(p: mcf.Package) -> dict[str, Any]:
+def _package(p: Package) -> dict[str, Any]:
     return {
         "carrier": p.carrier_code,
         "tracking_number": p.tracking_number,

@@ -14,7 +14,7 @@ from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
 from fulfill.third_party import service
 from fulfill.worker import app
-from fulfill_carriers import mcf
+from fulfill_carriers import McfError
 
 Action = Callable[[Session, str, service.ClientFactory], service.Outcome]
 # What to do with a fulfillment the third party refused (ship it from another node): a use
@@ -46,7 +46,7 @@ def _handler(settings: Settings, action: Action) -> Handler:
         with session_scope(engine) as session:
             try:
                 action(session, row.payload["seller_order_id"], make_client)
-            except mcf.McfError:
+            except McfError:
                 session.commit()  # keep what we learnt of its health; the outbox retries
                 raise
             session.commit()
@@ -75,7 +75,7 @@ def sync_all(engine: Engine, settings: Settings) -> dict[str, int]:
                 with make_client() as client:
                     changed["stock"] += service.sync_inventory(session, node, client, utcnow())
                     changed["orders"] += service.follow(session, node, client, utcnow())
-            except mcf.McfError as exc:
+            except McfError as exc:
                 session.rollback()
                 service.mark_health(session, node.id, str(exc))
                 changed["down"] += 1

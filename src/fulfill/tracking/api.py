@@ -13,7 +13,7 @@ from fulfill.orders.repository import get_visible
 from fulfill.tracking import carriers, ingest, public
 from fulfill.tracking.models import Shipment
 from fulfill.tracking.schemas import ShipmentPublic, WebhookAccepted
-from fulfill_carriers.adapter import Carrier, WebhookRefused
+from fulfill_carriers import Carrier, WebhookRefused
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 

@@ -1,45 +1,38 @@
-"""The carriers this installation speaks to, from its settings.
+"""The carriers this installation speaks to: the installed plugins (``fulfill_carriers``) that
+its settings configure (``Settings.carrier_options``).
 
-``own_fleet`` is always there: its events come from the drivers (``POST /v1/driver-events``),
-never from polling. The sandbox carrier stands for the shop's parcel carrier when
-``FULFILL_CARRIER_URL`` is set; AfterShip's webhooks are accepted when their secret is; Amazon
-MCF packages are polled when the third party is configured.
+The own fleet is always there: its events come from the drivers (``POST /v1/driver-events``),
+never from polling or webhooks, so it has no adapter to build.
 """
 
 from __future__ import annotations
 
 from fulfill.config import Settings
-from fulfill_carriers import own_fleet
-from fulfill_carriers.adapter import Carrier
-from fulfill_carriers.aftership import AfterShip
-from fulfill_carriers.mcf import McfCarrier, McfClient
-from fulfill_carriers.sandbox import SandboxCarrier
+from fulfill_carriers import OWN_FLEET, Carrier, Nature, build, carrier_class, codes
 
-OWN_FLEET = own_fleet.CODE
-PARCEL_CARRIER = "sandbox"
+__all__ = ["OWN_FLEET", "adapter", "aggregators", "close", "configured", "creates_shipments"]
 
 
 def configured(settings: Settings) -> dict[str, Carrier]:
     """A fresh adapter per configured carrier (each holds its own HTTP client)."""
-    found: dict[str, Carrier] = {}
-    if settings.carrier_url:
-        found[PARCEL_CARRIER] = SandboxCarrier(
-            settings.carrier_url,
-            webhook_secret=settings.carrier_webhook_secret,
-            timeout_s=settings.carrier_timeout_s,
-            tolerance_s=settings.webhook_tolerance_s,
-        )
-    if settings.aftership_webhook_secret:
-        found[AfterShip.code] = AfterShip(settings.aftership_webhook_secret)
-    if settings.mcf_url:
-        client = McfClient(
-            settings.mcf_url,
-            marketplace_id=settings.mcf_marketplace_id,
-            token=settings.mcf_token,
-            timeout_s=settings.mcf_timeout_s,
-        )
-        found[McfCarrier.code] = McfCarrier(client)
-    return found
+    return build(settings.carrier_options())
+
+
+def adapter(settings: Settings, code: str) -> Carrier:
+    """A fresh adapter of one configured carrier; ``KeyError`` if it is not configured."""
+    options = settings.carrier_options()
+    return build({code: options[code]})[code]
+
+
+def creates_shipments(code: str) -> bool:
+    """Whether we ask this carrier for shipments (and so tell it when one is cancelled)."""
+    found = carrier_class(code)
+    return found is not None and found.nature is Nature.CARRIER
+
+
+def aggregators() -> frozenset[str]:
+    """Carriers that report on parcels other carriers carry."""
+    return codes(Nature.AGGREGATOR)
 
 
 def close(carriers: dict[str, Carrier]) -> None:

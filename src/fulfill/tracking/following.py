@@ -15,9 +15,8 @@ from fulfill.tracking.models import (
     Shipment,
 )
 from fulfill.tracking.recording import Known, Recorded, locked, record, refresh_eta
-from fulfill_carriers import own_fleet
-from fulfill_carriers.adapter import CarrierEvent
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import OWN_FLEET, CarrierEvent
+from fulfill_carriers import TrackingStatus as S
 
 
 def follow(
@@ -37,7 +36,7 @@ def follow(
         return existing
     order = session.get(Order, fulfillment.order_id)
     assert order is not None
-    own = carrier == own_fleet.CODE  # reported by drivers, never polled
+    own = carrier == OWN_FLEET  # reported by drivers, never polled
     shipment = Shipment(
         fulfillment_id=fulfillment.id,
         order_id=fulfillment.order_id,
@@ -87,7 +86,7 @@ def follow_own_fleet(
     if fulfillment is None:
         return None
     shipment = follow(
-        session, fulfillment, own_fleet.CODE, fulfillment_id, now, eta=eta, eta_source="plan"
+        session, fulfillment, OWN_FLEET, fulfillment_id, now, eta=eta, eta_source="plan"
     )
     if eta is not None and shipment.eta != eta:
         shipment.eta, shipment.eta_source = eta, "plan"
@@ -99,7 +98,7 @@ def driver_report(
     session: Session, fulfillment_id: str, event: CarrierEvent, now: datetime
 ) -> Recorded | None:
     """A driver's report about a parcel of the own fleet, as a tracking event."""
-    shipment = shipment_by_number(session, own_fleet.CODE, fulfillment_id) or follow_own_fleet(
+    shipment = shipment_by_number(session, OWN_FLEET, fulfillment_id) or follow_own_fleet(
         session, fulfillment_id, None, now
     )
     if shipment is None:
@@ -114,7 +113,7 @@ def set_plan_etas(session: Session, etas: Mapping[str, datetime], now: datetime)
         return []
     shipments = session.exec(
         select(Shipment).where(
-            Shipment.carrier == own_fleet.CODE,
+            Shipment.carrier == OWN_FLEET,
             col(Shipment.tracking_number).in_(etas),
             col(Shipment.active),
         )

@@ -22,14 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from fulfill.db import utcnow
-from fulfill.tracking import recording
+from fulfill.tracking import carriers, recording
 from fulfill.tracking.models import Shipment, WebhookReceipt
-from fulfill_carriers.adapter import CarrierEvent, Webhook
-from fulfill_carriers.aftership import AfterShip
+from fulfill_carriers import CarrierEvent, Webhook
 
 INGEST_TASK = "tracking.ingest"
-# Tracking aggregators report on parcels that other carriers carry.
-AGGREGATORS = frozenset({AfterShip.code})
 # Events for a parcel not followed (yet) are tried again this often, doubling, this many times.
 UNKNOWN_BACKOFF = timedelta(seconds=30)
 UNKNOWN_TRIES = 6
@@ -177,7 +174,7 @@ def apply_events(
     for event in events:
         by_number[event.tracking_number].append(event)
     query = select(Shipment).where(col(Shipment.tracking_number).in_(by_number))
-    if carrier not in AGGREGATORS:  # an aggregator reports parcels of any carrier
+    if carrier not in carriers.aggregators():  # an aggregator reports parcels of any carrier
         query = query.where(Shipment.carrier == carrier)
     shipments = session.exec(query.order_by(col(Shipment.id)).with_for_update()).all()
     known = recording.Known.of(

@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from fulfill.db import JSONType, UTCDateTime, utcnow
 from fulfill.orders.models import new_id
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import TrackingStatus
 
 
 class AlertKind(StrEnum):

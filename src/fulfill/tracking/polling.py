@@ -27,7 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from fulfill.config import Settings
 from fulfill.tracking import recording, sweeping
 from fulfill.tracking.models import CarrierHealth, Shipment
-from fulfill_carriers.adapter import Carrier, CarrierError, CarrierUnavailable, Tracked
+from fulfill_carriers import Carrier, CarrierError, CarrierUnavailable, Tracked
 
 log = logging.getLogger(__name__)
 

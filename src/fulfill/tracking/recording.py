@@ -29,8 +29,8 @@ from fulfill.tracking.models import (
     TrackingAlert,
     TrackingEvent,
 )
-from fulfill_carriers.adapter import CarrierEvent, ExceptionReason
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import CarrierEvent, ExceptionReason
+from fulfill_carriers import TrackingStatus as S
 
 HOUR = timedelta(hours=1)
 

@@ -19,8 +19,7 @@ from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler, enqueue
 from fulfill.tracking import carriers, following, recording
 from fulfill.tracking.models import Shipment
-from fulfill_carriers.adapter import Carrier, CarrierEvent, CarrierRefused, Parcel
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import Carrier, CarrierEvent, CarrierRefused, Parcel, TrackingStatus
 
 CREATE_TOPIC = "carrier.create"
 CANCEL_TOPIC = "carrier.cancel"
@@ -49,28 +48,44 @@ def stop_following(session: Session, fulfillment: Fulfillment, now: datetime) ->
         recording.record(
             session, recording.locked(session, shipment.id), [event], source="shop", now=now
         )
-        if shipment.carrier == carriers.PARCEL_CARRIER:
-            enqueue(session, CANCEL_TOPIC, {"shipment": shipment.id})
+        if carriers.creates_shipments(shipment.carrier):
+            enqueue(session, CANCEL_TOPIC, {"shipment": shipment.id, "carrier": shipment.carrier})
 
 
 def handlers(settings: Settings) -> dict[str, list[Handler]]:
-    if not settings.carrier_url:
+    if settings.parcel_carrier not in settings.carrier_options():
         return {}
     engine = engine_for(settings.resolved_database_url)
 
-    def with_carrier(action: Callable[[Carrier, OutboxEvent], object]) -> Handler:
+    def with_carrier(
+        code_of: Callable[[OutboxEvent], str], action: Callable[[Carrier, OutboxEvent], object]
+    ) -> Handler:
         def deliver(row: OutboxEvent) -> None:
-            configured = carriers.configured(settings)
+            carrier = carriers.adapter(settings, code_of(row))
             try:
-                action(configured[carriers.PARCEL_CARRIER], row)
+                action(carrier, row)
             finally:
-                carriers.close(configured)
+                carrier.close()
 
         return deliver
 
+    def parcel_carrier(row: OutboxEvent) -> str:
+        return settings.parcel_carrier
+
+    def shipments_carrier(row: OutboxEvent) -> str:  # events stored before it was named
+        return str(row.payload.get("carrier") or settings.parcel_carrier)
+
     return {
-        CREATE_TOPIC: [with_carrier(lambda c, row: create(engine, row.payload["fulfillment"], c))],
-        CANCEL_TOPIC: [with_carrier(lambda c, row: cancel(engine, row.payload["shipment"], c))],
+        CREATE_TOPIC: [
+            with_carrier(
+                parcel_carrier, lambda c, row: create(engine, row.payload["fulfillment"], c)
+            )
+        ],
+        CANCEL_TOPIC: [
+            with_carrier(
+                shipments_carrier, lambda c, row: cancel(engine, row.payload["shipment"], c)
+            )
+        ],
     }
 
 

@@ -13,7 +13,7 @@ from fulfill.tracking.models import (
     Shipment,
 )
 from fulfill.tracking.recording import HOUR, ON_ITS_WAY, Known, alert, refresh_eta
-from fulfill_carriers.status import TrackingStatus as S
+from fulfill_carriers import TrackingStatus as S
 
 # How often a shipment is polled in each status: often near the door, rarely in transit.
 POLL_EVERY: dict[S, timedelta] = {

@@ -29,7 +29,6 @@ from fulfill.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from fulfill.notify import cases, wording
 from fulfill.notify.announcing import zones_of
 from fulfill.notify.models import Case, CaseKind, CaseStatus
-from fulfill.notify.phrasing import CARRIER_NAMES
 from fulfill.notify.schemas import (
     CaseOpened,
     PageEvent,
@@ -40,8 +39,7 @@ from fulfill.notify.schemas import (
 )
 from fulfill.orders.models import Order, OrderStatus
 from fulfill.tracking.models import Shipment, TrackingEvent
-from fulfill_carriers import own_fleet
-from fulfill_carriers.status import TrackingStatus
+from fulfill_carriers import OWN_FLEET, TrackingStatus, label
 
 HERE = Path(__file__).parent
 templates = Environment(
@@ -258,14 +256,14 @@ def _parcel(
     now: datetime,
     language: str,
 ) -> PageParcel:
-    ours = shipment.carrier == own_fleet.CODE
+    ours = shipment.carrier == OWN_FLEET
     eta = None
     if shipment.eta is not None and not TrackingStatus(shipment.status).is_terminal:
         eta = list(wording.eta_window(shipment.eta, shipment.eta_source))
     return PageParcel(
         status=shipment.status,
         text=wording.status(shipment.status, language),
-        carrier="" if ours else CARRIER_NAMES.get(shipment.carrier, shipment.carrier),
+        carrier="" if ours else label(shipment.carrier),
         tracking_number=None if ours else shipment.tracking_number,
         eta_window=eta,
         eta_text=wording.window(eta[0], eta[1], zone, now, language) if eta else None,

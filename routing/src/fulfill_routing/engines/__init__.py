@@ -1,4 +1,4 @@
-"""Solver engines. Each turns a problem into vehicle sequences; ``fulfill_routing.solve`` turns
+"""Solver engines. Each turns a problem into vehicle sequences; ``fulfill_routing.solver`` turns
 those into a checked solution. An engine lists the features it cannot model, and is never
 asked to solve a problem that has one."""
 

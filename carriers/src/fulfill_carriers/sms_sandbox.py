@@ -2,16 +2,16 @@
 
 ``POST /v1/messages`` ``{"to": "+15550100", "body": "..."}`` answers ``{"id"}``; the same
 ``Idempotency-Key`` gets the same id and no second message. ``/sandbox/messages`` lists what it
-holds; ``/sandbox/trouble`` turns an outage on or off.
+holds; ``/sandbox/trouble`` brings the trouble every sandbox here can have
+(``fulfill_carriers.sandboxing``).
 
-    python -m fulfill.notify.sms_sandbox --port 8768
+    python -m fulfill_carriers.sms_sandbox --port 8768
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,29 +20,28 @@ from typing import Any
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
+from fulfill_carriers.sandboxing import Trouble, add_trouble
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_BODY = 1600  # ten segments
 
 
 @dataclass
-class SmsState:
+class SmsState(Trouble):
     messages: list[dict[str, Any]] = field(default_factory=list)
     by_key: dict[str, str] = field(default_factory=dict)
-    down: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def sandbox_app(state: SmsState | None = None) -> FastAPI:
     state = state or SmsState()
     app = FastAPI(title="SMS sandbox (fulfill)")
     app.state.sms = state
+    add_trouble(app, state, lambda status, message: JSONResponse({"error": message}, status))
 
     @app.post("/v1/messages", status_code=201)
     def send(
         body: dict[str, Any], idempotency_key: str | None = Header(default=None)
     ) -> JSONResponse:
-        if state.down:
-            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
         to, text = str(body.get("to", "")), str(body.get("body", ""))
         if not E164.match(to):
             return JSONResponse({"error": f"{to!r} is not an E.164 number"}, status_code=400)
@@ -69,11 +68,6 @@ def sandbox_app(state: SmsState | None = None) -> FastAPI:
     def held() -> dict[str, Any]:
         with state.lock:
             return {"messages": list(state.messages)}
-
-    @app.post("/sandbox/trouble")
-    def trouble(body: dict[str, Any]) -> dict[str, bool]:
-        state.down = bool(body.get("down", state.down))
-        return {"down": state.down}
 
     return app
 

@@ -1,0 +1,1 @@
+"""The shop's own vans as a carrier: drivers' reports read as tracking events."""
