@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from fulfill import devservers
+from fulfill import processes
 from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
 from fulfill.migrations import upgrade
@@ -64,7 +64,7 @@ def start_service(
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        devservers.wait_for_http(f"http://127.0.0.1:{port}/readyz")
+        processes.wait_for_http(f"http://127.0.0.1:{port}/readyz")
     except TimeoutError:
         process.terminate()
         raise
@@ -198,7 +198,7 @@ def main() -> None:
             shop = create_key(session, [Scope.STOREFRONT], storefront="shop")
             desk = create_key(session, [Scope.DISPATCHER], "desk")
             session.commit()
-        port = devservers.free_port()
+        port = processes.free_port()
         base = f"http://127.0.0.1:{port}"
         log = open(os.environ.get("FULFILL_BENCH_LOG", os.devnull), "wb")  # noqa: SIM115
         service = start_service(data_dir, port, limit, log)

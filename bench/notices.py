@@ -44,7 +44,8 @@ from rich.table import Table
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
-from fulfill import devservers
+import fulfill_devservers as devservers
+from fulfill import processes
 from fulfill.db import engine_for
 from fulfill.inventory.models import Node
 from fulfill.migrations import upgrade
@@ -168,7 +169,7 @@ class Stack:
 
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
         self.env, self.tmp = env, tmp
-        self.port = devservers.free_port()
+        self.port = processes.free_port()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
@@ -201,7 +202,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self) -> None:
-        devservers.wait_for_http(f"{self.url}/healthz")
+        processes.wait_for_http(f"{self.url}/healthz")
 
 
 def settle(engine: Engine, timeout_s: float) -> None:
@@ -316,7 +317,7 @@ def main() -> None:
         args.events, args.kill_events = 750, 400
     figures: dict[str, Any] = {"bench": "notices", "quick": args.quick}
     sink = Sink()
-    smtp = Controller(sink, hostname="127.0.0.1", port=devservers.free_port())
+    smtp = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
     smtp.start()
     with tempfile.TemporaryDirectory(prefix="fulfill-bench-") as name:
         tmp = Path(name)

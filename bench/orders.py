@@ -36,7 +36,8 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlmodel import Session
 
-from fulfill import devservers
+import fulfill_devservers as devservers
+from fulfill import processes
 from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
 from fulfill.migrations import upgrade
@@ -98,7 +99,7 @@ def servers(base: Path) -> Iterator[tuple[str, str]]:
 
 @contextmanager
 def uvicorn_server(target: str, env: dict[str, str], workers: int, app_dir: str) -> Iterator[str]:
-    port = devservers.free_port()
+    port = processes.free_port()
     command = [
         sys.executable,
         "-m",

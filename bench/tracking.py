@@ -45,7 +45,8 @@ from rich.table import Table
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
-from fulfill import devservers
+import fulfill_devservers as devservers
+from fulfill import processes
 from fulfill.config import Settings
 from fulfill.db import engine_for
 from fulfill.inventory.models import Node
@@ -192,13 +193,13 @@ def ingest_bench(
            "FULFILL_BROKER_URL": redis_url, "FULFILL_CARRIER_URL": carrier_url,
            "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET, "FULFILL_API_THREADS": "8",
            "FULFILL_TRACKING_POLL_S": "3600"}  # fmt: skip
-    port = devservers.free_port()
+    port = processes.free_port()
     api = [sys.executable, "-m", "uvicorn", "--factory", "fulfill.app:create_app",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
     worker = [sys.executable, "-m", "fulfill", "worker", "--concurrency=1", "--loglevel=WARNING"]
     with process(api, env, tmp / "api.log"), process(worker, env, tmp / "worker.log"):
         base = f"http://127.0.0.1:{port}"
-        devservers.wait_for_http(f"{base}/healthz")
+        processes.wait_for_http(f"{base}/healthz")
         # Warm up the API and the worker (imports, connections) on other parcels first.
         warm = [f"SBXWARM{k:04d}" for k in range(200)]
         add_shipments(engine, warm, "warm", due=False)
@@ -285,7 +286,7 @@ def main() -> None:
             engine = engine_for(db_url)
             seed_node(engine)
             state = CarrierState(speed=1.0)
-            with devservers.LiveServer(sandbox_app(state)) as served:
+            with processes.LiveServer(sandbox_app(state)) as served:
                 carrier_url = served.url
                 figures |= ingest_bench(engine, db_url, redis_url, tmp, carrier_url, args)
                 figures |= poll_bench(engine, db_url, state, carrier_url, args, tmp)

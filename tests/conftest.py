@@ -24,14 +24,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from fulfill import devservers, simclock
+import fulfill_devservers as devservers
+from fulfill import simclock
 from fulfill.app import create_app
 from fulfill.auth import Scope, create_key
 from fulfill.config import Settings
 from fulfill.db import engine_for
-from fulfill.devservers import LiveServer
 from fulfill.migrations import upgrade
 from fulfill.models import metadata
+from fulfill.processes import LiveServer
 from fulfill.wiring import wire
 from tests.support import MORNING, Inbox, seed_catalog, smtp_server
 

@@ -22,9 +22,9 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import utcnow
-from fulfill.devservers import free_port
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import relay
+from fulfill.processes import free_port
 from fulfill.wiring import outbox_handlers
 
 # A fixed Wednesday morning in Edmonton (08:30 MST, UTC-7): every cutoff of the test nodes is ahead.

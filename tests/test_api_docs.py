@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fulfill.devservers import LiveServer
+from fulfill.processes import LiveServer
 
 
 def test_the_docs_draw_every_operation_without_the_internet(

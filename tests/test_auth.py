@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from fulfill.auth import Scope, create_key, revoke_key
 from fulfill.db import utcnow
-from fulfill.devservers import LiveServer
+from fulfill.processes import LiveServer
 from tests.support import order_body
 
 Headers = dict[str, str]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from fulfill import devservers
+import fulfill_devservers as devservers
+from fulfill import processes
 from fulfill.app import create_app
 from fulfill.config import Settings
 from tests.conftest import server_missing
@@ -41,7 +42,7 @@ def wait_for_line(log: Path, text: str) -> None:
 def test_a_worker_rides_out_a_redis_outage_and_relays_what_came_after(
     db_url: str, tmp_path: Path, engine: Engine
 ) -> None:
-    port, log, base = devservers.free_port(), tmp_path / "worker.log", tmp_path / "redis"
+    port, log, base = processes.free_port(), tmp_path / "worker.log", tmp_path / "redis"
     settings = Settings(
         data_dir=tmp_path, database_url=db_url, broker_url=f"redis://127.0.0.1:{port}/0"
     )
@@ -61,7 +62,7 @@ def test_a_worker_rides_out_a_redis_outage_and_relays_what_came_after(
 
 
 def test_a_worker_that_cannot_reach_redis_again_exits_non_zero(db_url: str, tmp_path: Path) -> None:
-    port, log = devservers.free_port(), tmp_path / "worker.log"
+    port, log = processes.free_port(), tmp_path / "worker.log"
     settings = Settings(
         data_dir=tmp_path, database_url=db_url, broker_url=f"redis://127.0.0.1:{port}/0"
     )

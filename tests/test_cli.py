@@ -19,9 +19,9 @@ from sqlmodel import Session, col, select
 from fulfill import simclock
 from fulfill.auth import ApiKey
 from fulfill.db import engine_for
-from fulfill.devservers import free_port, wait_for_http
 from fulfill.notify.models import Notice
 from fulfill.orders.models import Order
+from fulfill.processes import free_port, wait_for_http
 from fulfill.tracking.models import Shipment
 from tests.support import PATIENCE_S, WebhookReceiver, order_body, seed_catalog
 

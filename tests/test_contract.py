@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.auth import Scope
-from fulfill.devservers import LiveServer
 from fulfill.notify.models import Case, Notice
 from fulfill.orders.models import Order
+from fulfill.processes import LiveServer
 from fulfill.tracking.models import Shipment
 from tests.dispatch.test_dispatch import van1_published
 from tests.notify.test_notices import follow, place

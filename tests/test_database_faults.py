@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from fulfill.app import create_app
 from fulfill.config import Settings
-from fulfill.devservers import free_port
+from fulfill.processes import free_port
 from tests.support import MORNING, order_body, seed_catalog
 
 Headers = dict[str, str]

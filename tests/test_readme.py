@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from fulfill.devservers import LiveServer
+from fulfill.processes import LiveServer
 from tests.conftest import server_missing
 
 README = Path(__file__).resolve().parents[1] / "README.md"

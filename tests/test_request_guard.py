@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from fulfill.app import create_app
 from fulfill.config import Settings
-from fulfill.devservers import LiveServer
+from fulfill.processes import LiveServer
 
 Headers = dict[str, str]
 TEA = b'{"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3}'

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from fulfill.auth import ApiKey, Scope, create_key, hash_key, revoke_key
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, utcnow
-from fulfill.devservers import Supervisor
+from fulfill.processes import Supervisor
 from fulfill.wiring import wire
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from jinja2 import UndefinedError
 
-from fulfill.devservers import LiveServer, free_port
 from fulfill.notify.channels import (
     ChannelRefused,
     ChannelUnavailable,
@@ -19,6 +18,7 @@ from fulfill.notify.channels import (
     WebhookChannel,
 )
 from fulfill.notify.templates import NoticeKind, languages, render
+from fulfill.processes import LiveServer, free_port
 from fulfill_carriers import SIGNATURE_HEADER, SmsState, verify
 from fulfill_carriers import sms_sandbox_app as sandbox_app
 from tests.support import Inbox, WebhookReceiver, smtp_server

@@ -18,13 +18,13 @@ from sqlmodel import Session, col, select
 
 from fulfill.auth import Scope
 from fulfill.config import Settings
-from fulfill.devservers import LiveServer
 from fulfill.notify import sending
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import Notice, NoticeStatus
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import claim_due
+from fulfill.processes import LiveServer
 from fulfill.simclock import SharedClock
 from fulfill.tracking import following
 from fulfill.tracking import recording as tracking

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.devservers import LiveServer
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.processes import LiveServer
 from fulfill.third_party.models import ThirdPartyOrder
 from fulfill.third_party.tasks import sync_all
 from fulfill.wiring import outbox_handlers

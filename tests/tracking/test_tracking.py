@@ -22,8 +22,8 @@ from sqlmodel import Session, select
 
 from fulfill.config import Settings
 from fulfill.db import utcnow
-from fulfill.devservers import LiveServer
 from fulfill.orders.models import Fulfillment
+from fulfill.processes import LiveServer
 from fulfill.tracking import carriers, following, ingest, polling, public, recording, sweeping
 from fulfill.tracking.models import CarrierHealth, Shipment, TrackingAlert, WebhookReceipt
 from fulfill_carriers import CarrierEvent, CarrierState, ExceptionReason, sign

@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from fulfill.auth import Scope
 from fulfill.config import Settings
-from fulfill.devservers import LiveServer
 from fulfill.dispatch import solving
 from fulfill.migrations import upgrade
+from fulfill.processes import LiveServer
 from tests.dispatch.test_dispatch import AFTER_CUTOFF, add_van, place_orders, planned
 from tests.support import seed_catalog
 

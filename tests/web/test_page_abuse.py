@@ -21,8 +21,8 @@ from sqlmodel import Session, col, func, select
 
 from fulfill.app import create_app
 from fulfill.config import Settings
-from fulfill.devservers import LiveServer, free_port
 from fulfill.notify.models import Case
+from fulfill.processes import LiveServer, free_port
 from tests.notify.test_notices import place, token_of
 from tests.support import MORNING, PATIENCE_S, seed_catalog
 

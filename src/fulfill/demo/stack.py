@@ -16,8 +16,8 @@ from sqlmodel import Session
 from fulfill import simclock
 from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
-from fulfill.devservers import LiveServer, Supervisor, free_port, wait_for_http
 from fulfill.migrations import upgrade
+from fulfill.processes import LiveServer, Supervisor, free_port, wait_for_http
 from fulfill_carriers import (
     CarrierState,
     McfSandboxState,
