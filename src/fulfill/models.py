@@ -4,13 +4,13 @@ from sqlmodel import SQLModel
 
 from fulfill.auth import ApiKey
 from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, PlanStop, Van, Wave
+from fulfill.fulfillers.models import ThirdPartyHealth, ThirdPartyOrder
 from fulfill.idempotency import IdempotencyRecord
 from fulfill.inventory.models import Node, Product, Stock, StockMovement
 from fulfill.notify.models import Case, CaseMessage, Notice
 from fulfill.orders.models import Fulfillment, FulfillmentLine, Order, OrderEvent, OrderLine
 from fulfill.outbox.models import OutboxEvent
 from fulfill.restock.models import RestockSuggestion
-from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder
 from fulfill.tracking.models import (
     CarrierHealth,
     Shipment,

@@ -12,13 +12,13 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import utcnow
+from fulfill.fulfillers.tasks import handlers as fulfillers
 from fulfill.notify.announcing import announce
 from fulfill.notify.sending import handlers as notices
 from fulfill.ordering.resourcing import resource_fulfillment
 from fulfill.orders.timeline import listen
 from fulfill.outbox.service import Handler
 from fulfill.outbox.webhook import shop_webhook_handlers
-from fulfill.third_party.tasks import handlers as third_party
 from fulfill.tracking.shipping import handlers as parcel_carrier
 
 
@@ -34,7 +34,7 @@ def outbox_handlers(settings: Settings) -> dict[str, list[Handler]]:
         resource_fulfillment(session, fulfillment_id, settings, now=utcnow())
 
     handlers: dict[str, list[Handler]] = {
-        **third_party(settings, on_refused=resource),
+        **fulfillers(settings, on_refused=resource),
         **parcel_carrier(settings),
         **notices(settings),
     }

@@ -26,7 +26,7 @@ TASK_MODULES = [
     "fulfill.relay",
     "fulfill.maintenance",
     "fulfill.dispatch.tasks",
-    "fulfill.third_party.tasks",
+    "fulfill.fulfillers.tasks",
     "fulfill.restock.tasks",
     "fulfill.tracking.tasks",
 ]

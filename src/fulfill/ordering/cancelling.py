@@ -9,6 +9,7 @@ from fulfill.auth import Caller
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.errors import Conflict, NotFound
+from fulfill.fulfillers.service import request_cancel
 from fulfill.inventory import service as inventory
 from fulfill.inventory.repository import nodes_by_id
 from fulfill.inventory.service import StockLine
@@ -18,7 +19,6 @@ from fulfill.orders.models import FulfillmentStatus, OrderStatus
 from fulfill.orders.public import order_public
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
-from fulfill.third_party.service import request_cancel
 from fulfill.tracking.shipping import stop_following
 
 

@@ -17,6 +17,7 @@ from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.dispatch.waves import join_wave
 from fulfill.errors import Conflict
+from fulfill.fulfillers.service import request_fulfillment
 from fulfill.ordering.cart import cart_lines, locate, source_and_reserve
 from fulfill.orders import repository as repo
 from fulfill.orders import timeline
@@ -35,7 +36,6 @@ from fulfill.orders.repository import record_event
 from fulfill.orders.schemas import OrderCreate
 from fulfill.outbox.service import enqueue
 from fulfill.sourcing.service import Ask, CartLine, Sourcing
-from fulfill.third_party.service import request_fulfillment
 from fulfill.tracking.shipping import request_shipment
 
 

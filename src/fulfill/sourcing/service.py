@@ -22,13 +22,13 @@ from sqlmodel import Session, col, func, select
 from fulfill.config import Settings
 from fulfill.dispatch.room import same_day_room
 from fulfill.errors import Conflict, OutOfStock
+from fulfill.fulfillers.models import ThirdPartyHealth
 from fulfill.inventory import repository as inventory_repo
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, ServiceLevel
 from fulfill.orders.windows import PromiseWindow, promise_window
 from fulfill.sourcing import costs as pricing
 from fulfill.sourcing.optimiser import Costs, Decision, Line, NoSource, Shipment, Source, decide
-from fulfill.third_party.models import ThirdPartyHealth
 
 
 class ServiceLevelUnavailable(Conflict):

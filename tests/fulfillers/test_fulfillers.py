@@ -15,10 +15,10 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
+from fulfill.fulfillers.models import ThirdPartyOrder
+from fulfill.fulfillers.tasks import sync_all
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.processes import LiveServer
-from fulfill.third_party.models import ThirdPartyOrder
-from fulfill.third_party.tasks import sync_all
 from fulfill.wiring import outbox_handlers
 from fulfill_carriers import McfSandboxState as SandboxState
 from fulfill_carriers import mcf_sandbox_app as sandbox_app

@@ -10,9 +10,9 @@ from sqlmodel import Session
 
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, session_scope, utcnow
+from fulfill.fulfillers import service
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
-from fulfill.third_party import service
 from fulfill.worker import app
 from fulfill_carriers import McfError
 

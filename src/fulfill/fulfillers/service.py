@@ -21,6 +21,7 @@ from fulfill.auth import SERVICE
 from fulfill.config import Settings
 from fulfill.db import utcnow
 from fulfill.errors import Conflict
+from fulfill.fulfillers.models import ThirdPartyHealth, ThirdPartyOrder, ThirdPartyOrderStatus
 from fulfill.inventory.models import MovementReason, Node, NodeKind, Product
 from fulfill.inventory.service import StockLine, locked_stock, record_movement, release
 from fulfill.orders.models import (
@@ -32,7 +33,6 @@ from fulfill.orders.models import (
 )
 from fulfill.orders.repository import record_event
 from fulfill.outbox.service import enqueue
-from fulfill.third_party.models import ThirdPartyHealth, ThirdPartyOrder, ThirdPartyOrderStatus
 from fulfill.tracking import following
 from fulfill_carriers import (
     NOT_CANCELLABLE,
