@@ -36,16 +36,9 @@ from rich.table import Table
 
 from fulfill.config import SourcingCosts
 from fulfill.sourcing.costs import terms
-from fulfill.sourcing.optimiser import (
-    Costs,
-    Line,
-    NoSource,
-    Plan,
-    Source,
-    decide,
-    greedy_cheapest,
-    nearest_rule,
-)
+from fulfill.sourcing.optimiser import decide
+from fulfill.sourcing.plans import Costs, Line, NoSource, Plan, Source
+from fulfill.sourcing.rules import greedy_cheapest, nearest_rule
 
 METRO = (53.5461, -113.4938)
 LEVELS = ("same_day", "next_day", "standard")

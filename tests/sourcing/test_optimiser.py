@@ -8,18 +8,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from fulfill.sourcing.optimiser import (
-    Bracket,
-    Costs,
-    Line,
-    NoSource,
-    Plan,
-    Source,
-    decide,
-    greedy_cheapest,
-    nearest_rule,
-    plan_cost,
-)
+from fulfill.sourcing.optimiser import decide
+from fulfill.sourcing.plans import Bracket, Costs, Line, NoSource, Plan, Source, plan_cost
+from fulfill.sourcing.rules import greedy_cheapest, nearest_rule
 
 CARD = (Bracket(2.0, 6.0), Bracket(10.0, 9.0), Bracket(30.0, 15.0))
 

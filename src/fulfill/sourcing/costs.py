@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fulfill.config import SourcingCosts
-from fulfill.sourcing.optimiser import Bracket
+from fulfill.sourcing.plans import Bracket
 
 SAME_DAY, NEXT_DAY, STANDARD = "same_day", "next_day", "standard"
 THIRD_PARTY = "third_party"

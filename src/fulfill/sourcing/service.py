@@ -28,7 +28,8 @@ from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, ServiceLevel
 from fulfill.orders.windows import PromiseWindow, promise_window
 from fulfill.sourcing import costs as pricing
-from fulfill.sourcing.optimiser import Costs, Decision, Line, NoSource, Shipment, Source, decide
+from fulfill.sourcing.optimiser import decide
+from fulfill.sourcing.plans import Costs, Decision, Line, NoSource, Shipment, Source
 
 
 class ServiceLevelUnavailable(Conflict):
