@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning, progress, solving
+from fulfill.dispatch import planning, silence, solving
 from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Van, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
@@ -623,7 +623,7 @@ def test_a_silent_van_lets_its_etas_slip_and_warns_before_the_windows_end(
 
     def sweep(now: datetime) -> list[str]:
         with Session(engine) as session:
-            late = progress.watch_silent_vans(session, dispatch_settings, now)
+            late = silence.watch_silent_vans(session, dispatch_settings, now)
             session.commit()
         return late
 
@@ -870,7 +870,7 @@ def test_a_van_that_never_leaves_lets_its_etas_slip_too(
 
     def sweep(now: datetime) -> list[str]:
         with Session(engine) as session:
-            late = progress.watch_silent_vans(session, dispatch_settings, now)
+            late = silence.watch_silent_vans(session, dispatch_settings, now)
             session.commit()
         return late
 

@@ -1,23 +1,19 @@
 """What the vans report: a route started, a stop reached, delivered or failed, a position.
 
 Each report is stored once (its event id), applied to the van's route in the published plan,
-and the ETAs of the stops still ahead are projected again from where and when the van is. A
-stop whose ETA leaves its promised window is marked late on its order's timeline at once, while
-there is still time to warn the customer.
+and the ETAs of the stops still ahead are projected again from where and when the van is
+(``projection``). A van that reports nothing is the silent-van rule's (``silence``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
 from fulfill.dispatch import planning
@@ -32,6 +28,7 @@ from fulfill.dispatch.models import (
     Van,
     Wave,
 )
+from fulfill.dispatch.projection import last_known, reproject, tell_etas
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, FulfillmentStatus
@@ -39,15 +36,7 @@ from fulfill.orders.repository import record_event
 from fulfill.tracking import following
 from fulfill_carriers import driver_event
 from fulfill_routing import (
-    Context,
-    Depot,
     Location,
-    Matrix,
-    Problem,
-    Stop,
-    TimeWindow,
-    Vehicle,
-    projected,
 )
 
 
@@ -171,75 +160,7 @@ def _tell_tracking(
         )
         if event is not None:
             following.driver_report(session, target.fulfillment_id, event, now)
-    _tell_etas(session, stops, cancelled, settings, now)
-
-
-def _tell_etas(
-    session: Session,
-    stops: Sequence[PlanStop],
-    cancelled: set[str],
-    settings: Settings,
-    now: datetime,
-) -> None:
-    etas = {
-        s.fulfillment_id: planning.in_hand(s.eta, settings)
-        for s in stops
-        if s.fulfillment_id not in cancelled and not StopStatus(s.status).done and s.eta
-    }
-    following.set_plan_etas(session, etas, now)
-
-
-def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> list[str]:
-    """Routes whose van has said nothing for ``dispatch_silent_van_s``: under way and silent
-    since its last report, or not yet left that long after its departure (still out on an
-    earlier route, say). Their ETAs are projected again as if the van stood where it was last
-    known (the depot, for one not yet left) for as long again as it has been silent or late
-    (the longer a stop has lasted, the longer it is likely to last), so that a van broken down,
-    stuck or behind warns its customers while their windows are still open. The fulfillments
-    this makes late."""
-    quiet_since = now - timedelta(seconds=settings.dispatch_silent_van_s)
-    routes = session.exec(
-        select(PlanRoute, Plan, Van)
-        .join(Plan, col(Plan.id) == PlanRoute.plan_id)
-        .join(Van, col(Van.id) == PlanRoute.van_id)
-        .where(
-            Plan.status == PlanStatus.PUBLISHED,
-            or_(
-                col(PlanRoute.status) == RouteStatus.STARTED,
-                and_(
-                    col(PlanRoute.status) == RouteStatus.PLANNED,
-                    col(PlanRoute.depart_at) <= quiet_since,
-                ),
-            ),
-        )
-    ).all()
-    if not routes:
-        return []
-    heard = dict(
-        session.exec(
-            select(DriverEvent.van_code, func.max(DriverEvent.at))
-            .where(col(DriverEvent.van_code).in_([van.code for _, _, van in routes]))
-            .group_by(col(DriverEvent.van_code))
-        ).all()
-    )
-    late: list[str] = []
-    for route, plan, van in routes:
-        started = route.status == RouteStatus.STARTED
-        last = heard.get(van.code, now) if started else route.depart_at
-        if last > quiet_since:
-            continue
-        late += reproject(
-            session,
-            plan,
-            route,
-            settings,
-            now=now,
-            van_code=van.code,
-            resumes_at=now + (now - last),
-        )
-        stops = session.exec(select(PlanStop).where(PlanStop.route_id == route.id)).all()
-        _tell_etas(session, stops, set(), settings, now)
-    return late
+    tell_etas(session, stops, cancelled, settings, now)
 
 
 def _stored(session: Session, source: str, event_id: str) -> DriverEvent | None:
@@ -356,7 +277,7 @@ def _learn_pace(
     the model does not know) and shrink back when it clears."""
     there = _reported_place(stop, report)
     stops = list(session.exec(select(PlanStop).where(PlanStop.route_id == route.id)))
-    known = _last_known(route, stops, report.at)
+    known = last_known(route, stops, report.at)
     wave = session.get(Wave, plan.wave_id)
     node = session.get(Node, wave.node_id) if wave else None
     if there is None or known is None or wave is None or node is None:
@@ -413,111 +334,3 @@ def _close_fulfillment(session: Session, stop: PlanStop, report: Report) -> None
     data: dict[str, Any] = {"van": report.van, "late": stop.late}
     data.update({"proof": report.proof} if delivered else {"reason": report.reason})
     record_event(session, stop.order_id, kind, data, at=report.at)
-
-
-def reproject(
-    session: Session,
-    plan: Plan,
-    route: PlanRoute,
-    settings: Settings,
-    *,
-    now: datetime,
-    van_code: str,
-    resumes_at: datetime | None = None,
-) -> list[str]:
-    """ETAs of the route's open stops from the van's last known place and time (or from when
-    it is expected to move again); the fulfillments that this makes late for the first time."""
-    stops = list(
-        session.exec(
-            select(PlanStop).where(PlanStop.route_id == route.id).order_by(col(PlanStop.position))
-        ).all()
-    )
-    ahead = [s for s in stops if s.status == StopStatus.PLANNED]
-    if not ahead or (route.status == RouteStatus.PLANNED and resumes_at is None):
-        return []
-    wave = session.get(Wave, plan.wave_id)
-    node = session.get(Node, wave.node_id) if wave else None
-    assert wave is not None and node is not None
-    origin, since = _whereabouts(route, stops, now, (node.lat, node.lon))
-    since = max(since, resumes_at or since)
-    clock = planning.Clock.of(node, wave.local_date)
-    here = Location(lat=origin[0], lon=origin[1])
-    locations = (here, *(Location(lat=s.lat, lon=s.lon) for s in ahead))
-    start = clock.seconds(since)
-    distances, model = planning.travel_provider(settings).matrices(locations, start)
-    durations = np.rint(model * route.pace).astype(model.dtype)  # the van's pace today
-    problem = Problem(
-        depots=(Depot(id="here", location=0),),
-        vehicles=(Vehicle(id="van", start_depot="here", shift=TimeWindow(start=0, end=2**40)),),
-        stops=tuple(
-            Stop(
-                id=s.fulfillment_id,
-                location=k + 1,
-                service_time=settings.dispatch_service_s,
-                time_windows=(
-                    planning.arrival_window(clock, s.window_start, s.window_end, settings),
-                ),
-            )
-            for k, s in enumerate(ahead)
-        ),
-        matrix=Matrix(distances=distances, durations=durations),
-    )
-    ctx = Context.of(problem, distances, durations)
-    times = projected(ctx, problem.vehicles[0], [s.fulfillment_id for s in ahead], start)
-    newly_late: list[str] = []
-    for stop, begins, late in zip(ahead, times.starts, times.late, strict=True):
-        stop.eta = clock.at(begins)
-        if late > 0 and not stop.late:
-            newly_late.append(stop.fulfillment_id)
-            record_event(
-                session,
-                stop.order_id,
-                "delivery.late_predicted",
-                {
-                    "eta": stop.eta.isoformat(),
-                    "promised_end": stop.window_end.isoformat(),
-                    "minutes_late": round(late / 60),
-                    "van": van_code,
-                },
-                at=now,
-            )
-        stop.late = stop.late or late > 0
-        session.add(stop)
-    return newly_late
-
-
-def _whereabouts(
-    route: PlanRoute, stops: list[PlanStop], now: datetime, depot: tuple[float, float]
-) -> tuple[tuple[float, float], datetime]:
-    """Where the van is and since when: its last ping, its last stop, or still the depot."""
-    known = _last_known(route, stops, None)
-    return (known[0], max(known[1], now)) if known else (depot, now)
-
-
-def _last_known(
-    route: PlanRoute, stops: list[PlanStop], before: datetime | None
-) -> tuple[tuple[float, float], datetime, bool] | None:
-    """Where and when the van was last known on the route (up to ``before``), and whether at a
-    door (a handover, else an arrival) rather than a place it reported."""
-    reached: list[tuple[datetime, PlanStop]] = []
-    for stop in stops:
-        at = stop.done_at or stop.eta
-        if (
-            stop.status != StopStatus.PLANNED
-            and at is not None
-            and (before is None or at <= before)
-        ):
-            reached.append((at, stop))
-    door = max(reached, key=lambda pair: pair[0], default=None)
-    seen, lat, lon = route.last_seen_at, route.last_lat, route.last_lon
-    if (
-        seen is not None
-        and lat is not None
-        and lon is not None
-        and (before is None or seen <= before)
-        and (door is None or door[0] <= seen)
-    ):
-        return (lat, lon), seen, False
-    if door is None:
-        return None
-    return (door[1].lat, door[1].lon), door[0], True

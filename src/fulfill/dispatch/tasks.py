@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fulfill.config import get_settings
 from fulfill.db import engine_for, session_scope, utcnow
-from fulfill.dispatch.progress import watch_silent_vans
+from fulfill.dispatch.silence import watch_silent_vans
 from fulfill.dispatch.solving import plan_wave as plan_wave_version
 from fulfill.dispatch.waves import close_due_waves, waves_to_plan
 from fulfill.worker import app
