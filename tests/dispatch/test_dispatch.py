@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning, silence, solving
+from fulfill.dispatch import planning, repository, silence, solving
 from fulfill.dispatch.models import DriverEvent, Plan, PlanRoute, Van, Wave
 from fulfill.dispatch.planning import Clock
 from fulfill.dispatch.waves import close_due_waves, wave_for, waves_to_plan
@@ -774,11 +774,11 @@ def test_a_break_outside_a_vans_hours_for_the_wave_is_taken_outside_them(
                              "break_end": "13:00", "break_minutes": 30}  # fmt: skip
     van = Van(code="VAN1", node_id=1, capacity_parcels=10, capacity_kg=100, **hours)
     two, five = CUTOFF_10 + timedelta(hours=4), CUTOFF_10 + timedelta(hours=7)  # 14:00, 17:00
-    door = planning.Delivery("f1", "o1", 53.55, -113.45, two, five, 1, 1.0)
+    door = repository.Delivery("f1", "o1", 53.55, -113.45, two, five, 1, 1.0)
     local = planning.Clock.of(node, wave.local_date).seconds
 
     def rest(back_at: datetime) -> Any:
-        booked = {"VAN1": planning.Booked(after=back_at)}
+        booked = {"VAN1": repository.Booked(after=back_at)}
         wp = planning.build_problem(node, wave, [door], [van], settings, booked=booked)
         assert wp.problem is not None
         assert not solving._solve(wp, settings).unserved  # the wave stays solvable

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, select
 
 from fulfill.deps import (
     AdminCaller,
@@ -21,8 +19,8 @@ from fulfill.deps import (
     SettingsDep,
     problem_responses,
 )
-from fulfill.dispatch import editing, planning, plans, progress, publishing
-from fulfill.dispatch.models import Plan, PlanStop, Van, Wave
+from fulfill.dispatch import editing, plans, progress, publishing, repository
+from fulfill.dispatch.models import Van, Wave
 from fulfill.dispatch.schemas import (
     DriverEventAccepted,
     DriverEventIn,
@@ -31,21 +29,16 @@ from fulfill.dispatch.schemas import (
     MoveResult,
     PlanPublic,
     PlanRequested,
-    PlanSummary,
-    Position,
-    RoutePublic,
-    StopPublic,
     VanCreate,
     VanPublic,
     VanUpdate,
     WavePublic,
-    Window,
 )
+from fulfill.dispatch.views import plan_geojson, plan_public, van_public, wave_public
 from fulfill.errors import Conflict, NotFound, Unprocessable
 from fulfill.inputs import RowId
 from fulfill.inventory import repository as inventory_repo
 from fulfill.inventory.models import Node
-from fulfill.orders.models import Fulfillment
 
 router = APIRouter(prefix="/v1", tags=["dispatch"])
 
@@ -74,7 +67,7 @@ def create_van(payload: VanCreate, caller: AdminCaller, idempotent: IdempotentDe
         van = Van(**payload.model_dump(exclude={"node"}), node_id=node.id)  # type: ignore[arg-type]
         session.add(van)
         session.flush()
-        return _van_public(van, node.code)
+        return van_public(van, node.code)
 
     return idempotent.respond(caller, payload, status.HTTP_201_CREATED, create)
 
@@ -84,7 +77,7 @@ def list_vans(session: SessionDep, _: DispatcherCaller, node: str | None = None)
     query = select(Van, Node).join(Node, col(Node.id) == Van.node_id).order_by(col(Van.code))
     if node is not None:
         query = query.where(Node.code == node)
-    return [_van_public(van, n.code) for van, n in session.exec(query).all()]
+    return [van_public(van, n.code) for van, n in session.exec(query).all()]
 
 
 @router.patch(
@@ -104,11 +97,7 @@ def update_van(
     van.active = payload.active
     session.add(van)
     session.commit()
-    return _van_public(van, node.code)
-
-
-def _van_public(van: Van, node_code: str) -> VanPublic:
-    return VanPublic(**van.model_dump(exclude={"id", "node_id", "created_at"}), node=node_code)
+    return van_public(van, node.code)
 
 
 # Waves and plans.
@@ -131,7 +120,7 @@ def list_waves(
     if wave_status is not None:
         query = query.where(Wave.status == wave_status)
     rows = session.exec(query.order_by(col(Wave.cutoff_at).desc(), col(Node.code)).limit(limit))
-    return [_wave_public(session, wave, n) for wave, n in rows.all()]
+    return [wave_public(session, wave, n) for wave, n in rows.all()]
 
 
 @router.get(
@@ -141,52 +130,7 @@ def get_wave(wave_id: RowId, session: SessionDep, _: DispatcherCaller) -> WavePu
     wave = plans.get_wave(session, wave_id)
     node = session.get(Node, wave.node_id)
     assert node is not None
-    return _wave_public(session, wave, node)
-
-
-def _wave_public(session: Session, wave: Wave, node: Node) -> WavePublic:
-    assert wave.id is not None
-    count = session.exec(
-        select(func.count()).select_from(Fulfillment).where(Fulfillment.wave_id == wave.id)
-    ).one()
-    latest = planning.latest_plan(session, wave.id)
-    published = planning.published_plan(session, wave.id)
-    return WavePublic(
-        id=wave.id,
-        node=node.code,
-        local_date=wave.local_date,
-        utc_offset_min=_utc_offset_min(node, wave.cutoff_at),
-        cutoff_at=wave.cutoff_at,
-        status=wave.status,
-        version=wave.version,
-        planned_version=wave.planned_version,
-        planning=wave.version > wave.planned_version,
-        fulfillments=int(count),
-        latest_plan=_summary(latest) if latest else None,
-        published_plan=_summary(published) if published else None,
-    )
-
-
-def _utc_offset_min(node: Node, at: datetime) -> int:
-    """The page shows the node's local times as the server's time zone database has them."""
-    offset = at.astimezone(ZoneInfo(node.timezone)).utcoffset()
-    return 0 if offset is None else int(offset.total_seconds() // 60)
-
-
-def _summary(plan: Plan) -> PlanSummary:
-    assert plan.id is not None
-    return PlanSummary(
-        id=plan.id,
-        version=plan.version,
-        status=plan.status,
-        origin=plan.origin,
-        cost=round(plan.cost, 2),
-        distance_km=round(plan.distance_m / 1000, 3),
-        vans_used=plan.vans_used,
-        stops=plan.stops,
-        unassigned=plan.unassigned,
-        created_at=plan.created_at,
-    )
+    return wave_public(session, wave, node)
 
 
 @router.post(
@@ -220,7 +164,7 @@ def get_wave_plan(
     published: bool = Query(False, description="the published plan instead of the newest"),
 ) -> PlanPublic:
     plans.get_wave(session, wave_id)
-    plan = (planning.published_plan if published else planning.latest_plan)(session, wave_id)
+    plan = (repository.published_plan if published else repository.latest_plan)(session, wave_id)
     if plan is None:
         raise NotFound(f"wave {wave_id} has no {'published ' if published else ''}plan")
     return plan_public(plans.plan_view(session, plan))
@@ -341,123 +285,3 @@ def driver_event(
 
 
 # Shapes.
-
-
-def plan_public(view: plans.PlanView) -> PlanPublic:
-    plan = view.plan
-    summary = _summary(plan)
-    return PlanPublic(
-        **summary.model_dump(),
-        wave=plan.wave_id,
-        node=view.node.code,
-        utc_offset_min=_utc_offset_min(view.node, view.wave.cutoff_at),
-        depot=Position(lat=view.node.lat, lon=view.node.lon, at=plan.created_at),
-        engine=plan.engine,
-        duration_h=round(plan.duration_s / 3600, 3),
-        solve_seconds=plan.solve_seconds,
-        warnings=plan.warnings,
-        published_at=plan.published_at,
-        routes=[
-            RoutePublic(
-                van=van.code,
-                locked=route.locked,
-                status=route.status,
-                depart_at=route.depart_at,
-                return_at=route.return_at,
-                distance_km=round(route.distance_m / 1000, 3),
-                duration_min=round(route.duration_s / 60, 1),
-                cost=round(route.cost, 2),
-                load=_load(stops),
-                capacity={"parcels": van.capacity_parcels, "kg": van.capacity_kg},
-                rest=route.rest,
-                last_position=_position(route.last_lat, route.last_lon, route.last_seen_at),
-                stops=[_stop_public(s) for s in stops],
-            )
-            for route, van, stops in view.routes
-        ],
-        unassigned_stops=[_stop_public(s) for s in view.unassigned],
-    )
-
-
-def _load(stops: list[PlanStop]) -> dict[str, float]:
-    return {
-        "parcels": sum(s.parcels for s in stops),
-        "kg": round(sum(s.weight_kg for s in stops), 3),
-    }
-
-
-def _position(lat: float | None, lon: float | None, at: datetime | None) -> Position | None:
-    if lat is None or lon is None or at is None:
-        return None
-    return Position(lat=lat, lon=lon, at=at)
-
-
-def _stop_public(stop: PlanStop) -> StopPublic:
-    return StopPublic(
-        fulfillment=stop.fulfillment_id,
-        order=stop.order_id,
-        position=stop.position,
-        lat=stop.lat,
-        lon=stop.lon,
-        window=Window(start=stop.window_start, end=stop.window_end),
-        eta=stop.eta,
-        departure=stop.departure,
-        wait_s=stop.wait_s,
-        status=stop.status,
-        late=stop.late,
-        parcels=stop.parcels,
-        weight_kg=stop.weight_kg,
-        reason=stop.unassigned_reason,
-        done_at=stop.done_at,
-    )
-
-
-def plan_geojson(view: plans.PlanView) -> dict[str, Any]:
-    """The plan as GeoJSON (RFC 7946: longitude first): the depot, one line per route from
-    the depot through its stops and back, and every stop."""
-    depot = [view.node.lon, view.node.lat]
-    features: list[dict[str, Any]] = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": depot},
-            "properties": {"kind": "depot", "node": view.node.code},
-        },
-    ]
-    for route, van, stops in view.routes:
-        line = [depot, *([s.lon, s.lat] for s in stops), depot]
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "LineString", "coordinates": line},
-                "properties": {
-                    "kind": "route",
-                    "van": van.code,
-                    "locked": route.locked,
-                    "status": route.status,
-                    "distance_km": route.distance_m / 1000,
-                },
-            }
-        )
-    for _, van, stops in view.routes:
-        features.extend(_stop_feature(s, van.code) for s in stops)
-    features.extend(_stop_feature(s, None) for s in view.unassigned)
-    return {"type": "FeatureCollection", "features": features}
-
-
-def _stop_feature(stop: PlanStop, van: str | None) -> dict[str, Any]:
-    return {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [stop.lon, stop.lat]},
-        "properties": {
-            "kind": "stop",
-            "van": van,
-            "fulfillment": stop.fulfillment_id,
-            "position": stop.position if van else None,
-            "status": stop.status,
-            "eta": stop.eta.isoformat() if stop.eta else None,
-            "late": stop.late,
-            "window_start": stop.window_start.isoformat(),
-            "window_end": stop.window_end.isoformat(),
-            "reason": stop.unassigned_reason,
-        },
-    }

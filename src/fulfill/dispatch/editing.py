@@ -6,17 +6,14 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning
+from fulfill.dispatch import planning, repository
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
     PlanStop,
     StopStatus,
 )
-from fulfill.dispatch.planning import (
-    WaveProblem,
-    delivery_of,
-)
+from fulfill.dispatch.planning import WaveProblem
 from fulfill.dispatch.plans import (
     PlanView,
     copy_stop,
@@ -26,6 +23,7 @@ from fulfill.dispatch.plans import (
     route_of,
     total,
 )
+from fulfill.dispatch.repository import delivery_of
 from fulfill.dispatch.waves import (
     next_plan_number,
 )
@@ -66,7 +64,7 @@ def move_stop(
     stop = _plan_stop(view, fulfillment_id)
     if stop.status != StopStatus.PLANNED:
         raise MoveRefused(f"stop {fulfillment_id} is {stop.status} already", stop=fulfillment_id)
-    vans = {v.code: v for v in planning.active_vans(session, view.node.id)}  # type: ignore[arg-type]
+    vans = {v.code: v for v in repository.active_vans(session, view.node.id)}  # type: ignore[arg-type]
     vans.update({van.code: van for _, van, _ in view.routes})
     if van_code is not None and van_code not in vans:
         raise Unprocessable(f"no active van {van_code} at {view.node.code}", field="van")
@@ -89,7 +87,7 @@ def move_stop(
     deliveries = [delivery_of(s) for _, _, stops in view.routes for s in stops] + [
         delivery_of(s) for s in view.unassigned
     ]
-    booked = planning.bookings(session, view.wave, settings)
+    booked = repository.bookings(session, view.wave, settings)
     wp = planning.build_problem(
         view.node, view.wave, deliveries, vans.values(), settings, booked=booked
     )

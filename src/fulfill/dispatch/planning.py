@@ -13,19 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
-    PlanStatus,
     PlanStop,
     Van,
     Wave,
 )
-from fulfill.inventory.models import Node, Product
-from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
+from fulfill.dispatch.repository import Booked, Delivery
+from fulfill.inventory.models import Node
 from fulfill_routing import (
     Break,
     Context,
@@ -89,20 +88,6 @@ class Clock:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """What the planner needs of one fulfillment of the wave."""
-
-    fulfillment_id: str
-    order_id: str
-    lat: float
-    lon: float
-    window_start: datetime
-    window_end: datetime
-    parcels: int
-    weight_kg: float
-
-
-@dataclass(frozen=True)
 class WaveProblem:
     """The wave for the planner; ``problem`` is None when no van is free to plan with."""
 
@@ -116,136 +101,6 @@ class WaveProblem:
     def routing(self) -> tuple[Problem, Context]:
         assert self.problem is not None and self.context is not None, "no van to plan with"
         return self.problem, self.context
-
-
-def latest_plan(session: Session, wave_id: int) -> Plan | None:
-    return session.exec(
-        select(Plan).where(Plan.wave_id == wave_id).order_by(col(Plan.version).desc())
-    ).first()
-
-
-def published_plan(session: Session, wave_id: int) -> Plan | None:
-    return session.exec(
-        select(Plan).where(Plan.wave_id == wave_id, Plan.status == PlanStatus.PUBLISHED)
-    ).first()
-
-
-def current_plan(session: Session, wave_id: int) -> Plan | None:
-    """The plan the vans follow if one is published, else the newest draft."""
-    return published_plan(session, wave_id) or latest_plan(session, wave_id)
-
-
-def wave_deliveries(session: Session, wave: Wave) -> list[Delivery]:
-    rows = session.exec(
-        select(Fulfillment, Order)
-        .join(Order, col(Order.id) == Fulfillment.order_id)
-        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
-        .order_by(col(Fulfillment.created_at), col(Fulfillment.id))
-    ).all()
-    weights = _weights(session, [f.id for f, _ in rows])
-    return [
-        Delivery(
-            fulfillment_id=f.id,
-            order_id=o.id,
-            lat=o.dest_lat,
-            lon=o.dest_lon,
-            window_start=o.promise_start,
-            window_end=o.promise_end,
-            parcels=1,
-            weight_kg=weights.get(f.id, 0.0),
-        )
-        for f, o in rows
-    ]
-
-
-def wave_load(session: Session, wave: Wave) -> tuple[int, float]:
-    """Parcels and kilograms the wave holds: one parcel per pending fulfillment, as planned."""
-    parcels = session.exec(
-        select(func.count())
-        .select_from(Fulfillment)
-        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
-    ).one()
-    kg = session.exec(
-        select(func.coalesce(func.sum(FulfillmentLine.quantity * Product.weight_kg), 0.0))
-        .join(Fulfillment, col(Fulfillment.id) == FulfillmentLine.fulfillment_id)
-        .join(Product, col(Product.id) == FulfillmentLine.product_id)
-        .where(Fulfillment.wave_id == wave.id, Fulfillment.status == FulfillmentStatus.PENDING)
-    ).one()
-    return int(parcels), float(kg)
-
-
-def delivery_of(stop: PlanStop) -> Delivery:
-    """A stop of a stored plan as the planner sees it again."""
-    return Delivery(
-        fulfillment_id=stop.fulfillment_id,
-        order_id=stop.order_id,
-        lat=stop.lat,
-        lon=stop.lon,
-        window_start=stop.window_start,
-        window_end=stop.window_end,
-        parcels=stop.parcels,
-        weight_kg=stop.weight_kg,
-    )
-
-
-def _weights(session: Session, fulfillment_ids: Sequence[str]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for start in range(0, len(fulfillment_ids), 500):
-        chunk = fulfillment_ids[start : start + 500]
-        rows = session.exec(
-            select(FulfillmentLine.fulfillment_id, FulfillmentLine.quantity, Product.weight_kg)
-            .join(Product, col(Product.id) == FulfillmentLine.product_id)
-            .where(col(FulfillmentLine.fulfillment_id).in_(chunk))
-        ).all()
-        for fulfillment_id, quantity, weight in rows:
-            totals[fulfillment_id] = totals.get(fulfillment_id, 0.0) + quantity * weight
-    return totals
-
-
-def active_vans(session: Session, node_id: int) -> list[Van]:
-    return list(
-        session.exec(
-            select(Van).where(Van.node_id == node_id, col(Van.active)).order_by(col(Van.code))
-        ).all()
-    )
-
-
-@dataclass(frozen=True)
-class Booked:
-    """When a van is free for a wave, as the day's other published plans book it: back from
-    the routes of earlier waves and loaded again, and back before the routes of later ones."""
-
-    after: datetime | None = None
-    before: datetime | None = None
-
-
-def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Booked]:
-    """Each van's hours taken by its routes in the other waves of the day at the wave's node,
-    as their published plans have them (a route whose last door is done still has its drive
-    back to the depot ahead)."""
-    rows = session.exec(
-        select(Van.code, Wave.cutoff_at, PlanRoute.depart_at, PlanRoute.return_at)
-        .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
-        .join(Plan, col(Plan.id) == PlanRoute.plan_id)
-        .join(Wave, col(Wave.id) == Plan.wave_id)
-        .where(
-            Wave.node_id == wave.node_id,
-            Wave.local_date == wave.local_date,
-            Wave.id != wave.id,
-            Plan.status == PlanStatus.PUBLISHED,
-        )
-    ).all()
-    reload = timedelta(minutes=settings.dispatch_reload_min)
-    booked: dict[str, Booked] = {}
-    for code, cutoff, depart_at, return_at in rows:
-        was = booked.get(code, Booked())
-        if cutoff < wave.cutoff_at:
-            back = return_at + reload
-            booked[code] = Booked(max(was.after or back, back), was.before)
-        else:
-            gone = depart_at - reload
-            booked[code] = Booked(was.after, min(was.before or gone, gone))
-    return booked
 
 
 def build_problem(

@@ -15,9 +15,7 @@ from fulfill.dispatch.models import (
     Van,
     Wave,
 )
-from fulfill.dispatch.planning import (
-    latest_plan,
-)
+from fulfill.dispatch.repository import latest_plan
 from fulfill.dispatch.waves import (
     request_plan,
 )

@@ -22,9 +22,6 @@ from fulfill.dispatch.models import (
     Wave,
     WaveStatus,
 )
-from fulfill.dispatch.planning import (
-    published_plan,
-)
 from fulfill.dispatch.plans import (
     PlanView,
     left_since,
@@ -33,6 +30,7 @@ from fulfill.dispatch.plans import (
     require_newest,
     unplanned,
 )
+from fulfill.dispatch.repository import published_plan
 from fulfill.dispatch.waves import (
     next_wave,
     request_plan,

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning
+from fulfill.dispatch import planning, repository
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van, Wave
-from fulfill.dispatch.planning import Delivery
+from fulfill.dispatch.repository import Delivery
 from fulfill.dispatch.waves import find_wave
 from fulfill.inventory.models import Node
 from fulfill.orders.windows import PromiseWindow
@@ -52,16 +52,16 @@ def same_day_room(
     """None if a parcel of ``weight_kg`` for ``destination`` fits the wave of ``window``'s
     cutoff at ``node``; else why not, in words a storefront can show."""
     assert node.id is not None and window.order_by is not None
-    vans = planning.active_vans(session, node.id)
+    vans = repository.active_vans(session, node.id)
     if not vans:
         return f"{node.code} has no van for same-day delivery"
     wave = find_wave(session, node.id, window.order_by)
-    held = planning.wave_load(session, wave) if wave is not None else (0, 0.0)
+    held = repository.wave_load(session, wave) if wave is not None else (0, 0.0)
     full = _over_capacity(vans, held, weight_kg)
     if full or wave is None:
         return full
     assert wave.id is not None
-    plan = planning.current_plan(session, wave.id)
+    plan = repository.current_plan(session, wave.id)
     if plan is None:
         return None
     new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
@@ -96,7 +96,7 @@ def _no_insertion(
     free = [v for v in vans if v.code not in on_road]
     if not free:
         return "every van of the wave has left"
-    booked = planning.bookings(session, wave, settings)
+    booked = repository.bookings(session, wave, settings)
     # The id and the creation time: SQLite may give a rolled-back plan's id to the next one.
     key = (
         plan.id,
@@ -133,7 +133,7 @@ def _planned(
     plan_id: int | None,
     on_road: frozenset[str],
     free: list[Van],
-    booked: dict[str, planning.Booked],
+    booked: dict[str, repository.Booked],
     settings: Settings,
 ) -> _Planned:
     # Plain columns, not ORM objects: a wave may hold 1,000 stops.

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import session_scope, utcnow
-from fulfill.dispatch import planning
+from fulfill.dispatch import planning, repository
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
@@ -26,12 +26,10 @@ from fulfill.dispatch.models import (
     Wave,
     WaveStatus,
 )
-from fulfill.dispatch.planning import (
-    WaveProblem,
-    published_plan,
-)
+from fulfill.dispatch.planning import WaveProblem
 from fulfill.dispatch.plans import copy_stop, get_wave, on_the_road, plan_view, total, unplanned
 from fulfill.dispatch.publishing import publish
+from fulfill.dispatch.repository import published_plan
 from fulfill.dispatch.waves import (
     Claim,
     answer_request,
@@ -85,16 +83,18 @@ def _plan_once(
         wave = get_wave(session, wave_id)
         node = session.get(Node, wave.node_id)
         assert node is not None and node.id is not None
-        source = planning.current_plan(session, wave_id)
+        source = repository.current_plan(session, wave_id)
         kept = _kept_routes(session, source) if source else []
         kept_vans = {van.code for _, van, _ in kept}
         kept_stops = {s.fulfillment_id for _, _, stops in kept for s in stops}
         deliveries = [
-            d for d in planning.wave_deliveries(session, wave) if d.fulfillment_id not in kept_stops
+            d
+            for d in repository.wave_deliveries(session, wave)
+            if d.fulfillment_id not in kept_stops
         ]
-        vans = [v for v in planning.active_vans(session, node.id) if v.code not in kept_vans]
+        vans = [v for v in repository.active_vans(session, node.id) if v.code not in kept_vans]
         previous = _sequences(session, source) if source else {}
-        booked = planning.bookings(session, wave, settings)
+        booked = repository.bookings(session, wave, settings)
         wp = planning.build_problem(
             node, wave, deliveries, vans, settings, previous=previous, booked=booked
         )
