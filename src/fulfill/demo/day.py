@@ -12,7 +12,6 @@ import hashlib
 import heapq
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,18 +20,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
 
 from fulfill.db import engine_for
 from fulfill.demo.city import City
 from fulfill.demo.shop import DemoOrder, day_orders, seed_shop
-from fulfill.demo.stack import LEASE_S, Stack
-from fulfill.dispatch.models import Wave, WaveStatus
-from fulfill.notify.models import Notice, NoticeStatus
-from fulfill.outbox.models import OutboxEvent, OutboxStatus
-from fulfill.tracking.models import Shipment, WebhookReceipt
-from fulfill_carriers import TrackingStatus
+from fulfill.demo.stack import Stack
+from fulfill.demo.tally import Tally, Trouble
+from fulfill.demo.watching import busy, figures_so_far
 
 STEP = timedelta(minutes=1)
 LOOK_EVERY = timedelta(minutes=10)  # how often the progress line reads the service's figures
@@ -42,31 +37,6 @@ SLOWER = {"same_day": "next_day", "next_day": "standard"}  # what a checkout off
 HANDOVER = timedelta(minutes=1)  # from the door to the parcel in hand (or the card left)
 BACK_AND_LOAD = timedelta(minutes=20)  # from a route's last door to leaving on the next
 SETTLE_S = 30.0  # at most this long a step waits for the service (speed max)
-
-
-@dataclass(frozen=True)
-class Trouble:
-    """What goes wrong today, at local hours."""
-
-    carrier_outage: tuple[float, float] = (11.0, 12.0)
-    stock_out: float = 12.0  # the warehouse's best seller is found missing
-    breakdown: float = 14.0  # the van with the most stops left stops for good
-    traffic: tuple[float, float, float] = (16.5, 18.5, 1.6)  # from, to, travel time factor
-    jam: tuple[float, int] = (17.0, 150)  # at, minutes: the busiest van stands in a jam
-
-
-@dataclass
-class Tally:
-    placed: Counter[str] = field(default_factory=Counter)  # by service level
-    refused: Counter[str] = field(default_factory=Counter)  # by problem type
-    downgraded: int = 0  # placed at a slower level than asked: the one asked was full
-    driver_events: Counter[str] = field(default_factory=Counter)
-    incidents: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[str, int] = field(default_factory=dict)  # the service's figures, as they change
-
-    @property
-    def orders(self) -> int:
-        return sum(self.placed.values()) + sum(self.refused.values())
 
 
 @dataclass(order=True)
@@ -388,52 +358,6 @@ class Day:
         return httpx.Client(
             base_url=self.stack.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
         )
-
-
-def busy(engine: Engine, now: datetime) -> bool:
-    """Whether the service has work the clock must wait for: events due or being relayed (claimed,
-    with a lease that ends beyond any retry's backoff), webhooks due to be applied (not those
-    waiting to be tried again later), waves past their cutoff without a plan."""
-    in_flight = now + timedelta(seconds=LEASE_S / 2)
-    with Session(engine) as session:
-        relaying = session.exec(
-            select(func.count())
-            .select_from(OutboxEvent)
-            .where(
-                OutboxEvent.status == OutboxStatus.PENDING,
-                (col(OutboxEvent.next_run_at) <= now)
-                | ((col(OutboxEvent.attempts) > 0) & (col(OutboxEvent.next_run_at) > in_flight)),
-            )
-        ).one()
-        applying = session.exec(
-            select(func.count())
-            .select_from(WebhookReceipt)
-            .where(
-                col(WebhookReceipt.processed_at).is_(None),
-                col(WebhookReceipt.retry_at).is_(None) | (col(WebhookReceipt.retry_at) <= now),
-            )
-        ).one()
-        planning = session.exec(
-            select(func.count())
-            .select_from(Wave)
-            .where(Wave.status == WaveStatus.CLOSED, col(Wave.planned_version) < col(Wave.version))
-        ).one()
-    return bool(relaying or applying or planning)
-
-
-def figures_so_far(engine: Engine) -> dict[str, int]:
-    """What a dispatcher would glance at: parcels delivered, late ones, notices sent."""
-    counts = {
-        "delivered": select(func.count())
-        .select_from(Shipment)
-        .where(Shipment.status == TrackingStatus.DELIVERED),
-        "late": select(func.count()).select_from(Shipment).where(col(Shipment.late)),
-        "notices": select(func.count())
-        .select_from(Notice)
-        .where(Notice.status == NoticeStatus.SENT),
-    }
-    with Session(engine) as session:
-        return {name: session.exec(query).one() for name, query in counts.items()}
 
 
 def _problem(response: httpx.Response) -> str:

@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from fulfill.demo.day import Tally
+from fulfill.demo.tally import Tally
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, Van, Wave
 from fulfill.inventory.models import Node
 from fulfill.notify.figures import service_figures

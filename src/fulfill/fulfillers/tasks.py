@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from fulfill.config import Settings, get_settings
 from fulfill.db import engine_for, session_scope, utcnow
-from fulfill.fulfillers import service
+from fulfill.fulfillers import service, syncing
 from fulfill.outbox.models import OutboxEvent
 from fulfill.outbox.service import Handler
 from fulfill.worker import app
@@ -73,8 +73,8 @@ def sync_all(engine: Engine, settings: Settings) -> dict[str, int]:
         with session_scope(engine) as session:
             try:
                 with make_client() as client:
-                    changed["stock"] += service.sync_inventory(session, node, client, utcnow())
-                    changed["orders"] += service.follow(session, node, client, utcnow())
+                    changed["stock"] += syncing.sync_inventory(session, node, client, utcnow())
+                    changed["orders"] += syncing.follow(session, node, client, utcnow())
             except McfError as exc:
                 session.rollback()
                 service.mark_health(session, node.id, str(exc))
