@@ -88,6 +88,13 @@ def test_a_storefront_key_without_its_storefront_is_a_one_line_error(
     assert result.stdout == ""
 
 
+def test_a_wrong_setting_is_a_one_line_error_naming_it(data_env: dict[str, str]) -> None:
+    result = fulfill("migrate", env=data_env | {"FULFILL_CARRIERS": '{"fedup": {}}'})
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: FULFILL_CARRIERS: Value error, no carrier plugin 'fedup'")
+
+
 def test_a_bad_scope_is_a_one_line_error(data_env: dict[str, str]) -> None:
     result = fulfill("keys", "create", "--scope", "superuser", env=data_env)
     assert result.returncode != 0

@@ -1,3 +1,30 @@
-from fulfill.cli import main
+"""``fulfill`` and ``python -m fulfill``: the CLI, or one line naming the setting that is wrong
+(settings are read when the service's modules load, before any command runs)."""
 
-main()
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+
+def run() -> None:
+    try:
+        from fulfill.cli import main
+    except ValidationError as exc:
+        print(f"error: {settings_problem(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    main()
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """The first wrong setting by its environment name, and what is wrong with it."""
+    errors = exc.errors()
+    first = errors[0]
+    name = "FULFILL_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{name}: {first['msg']}{more}"
+
+
+if __name__ == "__main__":
+    run()
