@@ -56,13 +56,18 @@ def local_morning_zone(now: datetime) -> str:
 def start_service(
     data_dir: Path, port: int, time_limit_s: float, log: Any
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FULFILL_DATA_DIR": str(data_dir),
-           "FULFILL_DISPATCH_TIME_LIMIT_S": str(time_limit_s),
-           "FULFILL_DISPATCH_AUTO_PUBLISH": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "FULFILL_DATA_DIR": str(data_dir),
+        "FULFILL_DISPATCH_TIME_LIMIT_S": str(time_limit_s),
+        "FULFILL_DISPATCH_AUTO_PUBLISH": "false",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         processes.wait_for_http(f"http://127.0.0.1:{port}/readyz")
     except TimeoutError:
@@ -76,17 +81,47 @@ def seed(client: httpx.Client, admin: dict[str, str], stops: int, vans: int, zon
         if response.status_code >= 300:
             raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text}")
 
-    ok(client.post("/v1/products", json={"sku": "BOX-1", "name": "Box", "weight_kg": 2.0},
-                   headers=admin))  # fmt: skip
-    ok(client.post("/v1/nodes", headers=admin, json={
-        "code": "WH1", "name": "Warehouse", "kind": "warehouse", "lat": DEPOT[0], "lon": DEPOT[1],
-        "timezone": zone, "same_day_radius_km": 40, "wave_cutoffs": ["10:00"]}))  # fmt: skip
-    ok(client.put("/v1/nodes/WH1/stock", json=[{"sku": "BOX-1", "on_hand": stops * 2}],
-                  headers=admin))  # fmt: skip
+    ok(
+        client.post(
+            "/v1/products", json={"sku": "BOX-1", "name": "Box", "weight_kg": 2.0}, headers=admin
+        )
+    )
+    ok(
+        client.post(
+            "/v1/nodes",
+            headers=admin,
+            json={
+                "code": "WH1",
+                "name": "Warehouse",
+                "kind": "warehouse",
+                "lat": DEPOT[0],
+                "lon": DEPOT[1],
+                "timezone": zone,
+                "same_day_radius_km": 40,
+                "wave_cutoffs": ["10:00"],
+            },
+        )
+    )
+    ok(
+        client.put(
+            "/v1/nodes/WH1/stock", json=[{"sku": "BOX-1", "on_hand": stops * 2}], headers=admin
+        )
+    )
     for k in range(vans):
-        ok(client.post("/v1/vans", headers=admin, json={
-            "code": f"VAN{k + 1:02d}", "node": "WH1", "capacity_parcels": 60,
-            "capacity_kg": 800, "shift_start": "09:00", "shift_end": "20:00"}))  # fmt: skip
+        ok(
+            client.post(
+                "/v1/vans",
+                headers=admin,
+                json={
+                    "code": f"VAN{k + 1:02d}",
+                    "node": "WH1",
+                    "capacity_parcels": 60,
+                    "capacity_kg": 800,
+                    "shift_start": "09:00",
+                    "shift_end": "20:00",
+                },
+            )
+        )
 
 
 def place_orders(base_url: str, shop: dict[str, str], stops: int) -> float:
@@ -97,10 +132,13 @@ def place_orders(base_url: str, shop: dict[str, str], stops: int) -> float:
     lons = DEPOT[1] + distance * np.sin(bearing) / (111.2 * np.cos(np.radians(DEPOT[0])))
 
     def place(k: int) -> None:
-        body = {"external_id": f"b-{k}", "customer": {"name": "Ada", "email": "a@example.com"},
-                "destination": {"lat": float(lats[k]), "lon": float(lons[k])},
-                "service_level": "same_day",
-                "lines": [{"sku": "BOX-1", "quantity": 1}]}  # fmt: skip
+        body = {
+            "external_id": f"b-{k}",
+            "customer": {"name": "Ada", "email": "a@example.com"},
+            "destination": {"lat": float(lats[k]), "lon": float(lons[k])},
+            "service_level": "same_day",
+            "lines": [{"sku": "BOX-1", "quantity": 1}],
+        }
         response = httpx.post(f"{base_url}/v1/orders", json=body, headers=shop, timeout=60)
         if response.status_code != 201:
             raise RuntimeError(f"order {k}: {response.status_code} {response.text}")
@@ -136,11 +174,15 @@ def promise_latency(client: httpx.Client, shop: dict[str, str], samples: int) ->
     timings, offered = [], 0
     for _ in range(samples):
         distance, bearing = 15 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
-        door = {"lat": DEPOT[0] + distance * np.cos(bearing) / 111.2,
-                "lon": DEPOT[1] + distance * np.sin(bearing)
-                / (111.2 * np.cos(np.radians(DEPOT[0])))}  # fmt: skip
-        body = {"destination": door, "lines": [{"sku": "BOX-1", "quantity": 1}],
-                "service_levels": ["same_day"]}  # fmt: skip
+        door = {
+            "lat": DEPOT[0] + distance * np.cos(bearing) / 111.2,
+            "lon": DEPOT[1] + distance * np.sin(bearing) / (111.2 * np.cos(np.radians(DEPOT[0]))),
+        }
+        body = {
+            "destination": door,
+            "lines": [{"sku": "BOX-1", "quantity": 1}],
+            "service_levels": ["same_day"],
+        }
         started = time.perf_counter()
         response = client.post("/v1/promises", json=body, headers=shop)
         timings.append((time.perf_counter() - started) * 1000)
@@ -159,9 +201,15 @@ def page_load(base_url: str, key: str, stops: int) -> dict[str, float]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1366, "height": 800})
         page.goto(f"{base_url}/dispatch#key={key}", wait_until="commit")  # warm the server
         page.wait_for_selector("svg#map polyline.route")
@@ -203,8 +251,10 @@ def main() -> None:
         log = open(os.environ.get("FULFILL_BENCH_LOG", os.devnull), "wb")  # noqa: SIM115
         service = start_service(data_dir, port, limit, log)
         try:
-            headers = {k: {"Authorization": f"Bearer {v}"} for k, v in
-                       (("admin", admin), ("shop", shop), ("desk", desk))}  # fmt: skip
+            headers = {
+                k: {"Authorization": f"Bearer {v}"}
+                for k, v in (("admin", admin), ("shop", shop), ("desk", desk))
+            }
             with httpx.Client(base_url=base, timeout=60) as client:
                 console.print(f"seeding {vans} vans and {stops} same-day orders through the API")
                 seed(client, headers["admin"], stops, vans, local_morning_zone(datetime.now(UTC)))
@@ -219,19 +269,29 @@ def main() -> None:
             service.terminate()
             service.wait(30)
     figures = {
-        "bench": "dispatch", "quick": args.quick, "stops": stops, "vans": vans,
-        "planner_limit_s": limit, "orders_intake_s": round(intake_s, 2),
+        "bench": "dispatch",
+        "quick": args.quick,
+        "stops": stops,
+        "vans": vans,
+        "planner_limit_s": limit,
+        "orders_intake_s": round(intake_s, 2),
         "request_to_stored_plan_s": round(planned["seconds"], 2),
-        "plan_vans_used": plan["vans_used"], "plan_unassigned": plan["unassigned"],
-        "plan_distance_km": plan["distance_km"], "plan_engine": plan["engine"], **promises,
+        "plan_vans_used": plan["vans_used"],
+        "plan_unassigned": plan["unassigned"],
+        "plan_distance_km": plan["distance_km"],
+        "plan_engine": plan["engine"],
+        **promises,
         **page,
-    }  # fmt: skip
+    }
     table = Table(title="Dispatch on the embedded default")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
-    targets = {"request_to_stored_plan_s": "< 30 s", "page_interactive_s": "< 2 s",
-               "promise_p99_ms": "< 250 ms"}  # fmt: skip
+    targets = {
+        "request_to_stored_plan_s": "< 30 s",
+        "page_interactive_s": "< 2 s",
+        "promise_p99_ms": "< 250 ms",
+    }
     for name, value in figures.items():
         table.add_row(name, str(value), targets.get(name, ""))
     Console().print(table)

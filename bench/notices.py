@@ -101,22 +101,57 @@ def parcels(engine: Engine, count: int, prefix: str, seed: int) -> dict[str, str
             order_id, fulfillment_id = str(uuid.uuid4()), str(uuid.uuid4())
             soon = k % 5 == 0  # promised within the hour: late at the first scan
             end = now + (timedelta(hours=1) if soon else timedelta(days=4))
-            orders.append({"id": order_id, "storefront": "bench", "external_id": number,
-                           "status": "confirmed", "service_level": "standard",
-                           "customer": {"name": "Ada Bench", "email": f"{number}@example.com",
-                                        "channels": ["email"], "language": "en"},
-                           "destination": {}, "dest_lat": 53.5, "dest_lon": -113.5,
-                           "promise_start": now, "promise_end": end, "created_at": now,
-                           "updated_at": now, "tracking_token": new_tracking_token()})  # fmt: skip
-            fulfillments.append({"id": fulfillment_id, "order_id": order_id, "node_id": node_id,
-                                 "status": "pending", "created_at": now})  # fmt: skip
-            shipments.append({"id": str(uuid.uuid4()), "fulfillment_id": fulfillment_id,
-                              "order_id": order_id, "carrier": "sandbox",
-                              "tracking_number": number, "tracking_ref": number,
-                              "status": "pending", "status_at": now, "promised_end": end,
-                              "late": False, "active": True,
-                              "next_poll_at": now + timedelta(days=1), "poll_failures": 0,
-                              "created_at": now, "updated_at": now})  # fmt: skip
+            orders.append(
+                {
+                    "id": order_id,
+                    "storefront": "bench",
+                    "external_id": number,
+                    "status": "confirmed",
+                    "service_level": "standard",
+                    "customer": {
+                        "name": "Ada Bench",
+                        "email": f"{number}@example.com",
+                        "channels": ["email"],
+                        "language": "en",
+                    },
+                    "destination": {},
+                    "dest_lat": 53.5,
+                    "dest_lon": -113.5,
+                    "promise_start": now,
+                    "promise_end": end,
+                    "created_at": now,
+                    "updated_at": now,
+                    "tracking_token": new_tracking_token(),
+                }
+            )
+            fulfillments.append(
+                {
+                    "id": fulfillment_id,
+                    "order_id": order_id,
+                    "node_id": node_id,
+                    "status": "pending",
+                    "created_at": now,
+                }
+            )
+            shipments.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "fulfillment_id": fulfillment_id,
+                    "order_id": order_id,
+                    "carrier": "sandbox",
+                    "tracking_number": number,
+                    "tracking_ref": number,
+                    "status": "pending",
+                    "status_at": now,
+                    "promised_end": end,
+                    "late": False,
+                    "active": True,
+                    "next_poll_at": now + timedelta(days=1),
+                    "poll_failures": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         for table, rows in ((Order, orders), (Fulfillment, fulfillments), (Shipment, shipments)):
             for start in range(0, len(rows), 2000):
                 session.execute(insert(table), rows[start : start + 2000])
@@ -134,15 +169,22 @@ def event_stream(lives: dict[str, str], budget: int) -> tuple[list[dict[str, Any
             codes = LIVES[life]
             if step < len(codes) and len(stream) < budget:
                 at = (start + timedelta(seconds=step)).strftime("%Y-%m-%dT%H:%M:%SZ")
-                stream.append({"id": f"{number}-{step}", "tracking_number": number,
-                               "code": codes[step], "at": at})  # fmt: skip
+                stream.append(
+                    {
+                        "id": f"{number}-{step}",
+                        "tracking_number": number,
+                        "code": codes[step],
+                        "at": at,
+                    }
+                )
                 sent[number] = step + 1
     return stream, sent
 
 
 async def send(url: str, stream: list[dict[str, Any]], per_s: float, batch: int = 10) -> None:
-    bodies = [json.dumps({"events": stream[s : s + batch]}).encode()
-              for s in range(0, len(stream), batch)]  # fmt: skip
+    bodies = [
+        json.dumps({"events": stream[s : s + batch]}).encode() for s in range(0, len(stream), batch)
+    ]
     gap = batch / per_s
     loop = asyncio.get_running_loop()
     start_at = loop.time()
@@ -155,8 +197,9 @@ async def send(url: str, stream: list[dict[str, Any]], per_s: float, batch: int 
             n, body = queue.get_nowait()
             await asyncio.sleep(max(0.0, start_at + n * gap - loop.time()))
             headers = {SIGNATURE_HEADER: sign(body, SECRET), "Content-Type": "application/json"}
-            response = await client.post("/v1/carriers/sandbox/webhooks", content=body,
-                                         headers=headers)  # fmt: skip
+            response = await client.post(
+                "/v1/carriers/sandbox/webhooks", content=body, headers=headers
+            )
             if response.status_code != 202:
                 raise RuntimeError(f"{response.status_code}: {response.text}")
 
@@ -174,15 +217,32 @@ class Stack:
 
     def start(self, name: str) -> None:
         argv = {
-            "api": [sys.executable, "-m", "uvicorn", "--factory", "fulfill.app:create_app",
-                    "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            "worker": [sys.executable, "-m", "fulfill", "worker", "--concurrency=1",
-                       "--loglevel=WARNING"],
+            "api": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "fulfill.app:create_app",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            "worker": [
+                sys.executable,
+                "-m",
+                "fulfill",
+                "worker",
+                "--concurrency=1",
+                "--loglevel=WARNING",
+            ],
             "beat": [sys.executable, "-m", "fulfill", "beat", "--loglevel=WARNING"],
-        }[name]  # fmt: skip
+        }[name]
         log = (self.tmp / f"{name}.log").open("ab")
-        self.children[name] = subprocess.Popen(argv, env=os.environ | self.env, stdout=log,
-                                               stderr=subprocess.STDOUT)  # fmt: skip
+        self.children[name] = subprocess.Popen(
+            argv, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def kill(self, name: str) -> None:
         self.children[name].send_signal(signal.SIGKILL)
@@ -211,12 +271,13 @@ def settle(engine: Engine, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         with Session(engine) as session:
             unapplied = session.execute(
-                select(func.count()).select_from(WebhookReceipt)
+                select(func.count())
+                .select_from(WebhookReceipt)
                 .where(WebhookReceipt.processed_at.is_(None))  # type: ignore[union-attr]
-            ).scalar_one()  # fmt: skip
+            ).scalar_one()
             busy = session.execute(
                 select(func.count()).select_from(Notice).where(Notice.status == "pending")
-            ).scalar_one()  # fmt: skip
+            ).scalar_one()
         if unapplied == 0 and busy == 0:
             return
         time.sleep(0.5)
@@ -224,9 +285,15 @@ def settle(engine: Engine, timeout_s: float) -> None:
 
 
 def run(
-    engine: Engine, stack: Stack, sink: Sink, prefix: str, events: int, rate: float, kill: bool,
+    engine: Engine,
+    stack: Stack,
+    sink: Sink,
+    prefix: str,
+    events: int,
+    rate: float,
+    kill: bool,
     seed: int,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     lives = parcels(engine, -(-events // 4), prefix, seed)
     stream, sent_upto = event_stream(lives, events)
     already = len(sink.arrivals)
@@ -250,12 +317,12 @@ def run(
             select(Notice.id, Notice.kind, Notice.status, Notice.triggered_at, Notice.shipment_id)
             .join(Order, Order.id == Notice.order_id)
             .where(Order.external_id.startswith(prefix))  # type: ignore[attr-defined]
-        ).all()  # fmt: skip
+        ).all()
         alerts = session.execute(
             select(TrackingAlert.shipment_id, TrackingAlert.kind, TrackingAlert.detected_at)
             .join(Order, Order.id == TrackingAlert.order_id)
             .where(Order.external_id.startswith(prefix))  # type: ignore[attr-defined]
-        ).all()  # fmt: skip
+        ).all()
     arrived: dict[str, float] = {}
     for message_id, at in arrivals:
         arrived.setdefault(message_id, at)
@@ -272,33 +339,41 @@ def run(
         answer = ANSWERED_BY.get(AlertKind(kind))
         if answer is not None and (shipment_id, answer.value) in answered:
             alert_waits.append(answered[shipment_id, answer.value] - detected_at.timestamp())
-    all_waits = [arrived[mid] - n.triggered_at.timestamp() for mid, n in ids.items()
-                 if mid in arrived]  # fmt: skip
+    all_waits = [
+        arrived[mid] - n.triggered_at.timestamp() for mid, n in ids.items() if mid in arrived
+    ]
     span = max((at for _, at in arrivals), default=started) - started
     return {
-        "events": len(stream), "parcels": len(lives),
+        "events": len(stream),
+        "parcels": len(lives),
         "parcels_not_at_their_last_status": _astray(engine, lives, sent_upto),
-        "notices_written": len(notices), "notices_received": len(received),
+        "notices_written": len(notices),
+        "notices_received": len(received),
         "duplicates": sum(count - 1 for count in received.values()),
         "lost": len(ids) - len(received),
         "notices_per_s": round(len(received) / span, 1) if span > 0 else None,
         "alert_to_notice_p50_s": _pct(alert_waits, 50),
         "alert_to_notice_p99_s": _pct(alert_waits, 99),
-        "alert_to_notice_max_s": _pct(alert_waits, 100), "alerts_notified": len(alert_waits),
+        "alert_to_notice_max_s": _pct(alert_waits, 100),
+        "alerts_notified": len(alert_waits),
         "alerts_unanswered": sum(kind in ANSWERED_BY for _, kind, _ in alerts) - len(alert_waits),
-        "event_to_notice_p50_s": _pct(all_waits, 50), "event_to_notice_p99_s": _pct(all_waits, 99),
+        "event_to_notice_p50_s": _pct(all_waits, 50),
+        "event_to_notice_p99_s": _pct(all_waits, 99),
         "by_kind": dict(Counter(n.kind for n in notices)),
-    }  # fmt: skip
+    }
 
 
 def _astray(engine: Engine, lives: dict[str, str], sent_upto: dict[str, int]) -> int:
     """Parcels whose status is not what their last event sent says: events lost on the way."""
     last = {number: LIVES[life][sent_upto[number] - 1] for number, life in lives.items()}
     with Session(engine) as session:
-        statuses = dict(session.execute(
-            select(Shipment.tracking_number, Shipment.status)
-            .where(Shipment.tracking_number.in_(list(lives)))  # type: ignore[attr-defined]
-        ).all())  # fmt: skip
+        statuses = dict(
+            session.execute(
+                select(Shipment.tracking_number, Shipment.status).where(
+                    Shipment.tracking_number.in_(list(lives))
+                )  # type: ignore[attr-defined]
+            ).all()
+        )
     return sum(statuses.get(number) != STATUSES[code][0] for number, code in last.items())
 
 
@@ -329,15 +404,29 @@ def main() -> None:
             upgrade(db_url)
             engine = engine_for(db_url)
             with Session(engine) as session:
-                session.add(Node(code="WH1", name="Warehouse", kind="warehouse", lat=53.5,
-                                 lon=-113.5, timezone="America/Edmonton"))  # fmt: skip
+                session.add(
+                    Node(
+                        code="WH1",
+                        name="Warehouse",
+                        kind="warehouse",
+                        lat=53.5,
+                        lon=-113.5,
+                        timezone="America/Edmonton",
+                    )
+                )
                 session.commit()
-            env = {"FULFILL_DATA_DIR": str(tmp), "FULFILL_DATABASE_URL": db_url,
-                   "FULFILL_BROKER_URL": redis_url, "FULFILL_CARRIER_URL": "http://127.0.0.1:9",
-                   "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET, "FULFILL_SMTP_HOST": "127.0.0.1",
-                   "FULFILL_SMTP_PORT": str(smtp.port), "FULFILL_TRACKING_POLL_S": "3600",
-                   # A killed worker's claimed events come back after this lease.
-                   "FULFILL_OUTBOX_LEASE_S": "20"}  # fmt: skip
+            env = {
+                "FULFILL_DATA_DIR": str(tmp),
+                "FULFILL_DATABASE_URL": db_url,
+                "FULFILL_BROKER_URL": redis_url,
+                "FULFILL_CARRIER_URL": "http://127.0.0.1:9",
+                "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET,
+                "FULFILL_SMTP_HOST": "127.0.0.1",
+                "FULFILL_SMTP_PORT": str(smtp.port),
+                "FULFILL_TRACKING_POLL_S": "3600",
+                # A killed worker's claimed events come back after this lease.
+                "FULFILL_OUTBOX_LEASE_S": "20",
+            }
             stack = Stack(env, tmp)
             try:
                 for name_ in ("api", "worker", "beat"):
@@ -358,8 +447,12 @@ def main() -> None:
     table.add_column("steady", justify="right")
     table.add_column("worker killed", justify="right")
     table.add_column("target", justify="right")
-    targets = {"alert_to_notice_p99_s": "< 2 steady", "duplicates": "0", "lost": "0",
-               "parcels_not_at_their_last_status": "0"}  # fmt: skip
+    targets = {
+        "alert_to_notice_p99_s": "< 2 steady",
+        "duplicates": "0",
+        "lost": "0",
+        "parcels_not_at_their_last_status": "0",
+    }
     for key in steady:
         table.add_row(key, str(steady[key]), str(killed[key]), targets.get(key, ""))
     Console().print(table)

@@ -241,9 +241,13 @@ def main() -> None:
         for name, policy in policies.items():
             results[name] = run(policy, nodes, day, costs, progress, name)
     figures: dict[str, object] = {
-        "bench": "sourcing", "quick": args.quick, "orders": orders,
-        "nodes": len(nodes), "skus": args.skus, "seed": args.seed,
-    }  # fmt: skip
+        "bench": "sourcing",
+        "quick": args.quick,
+        "orders": orders,
+        "nodes": len(nodes),
+        "skus": args.skus,
+        "seed": args.seed,
+    }
     table = Table(
         title=f"Sourcing a generated day: {orders} orders, {len(nodes)} nodes, {args.skus} skus"
     )

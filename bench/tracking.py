@@ -87,21 +87,52 @@ def add_shipments(engine: Engine, numbers: list[str], prefix: str, *, due: bool)
         orders, fulfillments, shipments = [], [], []
         for k, number in enumerate(numbers):
             order_id, fulfillment_id = str(uuid.uuid4()), str(uuid.uuid4())
-            orders.append({"id": order_id, "storefront": "bench", "external_id": f"{prefix}{k}",
-                           "status": "confirmed", "service_level": "standard",
-                           "customer": {"name": "Ada"}, "destination": {}, "dest_lat": 53.5,
-                           "dest_lon": -113.5, "promise_start": now,
-                           "promise_end": now + timedelta(days=3), "created_at": now,
-                           "updated_at": now, "tracking_token": new_tracking_token()})  # fmt: skip
-            fulfillments.append({"id": fulfillment_id, "order_id": order_id, "node_id": node_id,
-                                 "status": "pending", "created_at": now})  # fmt: skip
-            shipments.append({"id": str(uuid.uuid4()), "fulfillment_id": fulfillment_id,
-                              "order_id": order_id, "carrier": "sandbox",
-                              "tracking_number": number, "tracking_ref": number,
-                              "status": "pending", "status_at": now,
-                              "promised_end": now + timedelta(days=3), "late": False,
-                              "active": True, "next_poll_at": poll_at, "poll_failures": 0,
-                              "created_at": now, "updated_at": now})  # fmt: skip
+            orders.append(
+                {
+                    "id": order_id,
+                    "storefront": "bench",
+                    "external_id": f"{prefix}{k}",
+                    "status": "confirmed",
+                    "service_level": "standard",
+                    "customer": {"name": "Ada"},
+                    "destination": {},
+                    "dest_lat": 53.5,
+                    "dest_lon": -113.5,
+                    "promise_start": now,
+                    "promise_end": now + timedelta(days=3),
+                    "created_at": now,
+                    "updated_at": now,
+                    "tracking_token": new_tracking_token(),
+                }
+            )
+            fulfillments.append(
+                {
+                    "id": fulfillment_id,
+                    "order_id": order_id,
+                    "node_id": node_id,
+                    "status": "pending",
+                    "created_at": now,
+                }
+            )
+            shipments.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "fulfillment_id": fulfillment_id,
+                    "order_id": order_id,
+                    "carrier": "sandbox",
+                    "tracking_number": number,
+                    "tracking_ref": number,
+                    "status": "pending",
+                    "status_at": now,
+                    "promised_end": now + timedelta(days=3),
+                    "late": False,
+                    "active": True,
+                    "next_poll_at": poll_at,
+                    "poll_failures": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         for table, rows in ((Order, orders), (Fulfillment, fulfillments), (Shipment, shipments)):
             for start in range(0, len(rows), 2000):
                 session.execute(insert(table), rows[start : start + 2000])
@@ -110,24 +141,40 @@ def add_shipments(engine: Engine, numbers: list[str], prefix: str, *, due: bool)
 
 def seed_node(engine: Engine) -> None:
     with Session(engine) as session:
-        session.add(Node(code="WH1", name="Warehouse", kind="warehouse", lat=53.5, lon=-113.5,
-                         timezone="America/Edmonton"))  # fmt: skip
+        session.add(
+            Node(
+                code="WH1",
+                name="Warehouse",
+                kind="warehouse",
+                lat=53.5,
+                lon=-113.5,
+                timezone="America/Edmonton",
+            )
+        )
         session.commit()
 
 
 async def send_webhooks(
-    url: str, numbers: list[str], events: int, batch: int, senders: int,
-    per_s: float | None = None, first: int = 0,
-) -> tuple[float, int]:  # fmt: skip
+    url: str,
+    numbers: list[str],
+    events: int,
+    batch: int,
+    senders: int,
+    per_s: float | None = None,
+    first: int = 0,
+) -> tuple[float, int]:
     """Signed deliveries, each parcel's events in order (from its ``first``), as fast as the
     API takes them or paced at ``per_s`` events a second; returns (seconds, deliveries)."""
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     stream = [
-        {"id": f"{numbers[k % len(numbers)]}-{k // len(numbers)}",
-         "tracking_number": numbers[k % len(numbers)],
-         "code": CODES[min(k // len(numbers), len(CODES) - 1)], "at": at}
+        {
+            "id": f"{numbers[k % len(numbers)]}-{k // len(numbers)}",
+            "tracking_number": numbers[k % len(numbers)],
+            "code": CODES[min(k // len(numbers), len(CODES) - 1)],
+            "at": at,
+        }
         for k in range(first * len(numbers), first * len(numbers) + events)
-    ]  # fmt: skip
+    ]
     bodies = [
         json.dumps({"events": stream[s : s + batch]}).encode() for s in range(0, events, batch)
     ]
@@ -144,8 +191,9 @@ async def send_webhooks(
             if gap:
                 await asyncio.sleep(max(0.0, start_at + n * gap - loop.time()))
             headers = {SIGNATURE_HEADER: sign(body, SECRET), "Content-Type": "application/json"}
-            response = await client.post("/v1/carriers/sandbox/webhooks", content=body,
-                                         headers=headers)  # fmt: skip
+            response = await client.post(
+                "/v1/carriers/sandbox/webhooks", content=body, headers=headers
+            )
             if response.status_code != 202:
                 raise RuntimeError(f"{response.status_code}: {response.text}")
 
@@ -189,13 +237,28 @@ def ingest_bench(
 ) -> dict[str, Any]:
     numbers = [f"SBXW{k:08d}" for k in range(args.parcels)]
     add_shipments(engine, numbers, "w", due=False)
-    env = {"FULFILL_DATA_DIR": str(tmp), "FULFILL_DATABASE_URL": db_url,
-           "FULFILL_BROKER_URL": redis_url, "FULFILL_CARRIER_URL": carrier_url,
-           "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET, "FULFILL_API_THREADS": "8",
-           "FULFILL_TRACKING_POLL_S": "3600"}  # fmt: skip
+    env = {
+        "FULFILL_DATA_DIR": str(tmp),
+        "FULFILL_DATABASE_URL": db_url,
+        "FULFILL_BROKER_URL": redis_url,
+        "FULFILL_CARRIER_URL": carrier_url,
+        "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET,
+        "FULFILL_API_THREADS": "8",
+        "FULFILL_TRACKING_POLL_S": "3600",
+    }
     port = processes.free_port()
-    api = [sys.executable, "-m", "uvicorn", "--factory", "fulfill.app:create_app",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    api = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "fulfill.app:create_app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     worker = [sys.executable, "-m", "fulfill", "worker", "--concurrency=1", "--loglevel=WARNING"]
     with process(api, env, tmp / "api.log"), process(worker, env, tmp / "worker.log"):
         base = f"http://127.0.0.1:{port}"
@@ -218,13 +281,18 @@ def ingest_bench(
         paced = min(args.events, int(args.rate * 10))
         console.print(f"sending {paced} events at {args.rate:.0f} a second")
         rounds = -(-args.events // len(numbers))  # the parcels' next events
-        _, more = asyncio.run(send_webhooks(base, numbers, paced, args.batch, args.senders,
-                                            per_s=args.rate, first=rounds))  # fmt: skip
+        _, more = asyncio.run(
+            send_webhooks(
+                base, numbers, paced, args.batch, args.senders, per_s=args.rate, first=rounds
+            )
+        )
         wait_applied(engine, warmed + deliveries + more)
     lags, _ = receipt_latencies(engine, after_id=paced_from)
     return {
-        "webhook_events": args.events, "events_per_delivery": args.batch,
-        "deliveries": deliveries, "senders": args.senders,
+        "webhook_events": args.events,
+        "events_per_delivery": args.batch,
+        "deliveries": deliveries,
+        "senders": args.senders,
         "accepted_events_per_s": round(args.events / seconds, 1),
         "accepted_deliveries_per_s": round(deliveries / seconds, 1),
         "end_to_end_events_per_s": round(args.events / span, 1),
@@ -232,15 +300,17 @@ def ingest_bench(
         "paced_events_per_s": args.rate,
         "receipt_to_stored_p50_s": round(float(np.percentile(lags, 50)), 3),
         "receipt_to_stored_p99_s": round(float(np.percentile(lags, 99)), 3),
-    }  # fmt: skip
+    }
 
 
 def poll_bench(
     engine: Engine, db_url: str, state: CarrierState, carrier_url: str, args: Any, tmp: Path
 ) -> dict[str, Any]:
     with state.lock:
-        numbers = [state.create(f"poll-{k}", "delivered", "Edmonton").tracking_number
-                   for k in range(args.shipments)]  # fmt: skip
+        numbers = [
+            state.create(f"poll-{k}", "delivered", "Edmonton").tracking_number
+            for k in range(args.shipments)
+        ]
         state.offset_s += 6 * 3600  # each parcel has a few scans to report
     add_shipments(engine, numbers, "p", due=True)
     settings = Settings(data_dir=tmp, database_url=db_url, carrier_url=carrier_url)
@@ -254,11 +324,13 @@ def poll_bench(
         carriers.close(configured)
     seconds = time.perf_counter() - started
     return {
-        "poll_shipments": report.shipments, "poll_calls": report.calls,
-        "poll_events_stored": report.events, "poll_failed_calls": report.failed_calls,
+        "poll_shipments": report.shipments,
+        "poll_calls": report.calls,
+        "poll_events_stored": report.events,
+        "poll_failed_calls": report.failed_calls,
         "poll_rate_limit_per_s": settings.tracking_rate_per_s,
         "poll_cycle_s": round(seconds, 2),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -267,8 +339,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=10, help="events per webhook delivery")
     parser.add_argument("--senders", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=1000.0,
-                        help="events a second offered while latency is measured")  # fmt: skip
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="events a second offered while latency is measured",
+    )
     parser.add_argument("--parcels", type=int, default=2_000, help="parcels the webhooks cover")
     parser.add_argument("--shipments", type=int, default=10_000, help="shipments polled")
     args = parser.parse_args()
@@ -294,8 +370,11 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
-    targets = {"accepted_events_per_s": ">= 1000", "receipt_to_stored_p99_s": "< 1",
-               "poll_cycle_s": "< 60 (10,000)"}  # fmt: skip
+    targets = {
+        "accepted_events_per_s": ">= 1000",
+        "receipt_to_stored_p99_s": "< 1",
+        "poll_cycle_s": "< 60 (10,000)",
+    }
     for key, value in figures.items():
         table.add_row(key, str(value), targets.get(key, ""))
     Console().print(table)

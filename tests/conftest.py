@@ -39,8 +39,14 @@ from tests.support import MORNING, Inbox, seed_catalog, smtp_server
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("FULFILL_TEST_CHROMIUM", "/usr/bin/chromium")
 # As root in a container: no sandbox; and no background traffic to a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # One clock for the whole suite: this process and every worker, beat and server it starts read it
 # (``FULFILL_CLOCK_FILE`` is inherited). Each test starts at MORNING with the clock running, so no

@@ -43,16 +43,36 @@ def seed_catalog(client: TestClient, admin: dict[str, str], *, vans: bool = True
     ``vans`` is false) a van at each, so that both can deliver same day."""
     for product in (
         {"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3},
-        {"sku": "MUG-1", "name": "Mug", "weight_kg": 0.4, "length_cm": 12, "width_cm": 9,
-         "height_cm": 10},
-    ):  # fmt: skip
+        {
+            "sku": "MUG-1",
+            "name": "Mug",
+            "weight_kg": 0.4,
+            "length_cm": 12,
+            "width_cm": 9,
+            "height_cm": 10,
+        },
+    ):
         assert client.post("/v1/products", json=product, headers=admin).status_code == 201
     nodes = [
-        {"code": "WH1", "name": "Main warehouse", "kind": "warehouse", **EDMONTON,
-         "same_day_radius_km": 30, "wave_cutoffs": ["10:00", "13:00", "16:00"]},
-        {"code": "ST1", "name": "South store", "kind": "store", "lat": 53.44, "lon": -113.60,
-         "timezone": "America/Edmonton", "same_day_radius_km": 15, "wave_cutoffs": ["12:00"]},
-    ]  # fmt: skip
+        {
+            "code": "WH1",
+            "name": "Main warehouse",
+            "kind": "warehouse",
+            **EDMONTON,
+            "same_day_radius_km": 30,
+            "wave_cutoffs": ["10:00", "13:00", "16:00"],
+        },
+        {
+            "code": "ST1",
+            "name": "South store",
+            "kind": "store",
+            "lat": 53.44,
+            "lon": -113.60,
+            "timezone": "America/Edmonton",
+            "same_day_radius_km": 15,
+            "wave_cutoffs": ["12:00"],
+        },
+    ]
     for node in nodes:
         assert client.post("/v1/nodes", json=node, headers=admin).status_code == 201
     stock = {"WH1": [("TEA-1", 10), ("MUG-1", 5)], "ST1": [("TEA-1", 20), ("MUG-1", 20)]}
@@ -60,20 +80,30 @@ def seed_catalog(client: TestClient, admin: dict[str, str], *, vans: bool = True
         body = [{"sku": sku, "on_hand": qty} for sku, qty in levels]
         assert client.put(f"/v1/nodes/{code}/stock", json=body, headers=admin).status_code == 200
     for code in ("WH1", "ST1") if vans else ():
-        van = {"code": f"{code}-V1", "node": code, "capacity_parcels": 40, "capacity_kg": 300,
-               "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
+        van = {
+            "code": f"{code}-V1",
+            "node": code,
+            "capacity_parcels": 40,
+            "capacity_kg": 300,
+            "shift_start": "09:00",
+            "shift_end": "19:00",
+        }
         assert client.post("/v1/vans", json=van, headers=admin).status_code == 201
 
 
 def order_body(external_id: str = "web-1001", **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "external_id": external_id,
-        "customer": {"name": "Ada", "email": "ada@example.com", "phone": "+15550100",
-                     "channels": ["email", "sms"]},
+        "customer": {
+            "name": "Ada",
+            "email": "ada@example.com",
+            "phone": "+15550100",
+            "channels": ["email", "sms"],
+        },
         "destination": dict(DOWNTOWN),
         "service_level": "same_day",
         "lines": [{"sku": "TEA-1", "quantity": 2}],
-    }  # fmt: skip
+    }
     body.update(overrides)
     return body
 

@@ -31,8 +31,12 @@ def fulfill(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fulfill", *args],
-        env=os.environ | env, capture_output=True, text=True, timeout=timeout_s, check=False,
-    )  # fmt: skip
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -44,8 +48,9 @@ def test_migrate_then_create_a_key_printed_alone_on_the_last_line(
     data_env: dict[str, str],
 ) -> None:
     assert fulfill("migrate", env=data_env).returncode == 0
-    created = fulfill("keys", "create", "--scope", "storefront", "--storefront", "shop",
-                      env=data_env)  # fmt: skip
+    created = fulfill(
+        "keys", "create", "--scope", "storefront", "--storefront", "shop", env=data_env
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"ffk_[A-Za-z0-9_-]{43}", key)
@@ -72,8 +77,9 @@ def test_keys_are_listed_without_their_secret_and_revoked_by_id_or_prefix(
     with Session(engine_for(f"sqlite:///{data_env['FULFILL_DATA_DIR']}/fulfill.db")) as session:
         rows = session.exec(select(ApiKey).order_by(col(ApiKey.id))).all()
     assert [(r.storefront, r.revoked_at is not None) for r in rows] == [
-        ("tea-shop", True), ("tea-shop", False),
-    ]  # fmt: skip
+        ("tea-shop", True),
+        ("tea-shop", False),
+    ]
 
 
 def test_a_storefront_key_without_its_storefront_is_a_one_line_error(
@@ -114,8 +120,10 @@ def test_serve_runs_the_embedded_default_end_to_end(tmp_path: Path) -> None:
         with (tmp_path / "serve.log").open("wb") as log:
             serve = subprocess.Popen(
                 [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
-                env=os.environ | env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=os.environ | env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for_http(f"{base}/healthz")
@@ -152,8 +160,10 @@ def test_serve_takes_its_worker_and_beat_down_with_it(tmp_path: Path) -> None:
     env = os.environ | {"FULFILL_DATA_DIR": str(tmp_path / "data")}
     serve = subprocess.Popen(
         [sys.executable, "-m", "fulfill", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/healthz")
     children = _children_of(serve.pid)
     assert len(children) >= 2  # the worker and beat
@@ -185,8 +195,19 @@ def _alive(pid: int) -> bool:
 
 def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> None:
     out = tmp_path / "day"
-    day = fulfill("demo", "--orders", "120", "--seed", "7", "--out", str(out),
-                  "--day", "2026-11-23", env={simclock.ENV: ""}, timeout_s=600)  # fmt: skip
+    day = fulfill(
+        "demo",
+        "--orders",
+        "120",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--day",
+        "2026-11-23",
+        env={simclock.ENV: ""},
+        timeout_s=600,
+    )
     assert day.returncode == 0, day.stderr
     report = json.loads((out / "report.json").read_text())
     assert (out / "wave_map.png").stat().st_size > 1000

@@ -58,11 +58,17 @@ def seed(
         assert shipment and case and notice
     return {
         "key": admin["Authorization"].removeprefix("Bearer "),
-        "path.order_id": order_id, "path.shipment_id": shipment.id, "path.case_id": case.id,
-        "path.notice_id": notice.id, "path.token": token, "path.code": "WH1",
-        "path.wave_id": plan["wave"], "path.plan_id": plan["id"], "path.van": "VAN1",
+        "path.order_id": order_id,
+        "path.shipment_id": shipment.id,
+        "path.case_id": case.id,
+        "path.notice_id": notice.id,
+        "path.token": token,
+        "path.code": "WH1",
+        "path.wave_id": plan["wave"],
+        "path.plan_id": plan["id"],
+        "path.van": "VAN1",
         "path.carrier": "sandbox",
-    }  # fmt: skip
+    }
 
 
 def config(values: dict[str, Any], report: Path) -> str:
@@ -88,9 +94,14 @@ path = "{report}"
 
 
 def test_every_operation_keeps_to_the_document(
-    seeded: TestClient, app: FastAPI, engine: Engine, make_key: Any, dispatch_settings: Any,
-    tmp_path: Path, db_url: str,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    app: FastAPI,
+    engine: Engine,
+    make_key: Any,
+    dispatch_settings: Any,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("once is enough: on PostgreSQL, the stricter of the two")
     values = seed(seeded, app, engine, make_key, dispatch_settings)
@@ -99,11 +110,32 @@ def test_every_operation_keeps_to_the_document(
     toml.write_text(config(values, report))
     with LiveServer(app) as server:
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "--config-file", str(toml), "run",
-             f"{server.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-             "--seed", "17", "--header", f"Authorization: Bearer {values['key']}",
-             "--workers", "1", "--no-color", "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=1800, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "--config-file",
+                str(toml),
+                "run",
+                f"{server.url}/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                str(EXAMPLES),
+                "--seed",
+                "17",
+                "--header",
+                f"Authorization: Bearer {values['key']}",
+                "--workers",
+                "1",
+                "--no-color",
+                "--request-timeout",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
     print(run.stdout[-6000:])
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-3000:]

@@ -13,8 +13,14 @@ from fastapi.testclient import TestClient
 from tests.support import order_body
 
 Headers = dict[str, str]
-VAN = {"code": "VAN1", "node": "WH1", "capacity_parcels": 40, "capacity_kg": 300,
-       "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
+VAN = {
+    "code": "VAN1",
+    "node": "WH1",
+    "capacity_parcels": 40,
+    "capacity_kg": 300,
+    "shift_start": "09:00",
+    "shift_end": "19:00",
+}
 
 
 def refused(response: Any, status: int = 422) -> dict[str, Any]:
@@ -30,8 +36,15 @@ def test_ids_past_64_bits_name_no_row(seeded: TestClient, admin: Headers) -> Non
     for path in (f"/v1/waves/{huge}", f"/v1/plans/{huge}", f"/v1/plans/{huge}/geojson"):
         refused(seeded.get(path, headers=admin))
     refused(seeded.post("/v1/outbox/replay", json={"ids": [huge]}, headers=admin))
-    event = {"id": "e1", "type": "position", "van": "VAN1", "at": "2026-11-18T16:00:00Z",
-             "lat": 53.5, "lon": -113.5, "wave": huge}  # fmt: skip
+    event = {
+        "id": "e1",
+        "type": "position",
+        "van": "VAN1",
+        "at": "2026-11-18T16:00:00Z",
+        "lat": 53.5,
+        "lon": -113.5,
+        "wave": huge,
+    }
     refused(seeded.post("/v1/driver-events", json=event, headers=admin))
 
 
@@ -44,8 +57,11 @@ def test_a_datetime_without_its_offset_or_out_of_range_is_refused(
 ) -> None:
     refused(seeded.get("/v1/orders", params={"created_from": moment}, headers=admin))
     refused(seeded.get("/v1/metrics/service", params={"since": moment}, headers=admin))
-    cart = {"destination": {"lat": 53.54, "lon": -113.49}, "at": moment,
-            "lines": [{"sku": "TEA-1", "quantity": 1}]}  # fmt: skip
+    cart = {
+        "destination": {"lat": 53.54, "lon": -113.49},
+        "at": moment,
+        "lines": [{"sku": "TEA-1", "quantity": 1}],
+    }
     refused(seeded.post("/v1/promises", json=cart, headers=admin))
 
 
@@ -53,8 +69,16 @@ def test_a_datetime_without_its_offset_or_out_of_range_is_refused(
 def test_a_timezone_that_is_no_iana_name_is_refused(
     seeded: TestClient, admin: Headers, zone: str
 ) -> None:
-    node = {"code": "ST9", "name": "Store", "kind": "store", "lat": 53.5, "lon": -113.5,
-            "timezone": zone, "same_day_radius_km": 10, "wave_cutoffs": ["12:00"]}  # fmt: skip
+    node = {
+        "code": "ST9",
+        "name": "Store",
+        "kind": "store",
+        "lat": 53.5,
+        "lon": -113.5,
+        "timezone": zone,
+        "same_day_radius_km": 10,
+        "wave_cutoffs": ["12:00"],
+    }
     refused(seeded.post("/v1/nodes", json=node, headers=admin))
     customer = order_body("web-tz")["customer"] | {"timezone": zone}
     refused(seeded.post("/v1/orders", json=order_body("web-tz", customer=customer), headers=admin))
@@ -84,9 +108,13 @@ def test_nul_characters_are_refused_before_the_database_sees_them(
 
 @pytest.mark.parametrize(
     "costs",
-    [b'{"cost_per_km": Infinity}', b'{"fixed_cost": NaN}', b'{"cost_per_hour": 1e300}',
-     b'{"cost_per_km": -Infinity}'],
-)  # fmt: skip
+    [
+        b'{"cost_per_km": Infinity}',
+        b'{"fixed_cost": NaN}',
+        b'{"cost_per_hour": 1e300}',
+        b'{"cost_per_km": -Infinity}',
+    ],
+)
 def test_costs_that_are_not_finite_or_absurd_store_no_van(
     seeded: TestClient, admin: Headers, costs: bytes
 ) -> None:

@@ -38,8 +38,11 @@ def test_the_api_examples_run_as_pasted(
     script = script.replace("localhost:8000", live_server.url)
     ran = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", STRICT_CURL + script],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     orders = http.get("/v1/orders", params={"external_id": "web-1001"}, headers=admin).json()
     assert [o["status"] for o in orders["items"]] == ["confirmed"]

@@ -42,14 +42,20 @@ def test_every_process_reads_the_time_its_writer_set(tmp_path: Path) -> None:
     # The service's own clock, in another process, through the environment.
     read = subprocess.run(
         [sys.executable, "-c", "from fulfill.db import utcnow; print(utcnow().isoformat())"],
-        env=os.environ | {simclock.ENV: str(path)}, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env=os.environ | {simclock.ENV: str(path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert datetime.fromisoformat(read.stdout.strip()) == DAWN + timedelta(seconds=90)
     unset = {k: v for k, v in os.environ.items() if k != simclock.ENV}
     real = subprocess.run(
         [sys.executable, "-c", "from fulfill.db import utcnow; print(utcnow().isoformat())"],
-        env=unset, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env=unset,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert abs(datetime.fromisoformat(real.stdout.strip()) - datetime.now(UTC)) < timedelta(
         minutes=1
     )

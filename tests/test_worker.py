@@ -37,8 +37,10 @@ def fulfill_process(
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "fulfill", *command],
-            env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=os.environ | env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield process
         finally:
@@ -141,15 +143,26 @@ def test_at_the_cutoff_beat_and_a_worker_close_plan_and_publish_the_wave(
         session.commit()
     with TestClient(app) as client:
         seed_catalog(client, admin, vans=False)
-        van = {"code": "VAN1", "node": "WH1", "capacity_parcels": 20, "capacity_kg": 200,
-               "shift_start": "09:00", "shift_end": "19:00"}  # fmt: skip
+        van = {
+            "code": "VAN1",
+            "node": "WH1",
+            "capacity_parcels": 20,
+            "capacity_kg": 200,
+            "shift_start": "09:00",
+            "shift_end": "19:00",
+        }
         assert client.post("/v1/vans", json=van, headers=admin).status_code == 201
-        orders = [client.post("/v1/orders", json=order_body(f"w-{n}"), headers=admin)
-                  for n in range(3)]  # fmt: skip
+        orders = [
+            client.post("/v1/orders", json=order_body(f"w-{n}"), headers=admin) for n in range(3)
+        ]
         assert all(o.status_code == 201 for o in orders)
     clock.set(MORNING + timedelta(hours=2), 1.0)  # 10:30 in Edmonton
-    env = {"FULFILL_DATA_DIR": str(tmp_path), "FULFILL_DATABASE_URL": db_url,
-           "FULFILL_DISPATCH_SWEEP_S": "1", "FULFILL_DISPATCH_TIME_LIMIT_S": "1"}  # fmt: skip
+    env = {
+        "FULFILL_DATA_DIR": str(tmp_path),
+        "FULFILL_DATABASE_URL": db_url,
+        "FULFILL_DISPATCH_SWEEP_S": "1",
+        "FULFILL_DISPATCH_TIME_LIMIT_S": "1",
+    }
     with (
         fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"),
         fulfill_process(["beat"], env, tmp_path / "beat.log"),

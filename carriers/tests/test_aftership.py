@@ -22,30 +22,56 @@ SECRET = "aftership-secret"
 
 
 def checkpoint(at: str, tag: str, subtag: str, message: str) -> dict[str, Any]:
-    return {"checkpoint_time": at, "created_at": at, "slug": "canada-post", "tag": tag,
-            "subtag": subtag, "subtag_message": message, "message": message,
-            "city": "Edmonton", "state": "AB", "country_iso3": "CAN", "location": None,
-            "raw_tag": "FPX_L_RPIF"}  # fmt: skip
+    return {
+        "checkpoint_time": at,
+        "created_at": at,
+        "slug": "canada-post",
+        "tag": tag,
+        "subtag": subtag,
+        "subtag_message": message,
+        "message": message,
+        "city": "Edmonton",
+        "state": "AB",
+        "country_iso3": "CAN",
+        "location": None,
+        "raw_tag": "FPX_L_RPIF",
+    }
 
 
 def webhook(**tracking: Any) -> dict[str, Any]:
     """A legacy (v4) tracking_update as AfterShip documents it."""
     msg = {
-        "id": "grhrexm6t3hiwkjwq37jd003", "tracking_number": "7023210039414519",
-        "slug": "canada-post", "tag": "InTransit", "subtag": "InTransit_001",
-        "subtag_message": "In Transit", "expected_delivery": "2026-11-20",
+        "id": "grhrexm6t3hiwkjwq37jd003",
+        "tracking_number": "7023210039414519",
+        "slug": "canada-post",
+        "tag": "InTransit",
+        "subtag": "InTransit_001",
+        "subtag_message": "In Transit",
+        "expected_delivery": "2026-11-20",
         "checkpoints": [
-            checkpoint("2026-11-18T09:02:00-07:00", "InfoReceived", "InfoReceived_001",
-                       "Electronic information submitted by shipper"),
-            checkpoint("2026-11-18T16:40:00-07:00", "InTransit", "InTransit_002",
-                       "Item accepted at the Post Office"),
-            checkpoint("2026-11-19T07:15:00-07:00", "InTransit", "InTransit_001",
-                       "Item processed"),
+            checkpoint(
+                "2026-11-18T09:02:00-07:00",
+                "InfoReceived",
+                "InfoReceived_001",
+                "Electronic information submitted by shipper",
+            ),
+            checkpoint(
+                "2026-11-18T16:40:00-07:00",
+                "InTransit",
+                "InTransit_002",
+                "Item accepted at the Post Office",
+            ),
+            checkpoint("2026-11-19T07:15:00-07:00", "InTransit", "InTransit_001", "Item processed"),
         ],
         **tracking,
-    }  # fmt: skip
-    return {"event": "tracking_update", "event_id": "3f645f5e-0a25-4f5b-8a85-6a4e9d2f0b1c",
-            "is_tracking_first_tag": False, "msg": msg, "ts": int(time.time())}  # fmt: skip
+    }
+    return {
+        "event": "tracking_update",
+        "event_id": "3f645f5e-0a25-4f5b-8a85-6a4e9d2f0b1c",
+        "is_tracking_first_tag": False,
+        "msg": msg,
+        "ts": int(time.time()),
+    }
 
 
 def signed(payload: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
@@ -71,9 +97,10 @@ def test_a_tracking_update_becomes_normalised_events_with_the_codes_kept() -> No
 
 
 def test_the_dated_versions_fields_are_read_too() -> None:
-    payload = webhook(expected_delivery=None,
-                      latest_estimated_delivery={"type": "specific",
-                                                 "datetime": "2026-11-21T15:00:00Z"})  # fmt: skip
+    payload = webhook(
+        expected_delivery=None,
+        latest_estimated_delivery={"type": "specific", "datetime": "2026-11-21T15:00:00Z"},
+    )
     payload["msg"]["checkpoints"][0]["country_region"] = "CAN"
     [first, *_] = AfterShip(SECRET).parse_webhook(*signed(payload)).events
     assert first.eta == datetime(2026, 11, 21, 15, tzinfo=UTC)
@@ -108,8 +135,9 @@ def test_forged_stale_or_malformed_webhooks_are_refused() -> None:
     aftership = AfterShip(SECRET)
     body, headers = signed(webhook())
     with pytest.raises(WebhookRefused, match="does not match"):
-        aftership.parse_webhook(body, {SIGNATURE_HEADER: signed(webhook(), "other")[1][
-            SIGNATURE_HEADER]})  # fmt: skip
+        aftership.parse_webhook(
+            body, {SIGNATURE_HEADER: signed(webhook(), "other")[1][SIGNATURE_HEADER]}
+        )
     with pytest.raises(WebhookRefused, match="missing"):
         aftership.parse_webhook(body, {})
     aftership.parse_webhook(body, headers, now=time.time() + 3600)  # AfterShip's own retry

@@ -152,8 +152,10 @@ def test_a_shipped_package_is_tracked_with_amazons_event_codes_normalised(
     stock(url, {"TEA-1": 2})
     with mcf.McfClient(url, marketplace_id="M") as client:
         client.ensure_created(new_order("ff-3", quantity=1))
-        httpx.put(f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-3/status",
-                  json={"fulfillmentOrderStatus": "Complete"})  # fmt: skip
+        httpx.put(
+            f"{url}/fba/outbound/2020-07-01/fulfillmentOrders/ff-3/status",
+            json={"fulfillmentOrderStatus": "Complete"},
+        )
         shipped = client.get("ff-3")
         assert shipped is not None
         package = shipped.packages[0]
@@ -162,9 +164,13 @@ def test_a_shipped_package_is_tracked_with_amazons_event_codes_normalised(
         assert tracked.tracking_number == package.tracking_number
         assert [e.raw_code for e in tracked.events][-1] == "EVENT_301"  # no step: all at once
         assert [e.status for e in tracked.events] == [
-            TrackingStatus.INFO_RECEIVED, TrackingStatus.PICKED_UP, TrackingStatus.IN_TRANSIT,
-            TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED,
-        ]  # fmt: skip
+            TrackingStatus.INFO_RECEIVED,
+            TrackingStatus.PICKED_UP,
+            TrackingStatus.IN_TRANSIT,
+            TrackingStatus.IN_TRANSIT,
+            TrackingStatus.OUT_FOR_DELIVERY,
+            TrackingStatus.DELIVERED,
+        ]
         assert not client.package_tracking(123).known
 
 

@@ -15,9 +15,13 @@ AT = datetime(2026, 11, 18, 18, 5, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("kind", "status"),
-    [("route_started", S.OUT_FOR_DELIVERY), ("arrived", S.OUT_FOR_DELIVERY),
-     ("delivered", S.DELIVERED), ("failed", S.ATTEMPT_FAILED)],
-)  # fmt: skip
+    [
+        ("route_started", S.OUT_FOR_DELIVERY),
+        ("arrived", S.OUT_FOR_DELIVERY),
+        ("delivered", S.DELIVERED),
+        ("failed", S.ATTEMPT_FAILED),
+    ],
+)
 def test_each_report_about_a_parcel_maps_to_a_status_with_its_type_kept(
     kind: str, status: S
 ) -> None:
@@ -33,10 +37,16 @@ def test_a_position_says_nothing_about_a_parcel() -> None:
 
 @pytest.mark.parametrize(
     ("words", "reason"),
-    [("Nobody home, card left", R.NOT_HOME), ("No access: gate locked", R.ADDRESS),
-     ("Customer refused it", R.REFUSED), ("Box damaged in the van", R.DAMAGED),
-     ("Road closed by snow", R.WEATHER), ("Dog", R.OTHER), (None, R.OTHER)],
-)  # fmt: skip
+    [
+        ("Nobody home, card left", R.NOT_HOME),
+        ("No access: gate locked", R.ADDRESS),
+        ("Customer refused it", R.REFUSED),
+        ("Box damaged in the van", R.DAMAGED),
+        ("Road closed by snow", R.WEATHER),
+        ("Dog", R.OTHER),
+        (None, R.OTHER),
+    ],
+)
 def test_a_drivers_words_for_a_failure_become_a_reason(words: str | None, reason: R) -> None:
     event = driver_event("failed", "f-1", AT, "e", reason=words)
     assert event is not None and event.reason is reason

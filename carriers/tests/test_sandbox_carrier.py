@@ -160,8 +160,11 @@ def test_the_webhook_reports_each_event_once_signed_and_refuses_forgeries() -> N
 
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    state = CarrierState(webhook_url=f"http://127.0.0.1:{sink.server_address[1]}/hook",
-                         webhook_secret=SECRET, speed=3600 * 50)  # fmt: skip
+    state = CarrierState(
+        webhook_url=f"http://127.0.0.1:{sink.server_address[1]}/hook",
+        webhook_secret=SECRET,
+        speed=3600 * 50,
+    )
     try:
         with served(sandbox_app(state)) as url:
             client = SandboxCarrier(url, webhook_secret=SECRET)

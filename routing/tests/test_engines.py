@@ -42,10 +42,14 @@ def test_capacity_in_several_dimensions(engine: str) -> None:
 @pytest.mark.parametrize("engine", ["ortools", "pyvrp", "auto"])
 def test_time_windows_are_kept_with_waiting(engine: str) -> None:
     stops = tuple(
-        Stop(id=f"s{i}", location=i, service_time=5,
-             time_windows=(TimeWindow(start=100 * i, end=100 * i + 30),))
+        Stop(
+            id=f"s{i}",
+            location=i,
+            service_time=5,
+            time_windows=(TimeWindow(start=100 * i, end=100 * i + 30),),
+        )
         for i in range(1, 7)
-    )  # fmt: skip
+    )
     solution = solved(grid_problem(6, vehicles=2, stops=stops), engine)
     assert solution.feasible
     visits = [v for r in solution.routes for v in r.visits]
@@ -54,8 +58,11 @@ def test_time_windows_are_kept_with_waiting(engine: str) -> None:
 
 @pytest.mark.parametrize("engine", ["ortools", "auto"])
 def test_several_windows_per_stop(engine: str) -> None:
-    late = Stop(id="s1", location=1, time_windows=(TimeWindow(start=0, end=1),
-                                                   TimeWindow(start=400, end=450)))  # fmt: skip
+    late = Stop(
+        id="s1",
+        location=1,
+        time_windows=(TimeWindow(start=0, end=1), TimeWindow(start=400, end=450)),
+    )
     problem = grid_problem(3, vehicles=1, stops=(late, *grid_problem(3).stops[1:]))
     solution = solved(problem, engine)
     start = next(v.start for r in solution.routes for v in r.visits if v.stop == "s1")
@@ -65,8 +72,15 @@ def test_several_windows_per_stop(engine: str) -> None:
 
 def test_an_engine_that_cannot_model_a_feature_is_refused() -> None:
     rest = Break(window=TimeWindow(start=50, end=60), duration=10)
-    fleet = (Vehicle(id="v0", start_depot="d", capacity=(100,), shift=TimeWindow(start=0, end=1000),
-                     rest=rest),)  # fmt: skip
+    fleet = (
+        Vehicle(
+            id="v0",
+            start_depot="d",
+            capacity=(100,),
+            shift=TimeWindow(start=0, end=1000),
+            rest=rest,
+        ),
+    )
     problem = grid_problem(4, fleet=fleet)
     with pytest.raises(UnsupportedFeature, match="breaks"):
         solve(problem, engine="pyvrp", time_limit_s=LIMIT)
@@ -103,8 +117,9 @@ def test_pickup_before_delivery_on_one_route(engine: str) -> None:
         Stop(id="drop", location=2, demand=(5,)),
         *(Stop(id=f"s{i}", location=i, demand=(1,)) for i in range(3, 9)),
     )
-    problem = grid_problem(8, vehicles=2, capacity=(6,), stops=stops,
-                           pairs=({"pickup": "pick", "delivery": "drop"},))  # fmt: skip
+    problem = grid_problem(
+        8, vehicles=2, capacity=(6,), stops=stops, pairs=({"pickup": "pick", "delivery": "drop"},)
+    )
     solution = solved(problem, engine)
     route = next(r for r in solution.routes if any(v.stop == "pick" for v in r.visits))
     order = [v.stop for v in route.visits]
@@ -114,10 +129,15 @@ def test_pickup_before_delivery_on_one_route(engine: str) -> None:
 def test_a_break_is_taken_within_its_window() -> None:
     rest = Break(window=TimeWindow(start=60, end=90), duration=30)
     fleet = tuple(
-        Vehicle(id=f"v{k}", start_depot="d", capacity=(100,), shift=TimeWindow(start=0, end=2000),
-                rest=rest)
+        Vehicle(
+            id=f"v{k}",
+            start_depot="d",
+            capacity=(100,),
+            shift=TimeWindow(start=0, end=2000),
+            rest=rest,
+        )
         for k in range(2)
-    )  # fmt: skip
+    )
     solution = solved(grid_problem(8, fleet=fleet), "ortools")
     for route in solution.routes:
         assert route.rest is not None and 60 <= route.rest.start <= 90
@@ -132,10 +152,16 @@ def test_a_fixed_prefix_stays_first_and_in_order(engine: str) -> None:
 
 def test_max_stops_and_max_duration() -> None:
     fleet = tuple(
-        Vehicle(id=f"v{k}", start_depot="d", capacity=(100,), shift=TimeWindow(start=0, end=5000),
-                max_stops=3, max_duration=400)
+        Vehicle(
+            id=f"v{k}",
+            start_depot="d",
+            capacity=(100,),
+            shift=TimeWindow(start=0, end=5000),
+            max_stops=3,
+            max_duration=400,
+        )
         for k in range(4)
-    )  # fmt: skip
+    )
     solution = solved(grid_problem(9, fleet=fleet), "ortools")
     assert all(len(r.visits) <= 3 and r.duration <= 400 for r in solution.routes)
     assert solution.feasible
@@ -145,8 +171,15 @@ def test_max_stops_and_max_duration() -> None:
 def test_vehicles_may_end_at_another_depot(engine: str) -> None:
     base = grid_problem(6)
     depots = (*base.depots, base.depots[0].model_copy(update={"id": "far", "location": 6}))
-    fleet = (Vehicle(id="v0", start_depot="d", end_depot="far", capacity=(100,),
-                     shift=TimeWindow(start=0, end=2000)),)  # fmt: skip
+    fleet = (
+        Vehicle(
+            id="v0",
+            start_depot="d",
+            end_depot="far",
+            capacity=(100,),
+            shift=TimeWindow(start=0, end=2000),
+        ),
+    )
     stops = base.stops[:5]
     problem = base.model_copy(update={"depots": depots, "vehicles": fleet, "stops": stops})
     problem = Problem.model_validate(problem.model_dump(by_alias=True))
@@ -172,8 +205,10 @@ def test_the_wall_clock_limit_is_kept(engine: str) -> None:
 
 def test_a_problem_with_locations_gets_its_matrix_from_the_travel_provider() -> None:
     rng = np.random.default_rng(1)
-    locations = [{"lat": 53.5 + rng.uniform(-0.05, 0.05), "lon": -113.5 + rng.uniform(-0.05, 0.05)}
-                 for _ in range(6)]  # fmt: skip
+    locations = [
+        {"lat": 53.5 + rng.uniform(-0.05, 0.05), "lon": -113.5 + rng.uniform(-0.05, 0.05)}
+        for _ in range(6)
+    ]
     problem = Problem.model_validate(
         {
             "depots": [{"id": "d", "location": 0}],

@@ -48,15 +48,25 @@ def plan_without(problem: Problem, stop_id: str) -> tuple[Context, Solution]:
 @pytest.mark.parametrize("seed", range(12))
 def test_the_cheapest_insertion_matches_brute_force(seed: int) -> None:
     windows = tuple(
-        Stop(id=f"s{i}", location=i, service_time=10, demand=(1,),
-             time_windows=(TimeWindow(start=40 * (i % 7), end=40 * (i % 7) + 120 + 20 * seed),))
+        Stop(
+            id=f"s{i}",
+            location=i,
+            service_time=10,
+            demand=(1,),
+            time_windows=(TimeWindow(start=40 * (i % 7), end=40 * (i % 7) + 120 + 20 * seed),),
+        )
         for i in range(1, 26)
-    )  # fmt: skip
+    )
     fleet = tuple(
-        Vehicle(id=f"v{k}", start_depot="d", capacity=(9,), shift=TimeWindow(start=0, end=900),
-                duration_cost=seed % 3)
+        Vehicle(
+            id=f"v{k}",
+            start_depot="d",
+            capacity=(9,),
+            shift=TimeWindow(start=0, end=900),
+            duration_cost=seed % 3,
+        )
         for k in range(4)
-    )  # fmt: skip
+    )
     problem = grid_problem(25, fleet=fleet, stops=windows, seed=seed)
     ctx, plan = plan_without(problem, "s25")
     answer = best_insertion(ctx, plan, "s25")

@@ -32,21 +32,24 @@ def _with(**change: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"vehicles": [{"id": "v", "start_depot": "nowhere", "shift": {"start": 0, "end": 9}}]},
-         "vehicles[0].start_depot: no depot 'nowhere'"),
+        (
+            {"vehicles": [{"id": "v", "start_depot": "nowhere", "shift": {"start": 0, "end": 9}}]},
+            "vehicles[0].start_depot: no depot 'nowhere'",
+        ),
         ({"stops": [{"id": "a", "location": 9}]}, "stops[0].location is 9"),
         ({"stops": [{"id": "a", "location": 1}, {"id": "a", "location": 2}]}, "stops[1].id 'a'"),
         ({"stops": [{"id": "a", "location": 1, "demand": [1, 2]}]}, "stops[0].demand has 2"),
-        ({"stops": [{"id": "a", "location": 1, "time_windows": [{"start": 9, "end": 3}]}]},
-         "ends (3) before it starts (9)"),
+        (
+            {"stops": [{"id": "a", "location": 1, "time_windows": [{"start": 9, "end": 3}]}]},
+            "ends (3) before it starts (9)",
+        ),
         ({"pairs": [{"pickup": "s1", "delivery": "zz"}]}, "pairs[0].delivery: no stop 'zz'"),
         ({"fixed_routes": {"v0": ["s1"], "v1": ["s1"]}}, "stop 's1' is on two routes"),
         ({"matrix": {"distances": [[0, 1], [1, 0]], "durations": [[0]]}}, "shape"),
-        ({"matrix": {"distances": [[0, -1], [1, 0]], "durations": [[0, 1], [1, 0]]}},
-         "negative"),
+        ({"matrix": {"distances": [[0, -1], [1, 0]], "durations": [[0, 1], [1, 0]]}}, "negative"),
         ({"matrix": None}, "give a matrix, or locations"),
     ],
-)  # fmt: skip
+)
 def test_invalid_problems_name_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         Problem.model_validate(_with(**change))

@@ -65,9 +65,12 @@ def test_a_part_replaces_its_routes_only_when_it_is_cheaper() -> None:
     cost = sum(plan.costs.values())
     for seed in range(3):
         _improve_one_part(
-            plan, time.perf_counter() + 1, np.random.default_rng(seed), engine._solve_until,
+            plan,
+            time.perf_counter() + 1,
+            np.random.default_rng(seed),
+            engine._solve_until,
             SMALL_PARTS,
-        )  # fmt: skip
+        )
     assert sum(plan.costs.values()) < cost and not plan.unserved
     assert sorted(s for r in plan.routes.values() for s in r) == sorted(stops)
 

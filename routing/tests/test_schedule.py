@@ -22,9 +22,11 @@ from fulfill_routing.solver import build_solution, unreachable
 def line_problem(stops: tuple[Stop, ...], vehicle: Vehicle, matrix: list[list[int]]) -> Problem:
     m = np.array(matrix)
     return Problem(
-        depots=(Depot(id="d", location=0),), vehicles=(vehicle,), stops=stops,
+        depots=(Depot(id="d", location=0),),
+        vehicles=(vehicle,),
+        stops=stops,
         matrix=Matrix(distances=m, durations=m),
-    )  # fmt: skip
+    )
 
 
 def valid(problem: Problem, sequence: list[str]) -> Solution:
@@ -57,9 +59,15 @@ def test_a_long_route_leaves_late_enough_to_keep_its_maximum_duration() -> None:
 
 
 def test_several_windows_are_read_in_time_order_and_merged() -> None:
-    stop = Stop(id="a", location=1, time_windows=(TimeWindow(start=200, end=300),
-                                                  TimeWindow(start=0, end=100),
-                                                  TimeWindow(start=90, end=120)))  # fmt: skip
+    stop = Stop(
+        id="a",
+        location=1,
+        time_windows=(
+            TimeWindow(start=200, end=300),
+            TimeWindow(start=0, end=100),
+            TimeWindow(start=90, end=120),
+        ),
+    )
     assert [(w.start, w.end) for w in stop.time_windows] == [(0, 120), (200, 300)]
 
 

@@ -78,8 +78,11 @@ class FakeOsrm:
         targets = [int(i) for i in query["destinations"][0].split(";")]
         km = haversine_matrix_km([p[1] for p in points], [p[0] for p in points])
         metres = [[km[s, t] * 1000 for t in targets] for s in sources]
-        return {"code": "Ok", "distances": metres,
-                "durations": [[m / 10 for m in row] for row in metres]}  # fmt: skip
+        return {
+            "code": "Ok",
+            "distances": metres,
+            "durations": [[m / 10 for m in row] for row in metres],
+        }
 
 
 @pytest.fixture

@@ -44,8 +44,15 @@ def assert_refused(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def add_van(client: TestClient, admin: Headers, code: str, **overrides: Any) -> dict[str, Any]:
-    body = {"code": code, "node": "WH1", "capacity_parcels": 40, "capacity_kg": 300,
-            "shift_start": "09:00", "shift_end": "19:00", **overrides}  # fmt: skip
+    body = {
+        "code": code,
+        "node": "WH1",
+        "capacity_parcels": 40,
+        "capacity_kg": 300,
+        "shift_start": "09:00",
+        "shift_end": "19:00",
+        **overrides,
+    }
     response = client.post("/v1/vans", json=body, headers=admin)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -55,8 +62,10 @@ def place_orders(client: TestClient, shop: Headers, count: int, seed: int = 1) -
     rng = np.random.default_rng(seed)
     ids = []
     for k in range(count):
-        where = {"lat": DOWNTOWN["lat"] + float(rng.uniform(-0.05, 0.05)),
-                 "lon": DOWNTOWN["lon"] + float(rng.uniform(-0.08, 0.08))}  # fmt: skip
+        where = {
+            "lat": DOWNTOWN["lat"] + float(rng.uniform(-0.05, 0.05)),
+            "lon": DOWNTOWN["lon"] + float(rng.uniform(-0.08, 0.08)),
+        }
         body = order_body(f"web-{seed}-{k}", destination=where)
         response = client.post("/v1/orders", json=body, headers=shop)
         assert response.status_code == 201, response.text
@@ -152,9 +161,13 @@ def test_a_wave_is_planned_once_per_version_whatever_the_retries(
 
 
 def test_a_plan_shows_routes_etas_within_windows_and_as_geojson(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
     dispatch_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     add_van(seeded, admin, "VAN1")
     add_van(seeded, admin, "VAN2")
     orders = place_orders(seeded, shop, 10)
@@ -179,9 +192,14 @@ def test_a_plan_shows_routes_etas_within_windows_and_as_geojson(
 
 
 def test_a_move_that_breaks_the_plan_is_refused_or_forced_with_a_warning(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     add_van(seeded, admin, "VAN1")
     add_van(seeded, admin, "SMALL", capacity_parcels=1)
@@ -193,34 +211,49 @@ def test_a_move_that_breaks_the_plan_is_refused_or_forced_with_a_warning(
     assert len(small["stops"]) <= 1
     stop = big["stops"][-1]["fulfillment"]
     plan_id = plan.id
-    refused = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
-        "stop": stop, "van": "SMALL", "position": 0})  # fmt: skip
+    refused = seeded.post(
+        f"/v1/plans/{plan_id}/moves",
+        headers=dispatcher,
+        json={"stop": stop, "van": "SMALL", "position": 0},
+    )
     if not small["stops"]:  # SMALL is empty and takes one; then it is full
         assert refused.status_code == 201, refused.text
         plan_id = refused.json()["plan"]["id"]
         stop = big["stops"][0]["fulfillment"]
-        refused = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
-            "stop": stop, "van": "SMALL"})  # fmt: skip
+        refused = seeded.post(
+            f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={"stop": stop, "van": "SMALL"}
+        )
     body = assert_refused(refused, 409, "move-refused")
     assert "over capacity [1, 300]" in body["detail"] and body["reasons"]
     versions = seeded.get(f"/v1/plans/{plan_id}", headers=dispatcher).json()["version"]
-    forced = seeded.post(f"/v1/plans/{plan_id}/moves", headers=dispatcher, json={
-        "stop": stop, "van": "SMALL", "force": True})  # fmt: skip
+    forced = seeded.post(
+        f"/v1/plans/{plan_id}/moves",
+        headers=dispatcher,
+        json={"stop": stop, "van": "SMALL", "force": True},
+    )
     assert forced.status_code == 201, forced.text
     result = forced.json()
     assert result["warnings"] and "SMALL" in result["warnings"][0]
     assert result["plan"]["version"] == versions + 1 and result["plan"]["origin"] == "move"
     moved = next(r for r in result["plan"]["routes"] if r["van"] == "SMALL")
     assert stop in [s["fulfillment"] for s in moved["stops"]]
-    bad = seeded.post(f"/v1/plans/{result['plan']['id']}/moves", headers=dispatcher, json={
-        "stop": stop, "van": "NOPE"})  # fmt: skip
+    bad = seeded.post(
+        f"/v1/plans/{result['plan']['id']}/moves",
+        headers=dispatcher,
+        json={"stop": stop, "van": "NOPE"},
+    )
     assert_problem(bad, 422)
 
 
 def test_a_replan_keeps_locked_routes_and_starts_from_the_plan(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     sent: list[tuple[str, tuple[object, ...]]] = []
     app.state.send_task = lambda name, *args: sent.append((name, args))
     for code in ("VAN1", "VAN2", "VAN3"):
@@ -258,9 +291,15 @@ def published(
 
 
 def van1_published(
-    client: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    settings: Settings, app: FastAPI, orders: int,
-) -> dict[str, Any]:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    settings: Settings,
+    app: FastAPI,
+    orders: int,
+) -> dict[str, Any]:
     """The published plan of one van, VAN1, for ``orders`` orders; the app on ``settings``."""
     app.state.settings = settings
     add_van(client, admin, "VAN1")
@@ -269,9 +308,15 @@ def van1_published(
 
 
 def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)  # the day is over by then
     route = plan["routes"][0]
@@ -284,8 +329,9 @@ def test_driver_events_move_stops_on_and_late_etas_are_flagged_at_once(
     start = datetime.fromisoformat(route["depart_at"])
     assert event("e1", "route_started", start, lat=53.546, lon=-113.494).status_code == 200
     done_at = datetime.fromisoformat(first["eta"]) + timedelta(minutes=2)
-    delivered = event("e2", "delivered", done_at, stop=first["fulfillment"],
-                      proof={"signed_by": "Ada"})  # fmt: skip
+    delivered = event(
+        "e2", "delivered", done_at, stop=first["fulfillment"], proof={"signed_by": "Ada"}
+    )
     assert delivered.status_code == 200 and delivered.json() == {
         "id": "e2",
         "replayed": False,
@@ -344,9 +390,15 @@ def test_an_event_for_a_van_without_a_published_route_is_a_404(
 
 
 def test_a_route_left_planned_on_an_earlier_day_is_not_the_next_one(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 2)
     two_days_on = datetime.fromisoformat(plan["routes"][0]["depart_at"]) + timedelta(days=2)
     app.state.clock = lambda: two_days_on
@@ -357,9 +409,14 @@ def test_a_route_left_planned_on_an_earlier_day_is_not_the_next_one(
 
 
 def test_stops_no_van_can_serve_move_to_the_next_wave_on_publication(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     add_van(seeded, admin, "TINY", capacity_parcels=2)
     orders = place_orders(seeded, shop, 5)
@@ -383,9 +440,14 @@ def test_stops_no_van_can_serve_move_to_the_next_wave_on_publication(
 
 
 def test_stops_no_van_can_serve_after_the_last_wave_go_to_the_parcel_carrier(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     add_van(seeded, admin, "TINY", capacity_parcels=1)
     last_cutoff = datetime(2026, 11, 18, 23, 0, tzinfo=UTC)  # 16:00 in Edmonton
@@ -405,8 +467,14 @@ def test_stops_no_van_can_serve_after_the_last_wave_go_to_the_parcel_carrier(
 
 
 def test_van_input_is_checked(seeded: TestClient, admin: Headers) -> None:
-    base = {"code": "V1", "node": "WH1", "capacity_parcels": 10, "capacity_kg": 100,
-            "shift_start": "09:00", "shift_end": "17:00"}  # fmt: skip
+    base = {
+        "code": "V1",
+        "node": "WH1",
+        "capacity_parcels": 10,
+        "capacity_kg": 100,
+        "shift_start": "09:00",
+        "shift_end": "17:00",
+    }
     cases = [
         ({"shift_end": "08:00"}, 422),
         ({"shift_start": "25:00"}, 422),
@@ -422,8 +490,15 @@ def test_van_input_is_checked(seeded: TestClient, admin: Headers) -> None:
 
 
 def test_times_stay_exact_across_a_daylight_saving_change() -> None:
-    berlin = Node(code="BER", name="Berlin", kind="store", lat=52.5, lon=13.4,
-                  timezone="Europe/Berlin", wave_cutoffs=["10:00"])  # fmt: skip
+    berlin = Node(
+        code="BER",
+        name="Berlin",
+        kind="store",
+        lat=52.5,
+        lon=13.4,
+        timezone="Europe/Berlin",
+        wave_cutoffs=["10:00"],
+    )
     clock = Clock.of(berlin, "2026-03-29")  # clocks go forward at 02:00
     noon = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)  # 12:00 in Berlin (UTC+2 from 02:00)
     assert clock.local("12:00") == clock.seconds(noon) == 11 * 3600  # 23 hours that day
@@ -431,9 +506,14 @@ def test_times_stay_exact_across_a_daylight_saving_change() -> None:
 
 
 def test_moves_need_the_newest_version_and_never_swallow_a_plan_request(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     app.state.send_task = lambda *args: None
     add_van(seeded, admin, "VAN1")
@@ -459,9 +539,13 @@ def test_moves_need_the_newest_version_and_never_swallow_a_plan_request(
 
 
 def test_a_node_without_vans_gets_a_plan_that_hands_its_stops_on(
-    seeded: TestClient, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     orders = place_orders(seeded, shop, 2)
     app.state.clock = lambda: AFTER_CUTOFF
@@ -476,9 +560,14 @@ def test_a_node_without_vans_gets_a_plan_that_hands_its_stops_on(
 
 
 def two_vans_published(
-    client: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    settings: Settings, app: FastAPI,
-) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    settings: Settings,
+    app: FastAPI,
+) -> tuple[dict[str, Any], list[str]]:
     """The published plan of two small vans for six orders, and the orders; no tasks sent."""
     app.state.settings = settings
     app.state.send_task = lambda *args: None
@@ -489,20 +578,31 @@ def two_vans_published(
 
 
 def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_progress(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
-    first, orders = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings,
-                                       app)  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
+    first, orders = two_vans_published(
+        seeded, admin, shop, dispatcher, engine, dispatch_settings, app
+    )
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
     route = first["routes"][0]
     start = datetime.fromisoformat(route["depart_at"])
     events = [
         {"id": "s1", "type": "route_started", "van": route["van"], "at": start.isoformat()},
-        {"id": "d1", "type": "delivered", "van": route["van"],
-         "stop": route["stops"][0]["fulfillment"],
-         "at": (start + timedelta(minutes=20)).isoformat()},
-    ]  # fmt: skip
+        {
+            "id": "d1",
+            "type": "delivered",
+            "van": route["van"],
+            "stop": route["stops"][0]["fulfillment"],
+            "at": (start + timedelta(minutes=20)).isoformat(),
+        },
+    ]
     for event in events:
         assert seeded.post("/v1/driver-events", json=event, headers=driver).status_code == 200
     on_board = route["stops"][1]["order"]
@@ -523,10 +623,17 @@ def test_a_replan_keeps_a_started_route_and_publishing_it_keeps_the_drivers_prog
 
 @pytest.mark.parametrize("locked", [False, True], ids=["free", "locked"])
 def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
     locked: bool,
-) -> None:  # fmt: skip
+) -> None:
     first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
     route = first["routes"][0]
@@ -537,8 +644,12 @@ def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
 
     def leaving_meanwhile(*args: Any) -> Any:
         if not solves:  # the driver sets out while the solver runs
-            start = {"id": "s1", "type": "route_started", "van": route["van"],
-                     "at": route["depart_at"]}  # fmt: skip
+            start = {
+                "id": "s1",
+                "type": "route_started",
+                "van": route["van"],
+                "at": route["depart_at"],
+            }
             assert seeded.post("/v1/driver-events", json=start, headers=driver).status_code == 200
         solves.append(args)
         return solve(*args)
@@ -554,9 +665,15 @@ def test_a_van_that_leaves_while_the_wave_is_planned_again_keeps_its_route(
 
 
 def test_a_plan_made_before_a_van_left_is_not_published(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     first, _ = two_vans_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app)
     seeded.post(f"/v1/waves/{first['wave']}/plan", headers=dispatcher)
     draft = solving.plan_wave(engine, first["wave"], dispatch_settings, AFTER_CUTOFF)
@@ -577,9 +694,13 @@ def test_a_plan_made_before_a_van_left_is_not_published(
 
 
 def test_an_order_that_joins_a_planned_wave_asks_for_a_new_plan(
-    seeded: TestClient, admin: Headers, shop: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     add_van(seeded, admin, "VAN1")
     place_orders(seeded, shop, 2)
     planned(engine, dispatch_settings)
@@ -590,23 +711,40 @@ def test_an_order_that_joins_a_planned_wave_asks_for_a_new_plan(
 
 
 def test_a_report_from_a_clock_in_the_future_is_refused(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+) -> None:
     add_van(seeded, admin, "VAN1")
     place_orders(seeded, shop, 2)
     published(seeded, dispatcher, engine, dispatch_settings)
-    event = {"id": "f1", "type": "position", "van": "VAN1", "lat": 53.5, "lon": -113.5,
-             "at": (MORNING + timedelta(hours=1)).isoformat()}  # fmt: skip
+    event = {
+        "id": "f1",
+        "type": "position",
+        "van": "VAN1",
+        "lat": 53.5,
+        "lon": -113.5,
+        "at": (MORNING + timedelta(hours=1)).isoformat(),
+    }
     response = seeded.post("/v1/driver-events", json=event, headers=driver)
     assert_refused(response, 422, "unprocessable")
     assert response.json()["errors"][0]["field"] == "at"
 
 
 def test_a_silent_van_lets_its_etas_slip_and_warns_before_the_windows_end(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
     route = plan["routes"][0]
     first, last = route["stops"][0], route["stops"][-1]
@@ -653,9 +791,13 @@ def test_a_silent_van_lets_its_etas_slip_and_warns_before_the_windows_end(
 
 
 def test_vans_reach_each_door_a_handover_before_the_window_ends(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
     dispatch_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     handover = timedelta(minutes=160)  # leaves the first 20 minutes of each 3-hour window
     settings = dispatch_settings.model_copy(update={"dispatch_handover_s": 9600})
     add_van(seeded, admin, "VAN1")
@@ -670,9 +812,15 @@ def test_vans_reach_each_door_a_handover_before_the_window_ends(
 
 
 def test_tracking_is_told_when_each_parcel_will_be_in_hand(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     settings = dispatch_settings.model_copy(update={"dispatch_handover_s": 600})
     plan = van1_published(seeded, admin, shop, dispatcher, engine, settings, app, 4)
     handover = timedelta(seconds=600)
@@ -694,9 +842,13 @@ def test_tracking_is_told_when_each_parcel_will_be_in_hand(
 
 
 def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
     dispatch_settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     add_van(seeded, admin, "VAN1")
     add_van(seeded, admin, "VAN2")
     out = seeded.patch("/v1/vans/VAN1", json={"active": False}, headers=dispatcher)
@@ -705,8 +857,9 @@ def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
         assert_refused(
             seeded.patch("/v1/vans/VAN2", json=body, headers=dispatcher), code, "validation"
         )
-    assert_refused(seeded.patch("/v1/vans/NOPE", json={"active": False}, headers=dispatcher),
-                   404, "not-found")  # fmt: skip
+    assert_refused(
+        seeded.patch("/v1/vans/NOPE", json={"active": False}, headers=dispatcher), 404, "not-found"
+    )
     assert seeded.patch("/v1/vans/VAN2", json={"active": False}, headers=shop).status_code == 403
     place_orders(seeded, shop, 6)
     plan = planned(engine, dispatch_settings)
@@ -717,9 +870,15 @@ def test_a_van_out_of_service_is_left_out_of_the_plans_made_from_then_on(
 
 
 def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
     stops = plan["routes"][0]["stops"]
     etas = [datetime.fromisoformat(s["eta"]) for s in stops]
@@ -747,9 +906,12 @@ def test_a_van_slower_than_the_travel_model_stretches_the_etas_ahead(
 
 
 def publish_waves_in_turn(
-    client: TestClient, dispatcher: Headers, engine: Engine, settings: Settings,
+    client: TestClient,
+    dispatcher: Headers,
+    engine: Engine,
+    settings: Settings,
     closings: list[datetime],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """Close, plan and publish the wave due at each of ``closings``, in turn."""
     plans = []
     for closing in closings:
@@ -766,12 +928,18 @@ def publish_waves_in_turn(
 
 def test_a_break_outside_a_vans_hours_for_the_wave_is_taken_outside_them(
     settings: Settings,
-) -> None:  # fmt: skip
-    node = Node(code="WH1", name="W", kind="warehouse", lat=53.5, lon=-113.5,
-                timezone="America/Edmonton")  # fmt: skip
+) -> None:
+    node = Node(
+        code="WH1", name="W", kind="warehouse", lat=53.5, lon=-113.5, timezone="America/Edmonton"
+    )
     wave = Wave(node_id=1, local_date="2026-11-18", cutoff_at=CUTOFF_10)
-    hours: dict[str, Any] = {"shift_start": "09:00", "shift_end": "19:00", "break_start": "12:00",
-                             "break_end": "13:00", "break_minutes": 30}  # fmt: skip
+    hours: dict[str, Any] = {
+        "shift_start": "09:00",
+        "shift_end": "19:00",
+        "break_start": "12:00",
+        "break_end": "13:00",
+        "break_minutes": 30,
+    }
     van = Van(code="VAN1", node_id=1, capacity_parcels=10, capacity_kg=100, **hours)
     two, five = CUTOFF_10 + timedelta(hours=4), CUTOFF_10 + timedelta(hours=7)  # 14:00, 17:00
     door = repository.Delivery("f1", "o1", 53.55, -113.45, two, five, 1, 1.0)
@@ -791,18 +959,26 @@ def test_a_break_outside_a_vans_hours_for_the_wave_is_taken_outside_them(
 
 
 def test_a_van_still_out_on_an_earlier_wave_is_planned_from_its_return(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     add_van(seeded, admin, "VAN1")
     place_orders(seeded, shop, 25)  # the 10:00 wave: a long round
     app.state.clock = lambda: AFTER_CUTOFF
     place_orders(seeded, shop, 3, seed=2)  # the 13:00 wave
     first, second = publish_waves_in_turn(
-        seeded, dispatcher, engine, dispatch_settings,
+        seeded,
+        dispatcher,
+        engine,
+        dispatch_settings,
         [AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)],
-    )  # fmt: skip
+    )
     back = datetime.fromisoformat(first["routes"][0]["return_at"])
     loading = CUTOFF_10 + timedelta(hours=3, minutes=dispatch_settings.dispatch_loading_min)
     assert back > loading  # still out when the second wave's parcels are ready
@@ -811,18 +987,27 @@ def test_a_van_still_out_on_an_earlier_wave_is_planned_from_its_return(
 
 
 def test_a_van_starts_its_next_route_though_an_earlier_one_never_finished(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     app.state.settings = dispatch_settings
     add_van(seeded, admin, "VAN1")
     place_orders(seeded, shop, 3)  # the 10:00 wave
     app.state.clock = lambda: AFTER_CUTOFF
     place_orders(seeded, shop, 3, seed=2)  # the 13:00 wave
     first, second = publish_waves_in_turn(
-        seeded, dispatcher, engine, dispatch_settings,
+        seeded,
+        dispatcher,
+        engine,
+        dispatch_settings,
         [AFTER_CUTOFF, CUTOFF_10 + timedelta(hours=3, minutes=1)],
-    )  # fmt: skip
+    )
     app.state.clock = lambda: datetime(2026, 11, 19, tzinfo=UTC)
 
     def report(n: str, kind: str, at: str, **more: Any) -> Any:
@@ -852,16 +1037,27 @@ def test_a_van_starts_its_next_route_though_an_earlier_one_never_finished(
     assert named["wave"] == first["wave"]
     again = report("s2", "route_started", late["depart_at"])
     assert again["replayed"] and again["wave"] == second["wave"]
-    body = {"id": "p3", "type": "position", "van": "VAN1", "at": late["depart_at"],
-            "wave": second["wave"] + 100, **ping}  # fmt: skip
+    body = {
+        "id": "p3",
+        "type": "position",
+        "van": "VAN1",
+        "at": late["depart_at"],
+        "wave": second["wave"] + 100,
+        **ping,
+    }
     unknown = seeded.post("/v1/driver-events", json=body, headers=driver)
     assert assert_refused(unknown, 422, "unprocessable")["errors"][0]["field"] == "wave"
 
 
 def test_a_van_that_never_leaves_lets_its_etas_slip_too(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine,
-    dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 5)
     route = plan["routes"][0]
     depart = datetime.fromisoformat(route["depart_at"])

@@ -25,17 +25,27 @@ FAR_NORTH = {"lat": 53.76, "lon": -113.49}  # 24 km out: inside WH1's 30 km, but
 
 
 def same_day(client: TestClient, shop: Headers, door: dict[str, float]) -> dict[str, Any]:
-    body = {"destination": door, "lines": [{"sku": "TEA-1", "quantity": 1}],
-            "service_levels": ["same_day"], "at": MORNING.isoformat()}  # fmt: skip
+    body = {
+        "destination": door,
+        "lines": [{"sku": "TEA-1", "quantity": 1}],
+        "service_levels": ["same_day"],
+        "at": MORNING.isoformat(),
+    }
     response = client.post("/v1/promises", json=body, headers=shop)
     assert response.status_code == 200, response.text
     return dict(response.json()["options"][0])
 
 
 def test_a_door_the_planned_routes_cannot_reach_in_time_is_not_offered_same_day(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     # One van that must be back by 12:00: the 10:00 wave's downtown doors fit, a far one not.
     add_van(seeded, admin, "VAN1", shift_end="12:00")
     place_orders(seeded, shop, 3)
@@ -48,17 +58,27 @@ def test_a_door_the_planned_routes_cannot_reach_in_time_is_not_offered_same_day(
     assert far["details"]["nodes"]["WH1"].startswith("no van of the wave can reach it in time")
     # Once the van has left, nothing more joins its wave, however near.
     app.state.clock = lambda: datetime.fromisoformat(plan["routes"][0]["depart_at"])
-    started = {"id": "r1", "type": "route_started", "van": "VAN1",
-               "at": plan["routes"][0]["depart_at"], "lat": 53.546, "lon": -113.494}  # fmt: skip
+    started = {
+        "id": "r1",
+        "type": "route_started",
+        "van": "VAN1",
+        "at": plan["routes"][0]["depart_at"],
+        "lat": 53.546,
+        "lon": -113.494,
+    }
     assert seeded.post("/v1/driver-events", json=started, headers=driver).status_code == 200
     near = same_day(seeded, shop, dict(DOWNTOWN))
     assert near["details"]["nodes"]["WH1"] == "every van of the wave has left"
 
 
 def test_a_van_taken_out_of_service_after_planning_is_left_out_of_the_check(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers,
-    engine: Engine, dispatch_settings: Settings,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+) -> None:
     for code in ("VAN1", "VAN2"):
         add_van(seeded, admin, code, capacity_parcels=3)
     place_orders(seeded, shop, 5)

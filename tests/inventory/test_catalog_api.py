@@ -68,15 +68,28 @@ def test_bad_products_are_refused_naming_the_field(
 def test_bad_nodes_are_refused_naming_the_field(
     client: TestClient, admin: dict[str, str], change: dict[str, Any], field: str
 ) -> None:
-    node = {"code": "WH1", "name": "W", "kind": "warehouse", "lat": 53.5, "lon": -113.5,
-            "timezone": "America/Edmonton"} | change  # fmt: skip
+    node = {
+        "code": "WH1",
+        "name": "W",
+        "kind": "warehouse",
+        "lat": 53.5,
+        "lon": -113.5,
+        "timezone": "America/Edmonton",
+    } | change
     assert_problem(client.post("/v1/nodes", json=node, headers=admin), 422, field)
 
 
 def test_cutoffs_are_normalised_and_sorted(client: TestClient, admin: dict[str, str]) -> None:
     cutoffs = ["16:00", "9:30", "16:00:00"]
-    node = {"code": "WH1", "name": "W", "kind": "warehouse", "lat": 53.5, "lon": -113.5,
-            "timezone": "America/Edmonton", "wave_cutoffs": cutoffs}  # fmt: skip
+    node = {
+        "code": "WH1",
+        "name": "W",
+        "kind": "warehouse",
+        "lat": 53.5,
+        "lon": -113.5,
+        "timezone": "America/Edmonton",
+        "wave_cutoffs": cutoffs,
+    }
     created = client.post("/v1/nodes", json=node, headers=admin).json()
     assert created["wave_cutoffs"] == ["09:30", "16:00"]
 
@@ -84,8 +97,15 @@ def test_cutoffs_are_normalised_and_sorted(client: TestClient, admin: dict[str, 
 def test_a_third_party_node_has_no_same_day_radius(
     client: TestClient, admin: dict[str, str]
 ) -> None:
-    node = {"code": "FBA1", "name": "FBA", "kind": "third_party", "lat": 53.5, "lon": -113.5,
-            "timezone": "America/Edmonton", "same_day_radius_km": 20}  # fmt: skip
+    node = {
+        "code": "FBA1",
+        "name": "FBA",
+        "kind": "third_party",
+        "lat": 53.5,
+        "lon": -113.5,
+        "timezone": "America/Edmonton",
+        "same_day_radius_km": 20,
+    }
     assert_problem(client.post("/v1/nodes", json=node, headers=admin), 422, "same_day_radius_km")
 
 
@@ -98,8 +118,9 @@ def test_stock_upsert_reads_back_per_node(client: TestClient, admin: dict[str, s
     ]
     again = client.put("/v1/nodes/WH1/stock", json=[{"sku": "TEA-1", "on_hand": 7}], headers=admin)
     assert again.json()[0]["on_hand"] == 7
-    ledger = client.get("/v1/stock/movements", params={"node": "WH1", "sku": "TEA-1"},
-                        headers=admin).json()  # fmt: skip
+    ledger = client.get(
+        "/v1/stock/movements", params={"node": "WH1", "sku": "TEA-1"}, headers=admin
+    ).json()
     assert [(m["reason"], m["on_hand_delta"], m["on_hand_after"]) for m in ledger] == [
         ("count", -3, 7),
         ("count", 10, 10),
@@ -139,16 +160,21 @@ def test_malformed_stock_levels_are_refused(
 
 def test_adjustments_are_kept_in_the_ledger(client: TestClient, admin: dict[str, str]) -> None:
     seed_catalog(client, admin)
-    body = [{"sku": "MUG-1", "delta": -2, "reason": "damage", "note": "dropped"},
-            {"sku": "TEA-1", "delta": 5, "reason": "receipt"}]  # fmt: skip
+    body = [
+        {"sku": "MUG-1", "delta": -2, "reason": "damage", "note": "dropped"},
+        {"sku": "TEA-1", "delta": 5, "reason": "receipt"},
+    ]
     result = client.post("/v1/nodes/WH1/stock/adjustments", json=body, headers=admin)
     assert result.status_code == 201
     assert {(r["sku"], r["on_hand"]) for r in result.json()} == {("MUG-1", 3), ("TEA-1", 15)}
-    ledger = client.get("/v1/stock/movements", params={"sku": "MUG-1", "node": "WH1"},
-                        headers=admin).json()  # fmt: skip
+    ledger = client.get(
+        "/v1/stock/movements", params={"sku": "MUG-1", "node": "WH1"}, headers=admin
+    ).json()
     assert (ledger[0]["reason"], ledger[0]["on_hand_delta"], ledger[0]["note"]) == (
-        "damage", -2, "dropped",
-    )  # fmt: skip
+        "damage",
+        -2,
+        "dropped",
+    )
 
 
 def test_stock_cannot_go_below_zero_or_below_reservations(
@@ -159,9 +185,13 @@ def test_stock_cannot_go_below_zero_or_below_reservations(
     assert_problem(
         client.post("/v1/nodes/WH1/stock/adjustments", json=too_much, headers=admin), 409
     )
-    order = {"external_id": "o1", "customer": {"name": "A", "email": "a@example.com"},
-             "destination": {"lat": 53.5436, "lon": -113.4923}, "service_level": "same_day",
-             "lines": [{"sku": "MUG-1", "quantity": 4}]}  # fmt: skip
+    order = {
+        "external_id": "o1",
+        "customer": {"name": "A", "email": "a@example.com"},
+        "destination": {"lat": 53.5436, "lon": -113.4923},
+        "service_level": "same_day",
+        "lines": [{"sku": "MUG-1", "quantity": 4}],
+    }
     assert client.post("/v1/orders", json=order, headers=shop).status_code == 201
     below = client.put("/v1/nodes/WH1/stock", json=[{"sku": "MUG-1", "on_hand": 3}], headers=admin)
     problem = assert_problem(below, 409)

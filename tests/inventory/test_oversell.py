@@ -20,8 +20,14 @@ def test_fifty_clients_for_the_last_ten_units_reserve_exactly_ten(
         "/v1/products", json={"sku": "LAST-1", "name": "Last", "weight_kg": 1}, headers=admin
     )
     for code, lat in (("WH1", 53.546), ("WH2", 53.60)):
-        node = {"code": code, "name": code, "kind": "warehouse", "lat": lat, "lon": -113.494,
-                "timezone": "America/Edmonton"}  # fmt: skip
+        node = {
+            "code": code,
+            "name": code,
+            "kind": "warehouse",
+            "lat": lat,
+            "lon": -113.494,
+            "timezone": "America/Edmonton",
+        }
         client.post("/v1/nodes", json=node, headers=admin)
     client.put("/v1/nodes/WH1/stock", json=[{"sku": "LAST-1", "on_hand": 6}], headers=admin)
     client.put("/v1/nodes/WH2/stock", json=[{"sku": "LAST-1", "on_hand": 4}], headers=admin)
@@ -29,8 +35,9 @@ def test_fifty_clients_for_the_last_ten_units_reserve_exactly_ten(
     barrier = threading.Barrier(clients)
 
     def place(n: int) -> httpx.Response:
-        body = order_body(f"web-{n}", service_level="next_day",
-                          lines=[{"sku": "LAST-1", "quantity": 1}])  # fmt: skip
+        body = order_body(
+            f"web-{n}", service_level="next_day", lines=[{"sku": "LAST-1", "quantity": 1}]
+        )
         barrier.wait()
         return http.post("/v1/orders", json=body, headers=shop)
 
@@ -42,15 +49,18 @@ def test_fifty_clients_for_the_last_ten_units_reserve_exactly_ten(
     for loser in (r for r in responses if r.status_code == 409):
         problem = loser.json()
         assert (problem["sku"], problem["available"]) == ("LAST-1", 0)
-    stock = {r["node"]: r for r in client.get("/v1/stock", params={"sku": "LAST-1"},
-                                              headers=admin).json()}  # fmt: skip
+    stock = {
+        r["node"]: r
+        for r in client.get("/v1/stock", params={"sku": "LAST-1"}, headers=admin).json()
+    }
     assert (stock["WH1"]["reserved"], stock["WH2"]["reserved"]) == (6, 4)
     assert stock["WH1"]["available"] == stock["WH2"]["available"] == 0
     winners = [r.json() for r in responses if r.status_code == 201]
     nodes = sorted(o["fulfillments"][0]["node"] for o in winners)
     assert nodes == ["WH1"] * 6 + ["WH2"] * 4
-    ledger = client.get("/v1/stock/movements", params={"sku": "LAST-1", "limit": 1000},
-                        headers=admin).json()  # fmt: skip
+    ledger = client.get(
+        "/v1/stock/movements", params={"sku": "LAST-1", "limit": 1000}, headers=admin
+    ).json()
     assert sum(m["reserved_delta"] for m in ledger if m["reason"] == "reservation") == 10
 
 
@@ -58,8 +68,14 @@ def test_concurrent_orders_and_cancellations_keep_reservations_exact(
     http: httpx.Client, client: TestClient, admin: Headers, shop: Headers
 ) -> None:
     client.post("/v1/products", json={"sku": "S-1", "name": "S", "weight_kg": 1}, headers=admin)
-    node = {"code": "WH1", "name": "W", "kind": "warehouse", "lat": 53.546, "lon": -113.494,
-            "timezone": "America/Edmonton"}  # fmt: skip
+    node = {
+        "code": "WH1",
+        "name": "W",
+        "kind": "warehouse",
+        "lat": 53.546,
+        "lon": -113.494,
+        "timezone": "America/Edmonton",
+    }
     client.post("/v1/nodes", json=node, headers=admin)
     client.put("/v1/nodes/WH1/stock", json=[{"sku": "S-1", "on_hand": 30}], headers=admin)
     body = order_body("seed", service_level="next_day", lines=[{"sku": "S-1", "quantity": 1}])
@@ -77,8 +93,9 @@ def test_concurrent_orders_and_cancellations_keep_reservations_exact(
 
     def place(n: int) -> int:
         barrier.wait()
-        return http.post("/v1/orders", json=body | {"external_id": f"second-{n}"},
-                         headers=shop).status_code  # fmt: skip
+        return http.post(
+            "/v1/orders", json=body | {"external_id": f"second-{n}"}, headers=shop
+        ).status_code
 
     with ThreadPoolExecutor(20) as pool:
         cancels = [pool.submit(cancel, order_id) for order_id in placed]

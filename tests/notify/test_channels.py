@@ -24,12 +24,19 @@ from fulfill_carriers import sms_sandbox_app as sandbox_app
 from tests.support import Inbox, WebhookReceiver, smtp_server
 
 CONTEXT = {
-    "shop": "Tea House", "first_name": "Ada", "order_ref": "web-1001",
-    "window": "today 11:00-14:00", "eta": "14:10-14:40", "tracking_url": "https://t.example/abc",
+    "shop": "Tea House",
+    "first_name": "Ada",
+    "order_ref": "web-1001",
+    "window": "today 11:00-14:00",
+    "eta": "14:10-14:40",
+    "tracking_url": "https://t.example/abc",
     "remedy": "a new slot tomorrow morning, or pick it up at our store",
-    "remedy_url": "https://t.example/abc/slot", "remedy_action": "choose a slot",
-    "reason": "nobody home", "next_step": "we try again tomorrow", "carrier": "Canada Post",
-}  # fmt: skip
+    "remedy_url": "https://t.example/abc/slot",
+    "remedy_action": "choose a slot",
+    "reason": "nobody home",
+    "next_step": "we try again tomorrow",
+    "carrier": "Canada Post",
+}
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
@@ -123,8 +130,11 @@ def test_the_storefront_webhook_is_signed_and_its_answers_are_understood() -> No
         headers, body = receiver.received[0]
         verify(body, headers[SIGNATURE_HEADER], "whsec_shop")
         sent = json.loads(body)
-        assert (sent["kind"], sent["language"], sent["data"]) == ("running_late", "fr",
-                                                                  {"order": "o-1"})  # fmt: skip
+        assert (sent["kind"], sent["language"], sent["data"]) == (
+            "running_late",
+            "fr",
+            {"order": "o-1"},
+        )
         with pytest.raises(ChannelUnavailable, match="500"):
             channel.send(message(receiver.url))
         with pytest.raises(ChannelRefused, match="410"):

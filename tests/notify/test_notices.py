@@ -49,11 +49,17 @@ def sms() -> Iterator[tuple[str, SmsState]]:
 def ntc_settings(
     settings: Settings, smtp: tuple[int, Inbox], sms: tuple[str, SmsState], app: FastAPI
 ) -> Settings:
-    configured = settings.model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": smtp[0], "sms_url": sms[0],
-        "notices_webhook_secret": SECRET, "shop_name": "Tea House", "notice_attempts": 2,
-        "public_url": "https://track.example",
-    })  # fmt: skip
+    configured = settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp[0],
+            "sms_url": sms[0],
+            "notices_webhook_secret": SECRET,
+            "shop_name": "Tea House",
+            "notice_attempts": 2,
+            "public_url": "https://track.example",
+        }
+    )
     app.state.settings = configured
     return configured
 
@@ -61,8 +67,11 @@ def ntc_settings(
 def place(client: TestClient, shop: Headers, external_id: str = "web-1001", **customer: Any) -> str:
     body = order_body(external_id, service_level="standard")
     body["customer"] = {**body["customer"], "name": "Ada Lovelace", **customer}
-    body["destination"] = {"address": {"line1": "10 Jasper Ave", "city": "Edmonton"},
-                           "lat": 53.5436, "lon": -113.4923}  # fmt: skip
+    body["destination"] = {
+        "address": {"line1": "10 Jasper Ave", "city": "Edmonton"},
+        "lat": 53.5436,
+        "lon": -113.4923,
+    }
     response = client.post("/v1/orders", json=body, headers=shop)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -111,9 +120,13 @@ def text_of(message: Any) -> str:
 
 
 def test_each_kind_reaches_the_customer_once_in_their_words(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
     smtp: tuple[int, Inbox],
-) -> None:  # fmt: skip
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     order_id = place(client, shop, channels=["email"])
@@ -148,9 +161,13 @@ def test_each_kind_reaches_the_customer_once_in_their_words(
 
 
 def test_a_cancelled_order_is_told_once_and_nothing_after_it(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
     smtp: tuple[int, Inbox],
-) -> None:  # fmt: skip
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     order_id = place(client, shop, channels=["email"])
@@ -170,9 +187,14 @@ def test_a_cancelled_order_is_told_once_and_nothing_after_it(
 
 
 def test_late_and_exception_come_with_an_apology_and_a_remedy_in_french(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
-    smtp: tuple[int, Inbox], sms: tuple[str, SmsState],
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
+    smtp: tuple[int, Inbox],
+    sms: tuple[str, SmsState],
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     late = place(client, shop, "web-late", channels=["sms"], language="fr-CA")
@@ -188,27 +210,41 @@ def test_late_and_exception_come_with_an_apology_and_a_remedy_in_french(
     apology = said["+15550100"]
     assert apology.startswith("Tea House") and "retard" in apology
     assert "/t/" in apology  # the remedy: the tracking page, where a slot or refund is chosen
-    assert [n.kind for n in rows(engine, order_id=late)] == ["order_confirmed", "running_late",
-                                                             "shipped"]  # fmt: skip
+    assert [n.kind for n in rows(engine, order_id=late)] == [
+        "order_confirmed",
+        "running_late",
+        "shipped",
+    ]
     exception = "Un problème avec votre livraison, et ce que nous faisons"
     [lost_mail] = [m for m in inbox.messages if m["Subject"] == exception]
     body = text_of(lost_mail)
     assert "remplacement" in body and lost_mail["Content-Language"] == "fr"
     # Both the exception and the lost alert answer with one notice.
     assert [n.kind for n in rows(engine, order_id=lost) if n.kind != "order_confirmed"] == [
-        "exception"]  # fmt: skip
+        "exception"
+    ]
 
 
 def test_quiet_hours_hold_what_can_wait_and_let_urgent_news_through(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
-    app: FastAPI, smtp: tuple[int, Inbox],
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
+    app: FastAPI,
+    smtp: tuple[int, Inbox],
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     night = datetime(2026, 11, 19, 5, 0, tzinfo=UTC)  # 22:00 in Edmonton
     app.state.clock = lambda: night
-    order_id = place(client, shop, channels=["email"], timezone="America/Edmonton",
-                     quiet_hours={"start": "21:00", "end": "07:30"})  # fmt: skip
+    order_id = place(
+        client,
+        shop,
+        channels=["email"],
+        timezone="America/Edmonton",
+        quiet_hours={"start": "21:00", "end": "07:30"},
+    )
     [confirmed] = rows(engine)
     morning = datetime(2026, 11, 19, 14, 30, tzinfo=UTC)  # 07:30 in Edmonton
     assert (confirmed.not_before, confirmed.urgent) == (morning, False)
@@ -230,14 +266,25 @@ def test_quiet_hours_hold_what_can_wait_and_let_urgent_news_through(
 
 
 def test_a_refused_channel_falls_back_at_once_and_a_failing_one_after_its_tries(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
-    smtp: tuple[int, Inbox], sms: tuple[str, SmsState],
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
+    smtp: tuple[int, Inbox],
+    sms: tuple[str, SmsState],
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     place(client, shop, "web-gone", email="gone@example.com", channels=["email", "sms"])
-    place(client, shop, "web-full", email="full@example.com", phone="+15550199",
-          channels=["email", "sms"])  # fmt: skip
+    place(
+        client,
+        shop,
+        "web-full",
+        email="full@example.com",
+        phone="+15550199",
+        channels=["email", "sms"],
+    )
     relay_now(engine, ntc_settings)
     refused = {n.to: n for n in rows(engine)}
     assert refused["gone@example.com"].status == NoticeStatus.FAILED
@@ -250,14 +297,21 @@ def test_a_refused_channel_falls_back_at_once_and_a_failing_one_after_its_tries(
     relay_now(engine, ntc_settings)
     assert sorted(m["to"] for m in sms[1].messages) == ["+15550100", "+15550199"]
     assert {n.channel: n.status for n in rows(engine) if "full" in n.to or "199" in n.to} == {
-        "email": NoticeStatus.FAILED, "sms": NoticeStatus.SENT}  # fmt: skip
+        "email": NoticeStatus.FAILED,
+        "sms": NoticeStatus.SENT,
+    }
     assert inbox.messages == []
 
 
 def test_storefront_webhook_notices_are_signed_and_a_dead_letter_is_replayed_by_an_admin(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
-    app: FastAPI, make_key: Callable[..., Headers],
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
+    app: FastAPI,
+    make_key: Callable[..., Headers],
+) -> None:
     support = make_key(Scope.SUPPORT, name="helpdesk")
     seed_catalog(client, admin)
     with WebhookReceiver(statuses=(503,)) as down:
@@ -282,15 +336,20 @@ def test_storefront_webhook_notices_are_signed_and_a_dead_letter_is_replayed_by_
     assert sent["data"]["order"] == order_id
     assert headers["Fulfill-Notice-Id"] == dead[0]["id"]
     assert client.get("/v1/notices?dead=true", headers=support).json() == []
-    timeline = [e["kind"] for e in client.get(f"/v1/orders/{order_id}", headers=admin)
-                .json()["timeline"]]  # fmt: skip
+    timeline = [
+        e["kind"] for e in client.get(f"/v1/orders/{order_id}", headers=admin).json()["timeline"]
+    ]
     assert timeline[-3:] == ["notice.failed", "notice.replayed", "notice.sent"]
 
 
 def test_a_worker_that_died_mid_send_sends_nothing_twice(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
     smtp: tuple[int, Inbox],
-) -> None:  # fmt: skip
+) -> None:
     _, inbox = smtp
     seed_catalog(client, admin)
     place(client, shop, channels=["email"])
@@ -312,9 +371,13 @@ def test_a_worker_that_died_mid_send_sends_nothing_twice(
 
 
 def test_a_failed_attempt_told_in_the_window_counts_as_telling_a_late_customer(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, ntc_settings: Settings,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    ntc_settings: Settings,
     clock: SharedClock,
-) -> None:  # fmt: skip
+) -> None:
     seed_catalog(client, admin)
     failed, silent = place(client, shop, "web-1"), place(client, shop, "web-2")
     shipments = [follow(engine, failed, "TRK-1"), follow(engine, silent, "TRK-2")]

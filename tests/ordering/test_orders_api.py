@@ -70,9 +70,14 @@ def test_same_day_beyond_every_radius_is_refused_with_the_reason(
     far = order_body(destination={"lat": 51.045, "lon": -114.072})  # Calgary
     problem = assert_problem(seeded.post("/v1/orders", json=far, headers=shop), 409)
     assert problem["type"].endswith("/service-level-unavailable")
-    assert seeded.post("/v1/orders", json=order_body(
-        destination={"lat": 51.045, "lon": -114.072}, service_level="standard"), headers=shop,
-    ).status_code == 201  # fmt: skip
+    assert (
+        seeded.post(
+            "/v1/orders",
+            json=order_body(destination={"lat": 51.045, "lon": -114.072}, service_level="standard"),
+            headers=shop,
+        ).status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,8 +90,9 @@ def test_same_day_beyond_every_radius_is_refused_with_the_reason(
 def test_an_address_is_geocoded_as_precisely_as_known(
     seeded: TestClient, shop: Headers, address: dict[str, str], lat: float
 ) -> None:
-    order = seeded.post("/v1/orders", json=order_body(destination={"address": address}),
-                        headers=shop).json()  # fmt: skip
+    order = seeded.post(
+        "/v1/orders", json=order_body(destination={"address": address}), headers=shop
+    ).json()
     assert order["destination"]["lat"] == pytest.approx(lat)
     assert order["destination"]["address"]["line1"] == address["line1"]
 
@@ -102,9 +108,15 @@ def test_an_address_that_cannot_be_geocoded_is_a_422(seeded: TestClient, shop: H
 def test_a_customer_chooses_channels_language_and_quiet_hours(
     seeded: TestClient, shop: Headers
 ) -> None:
-    customer = {"name": "Émile", "email": "emile@example.ca", "phone": "+15145550100",
-                "channels": ["sms", "email"], "language": "fr-CA", "timezone": "America/Toronto",
-                "quiet_hours": {"start": "21:30", "end": "7:00"}}  # fmt: skip
+    customer = {
+        "name": "Émile",
+        "email": "emile@example.ca",
+        "phone": "+15145550100",
+        "channels": ["sms", "email"],
+        "language": "fr-CA",
+        "timezone": "America/Toronto",
+        "quiet_hours": {"start": "21:30", "end": "7:00"},
+    }
     order = seeded.post("/v1/orders", json=order_body(customer=customer), headers=shop).json()
     shown = seeded.get(f"/v1/orders/{order['id']}", headers=shop).json()["customer"]
     assert shown["channels"] == ["sms", "email"] and shown["language"] == "fr-CA"
@@ -159,8 +171,9 @@ def test_malformed_orders_are_refused_naming_the_field(
 
 def test_unknown_and_repeated_skus_are_refused(seeded: TestClient, shop: Headers) -> None:
     unknown = order_body(lines=[{"sku": "TEA-1", "quantity": 1}, {"sku": "NOPE", "quantity": 1}])
-    problem = assert_problem(seeded.post("/v1/orders", json=unknown, headers=shop), 422,
-                             "lines[1].sku")  # fmt: skip
+    problem = assert_problem(
+        seeded.post("/v1/orders", json=unknown, headers=shop), 422, "lines[1].sku"
+    )
     assert problem["sku"] == "NOPE"
     twice = order_body(lines=[{"sku": "TEA-1", "quantity": 1}, {"sku": "TEA-1", "quantity": 1}])
     assert_problem(seeded.post("/v1/orders", json=twice, headers=shop), 422, "lines[1].sku")
@@ -213,8 +226,9 @@ def test_cancelling_releases_the_reservation_once(
     seeded: TestClient, shop: Headers, admin: Headers
 ) -> None:
     order = seeded.post("/v1/orders", json=order_body(), headers=shop).json()
-    cancelled = seeded.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "changed mind"},
-                            headers=shop)  # fmt: skip
+    cancelled = seeded.post(
+        f"/v1/orders/{order['id']}/cancel", json={"reason": "changed mind"}, headers=shop
+    )
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["fulfillments"][0]["status"] == "cancelled"
@@ -223,11 +237,13 @@ def test_cancelling_releases_the_reservation_once(
     again = seeded.post(f"/v1/orders/{order['id']}/cancel", headers=shop)
     assert again.status_code == 200
     assert available(seeded, admin, "TEA-1", "WH1") == 10
-    ledger = seeded.get("/v1/stock/movements", params={"order_id": order["id"]},
-                        headers=admin).json()  # fmt: skip
+    ledger = seeded.get(
+        "/v1/stock/movements", params={"order_id": order["id"]}, headers=admin
+    ).json()
     assert [(m["reason"], m["reserved_delta"]) for m in ledger] == [
-        ("release", -2), ("reservation", 2),
-    ]  # fmt: skip
+        ("release", -2),
+        ("reservation", 2),
+    ]
 
 
 def test_cancelling_an_unknown_order_is_a_404(seeded: TestClient, shop: Headers) -> None:
@@ -237,8 +253,9 @@ def test_cancelling_an_unknown_order_is_a_404(seeded: TestClient, shop: Headers)
 def test_listing_filters_and_pages_without_gaps(seeded: TestClient, shop: Headers) -> None:
     ids = []
     for n in range(7):
-        body = order_body(f"web-{n}", lines=[{"sku": "TEA-1", "quantity": 1}],
-                          service_level="next_day")  # fmt: skip
+        body = order_body(
+            f"web-{n}", lines=[{"sku": "TEA-1", "quantity": 1}], service_level="next_day"
+        )
         ids.append(seeded.post("/v1/orders", json=body, headers=shop).json()["id"])
     seeded.post(f"/v1/orders/{ids[0]}/cancel", headers=shop)
     seen: list[str] = []

@@ -126,19 +126,29 @@ def test_a_nodes_pick_capacity_lasts_its_local_day(
     product = {"sku": "TEA-1", "name": "Green tea", "weight_kg": 0.3}
     assert client.post("/v1/products", json=product, headers=admin).status_code == 201
     nodes = [
-        {"code": "WH1", "name": "Depot", "kind": "warehouse", **EDMONTON,
-         "pick_capacity_per_day": 3},
-        {"code": "ST1", "name": "Store", "kind": "store", "lat": 53.44, "lon": -113.60,
-         "timezone": "America/Edmonton"},
-    ]  # fmt: skip
+        {
+            "code": "WH1",
+            "name": "Depot",
+            "kind": "warehouse",
+            **EDMONTON,
+            "pick_capacity_per_day": 3,
+        },
+        {
+            "code": "ST1",
+            "name": "Store",
+            "kind": "store",
+            "lat": 53.44,
+            "lon": -113.60,
+            "timezone": "America/Edmonton",
+        },
+    ]
     for node in nodes:
         assert client.post("/v1/nodes", json=node, headers=admin).status_code == 201
         stock = [{"sku": "TEA-1", "on_hand": 20}]
         client.put(f"/v1/nodes/{node['code']}/stock", json=stock, headers=admin)
     tea = [{"sku": "TEA-1", "quantity": 1}]
     assert ask(client, shop, tea, service_levels=["standard"])["standard"]["nodes"] == ["WH1"]
-    order = order_body("cap-1", service_level="standard",
-                       lines=[{"sku": "TEA-1", "quantity": 3}])  # fmt: skip
+    order = order_body("cap-1", service_level="standard", lines=[{"sku": "TEA-1", "quantity": 3}])
     assert client.post("/v1/orders", json=order, headers=shop).status_code == 201
     # WH1 has picked its 3 units for the 18th in Edmonton, until its own midnight (07:00 UTC).
     for at, nodes_then in (

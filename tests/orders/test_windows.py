@@ -13,8 +13,16 @@ SETTINGS = Settings(same_day_window_offset_min=60, same_day_window_length_min=18
 
 
 def node(timezone: str, cutoffs: list[str], radius: float = 20) -> Node:
-    return Node(code="N", name="N", kind="warehouse", lat=0, lon=0, timezone=timezone,
-                same_day_radius_km=radius, wave_cutoffs=cutoffs)  # fmt: skip
+    return Node(
+        code="N",
+        name="N",
+        kind="warehouse",
+        lat=0,
+        lon=0,
+        timezone=timezone,
+        same_day_radius_km=radius,
+        wave_cutoffs=cutoffs,
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,9 +63,11 @@ def test_next_cutoff_is_in_the_node_timezone(
 
 def test_same_day_window_follows_the_cutoff_in_utc() -> None:
     window = promise_window(
-        node("America/Edmonton", ["10:00"]), ServiceLevel.SAME_DAY,
-        datetime(2026, 11, 18, 15, 30, tzinfo=UTC), SETTINGS,
-    )  # fmt: skip
+        node("America/Edmonton", ["10:00"]),
+        ServiceLevel.SAME_DAY,
+        datetime(2026, 11, 18, 15, 30, tzinfo=UTC),
+        SETTINGS,
+    )
     assert window is not None
     assert (window.order_by, window.start, window.end) == (
         datetime(2026, 11, 18, 17, 0, tzinfo=UTC),

@@ -47,8 +47,10 @@ def random_case(
 ) -> tuple[list[Line], list[Source], Costs]:
     rng = np.random.default_rng(seed)
     skus = [f"S{k}" for k in range(int(rng.integers(1, 4)))]
-    lines = [Line(sku, int(rng.integers(1, most_units + 1)),
-                  float(rng.choice([0.3, 1.5, 4.0, 9.0]))) for sku in skus]  # fmt: skip
+    lines = [
+        Line(sku, int(rng.integers(1, most_units + 1)), float(rng.choice([0.3, 1.5, 4.0, 9.0])))
+        for sku in skus
+    ]
     sources = []
     for j in range(int(rng.integers(*nodes))):
         stock = {sku: int(rng.integers(0, 4)) for sku in skus}
@@ -56,9 +58,16 @@ def random_case(
             Bracket(b.max_kg, round(b.cost * float(rng.uniform(0.5, 2.0)), 2)) for b in CARD
         )
         capacity = int(rng.integers(1, 8)) if rng.random() < 0.3 else None
-        sources.append(source(f"N{j}", stock, brackets=card, pick_capacity=capacity,
-                              shipment_cost=float(rng.uniform(0, 5)),
-                              handling_per_unit=float(rng.uniform(0, 1))))  # fmt: skip
+        sources.append(
+            source(
+                f"N{j}",
+                stock,
+                brackets=card,
+                pick_capacity=capacity,
+                shipment_cost=float(rng.uniform(0, 5)),
+                handling_per_unit=float(rng.uniform(0, 1)),
+            )
+        )
     return lines, sources, Costs(extra_shipment_penalty=float(rng.uniform(0, 6)))
 
 
@@ -148,8 +157,14 @@ def test_greedy_is_a_valid_plan_never_cheaper_than_the_optimum() -> None:
     for _ in range(20):
         skus = [f"S{k}" for k in range(5)]
         lines = [Line(s, int(rng.integers(1, 4)), float(rng.uniform(0.2, 3))) for s in skus]
-        sources = [source(f"N{j}", {s: int(rng.integers(0, 6)) for s in skus},
-                          shipment_cost=float(rng.uniform(1, 4))) for j in range(6)]  # fmt: skip
+        sources = [
+            source(
+                f"N{j}",
+                {s: int(rng.integers(0, 6)) for s in skus},
+                shipment_cost=float(rng.uniform(1, 4)),
+            )
+            for j in range(6)
+        ]
         try:
             decision = decide(lines, sources, time_limit_s=1.0)
         except NoSource:

@@ -24,9 +24,15 @@ def shipments(engine: Engine) -> dict[str, Shipment]:
 
 
 def test_drivers_reports_are_the_own_fleets_tracking(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 3)
     route = plan["routes"][0]
     stops = route["stops"]
@@ -50,10 +56,20 @@ def test_drivers_reports_are_the_own_fleets_tracking(
     assert {s.status for s in shipments(engine).values()} == {"out_for_delivery"}
     first_at = datetime.fromisoformat(stops[0]["eta"])
     report("e2", "delivered", first_at, stop=stops[0]["fulfillment"], proof={"signed_by": "Ada"})
-    report("e3", "failed", first_at + timedelta(minutes=10), stop=stops[1]["fulfillment"],
-           reason="Nobody home, card left")  # fmt: skip
-    report("e3", "failed", first_at + timedelta(minutes=10), stop=stops[1]["fulfillment"],
-           reason="Nobody home, card left")  # fmt: skip  # a replayed report
+    report(
+        "e3",
+        "failed",
+        first_at + timedelta(minutes=10),
+        stop=stops[1]["fulfillment"],
+        reason="Nobody home, card left",
+    )
+    report(
+        "e3",
+        "failed",
+        first_at + timedelta(minutes=10),
+        stop=stops[1]["fulfillment"],
+        reason="Nobody home, card left",
+    )  # a replayed report
     # Stuck far away, hours later: the last parcel's ETA leaves its window.
     report("e4", "position", start + timedelta(hours=4), lat=53.30, lon=-113.90)
     now = shipments(engine)
@@ -71,9 +87,15 @@ def test_drivers_reports_are_the_own_fleets_tracking(
 
 
 def test_a_parcel_cancelled_before_the_van_leaves_is_not_on_board(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI,
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 2)
     route = plan["routes"][0]
     gone = route["stops"][0]

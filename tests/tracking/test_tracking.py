@@ -278,8 +278,12 @@ def test_webhooks_are_verified_kept_once_and_applied_by_a_worker(
     # The carrier's retry, and replays with the header written another way: what was signed (the
     # timestamp and the body) is the same, so each is answered as kept and stored no second time.
     signed_at, digest = (part.split("=", 1)[1] for part in headers[SIGNATURE_HEADER].split(","))
-    for header in (headers[SIGNATURE_HEADER], f"v1={digest},t={signed_at}",
-                   f"t=0{signed_at}, v1={digest}", f"t={signed_at},v1={digest},v1=00"):  # fmt: skip
+    for header in (
+        headers[SIGNATURE_HEADER],
+        f"v1={digest},t={signed_at}",
+        f"t=0{signed_at}, v1={digest}",
+        f"t={signed_at},v1={digest},v1=00",
+    ):
         replay = client.post(url, content=body, headers={**headers, SIGNATURE_HEADER: header})
         assert replay.status_code == 200, replay.text
         assert replay.json() == {"receipt": first, "events": 2, "already_kept": True}
@@ -465,9 +469,13 @@ def test_webhooks_without_a_secret_or_too_large_are_refused(
 
 
 def test_cancelling_an_order_stops_following_its_parcel_and_cancels_it_with_the_carrier(
-    shipped: dict[str, Any], client: TestClient, shop: Headers, engine: Engine,
-    trk_settings: Settings, carrier: tuple[str, CarrierState],
-) -> None:  # fmt: skip
+    shipped: dict[str, Any],
+    client: TestClient,
+    shop: Headers,
+    engine: Engine,
+    trk_settings: Settings,
+    carrier: tuple[str, CarrierState],
+) -> None:
     _, state = carrier
     order = shipped["order"]["id"]
     assert client.post(f"/v1/orders/{order}/cancel", headers=shop).status_code == 200
@@ -503,7 +511,8 @@ def test_a_newer_scan_ends_trouble_and_a_fulfillment_never_moves_back(
         recording.record(session, shipment, [done], source="poll", now=t0)
         second = following.follow(session, fulfillment, "sandbox", "SBX-SECOND", t0)
         on_its_way = event("SBX-SECOND", S.IN_TRANSIT, t0, "AF")
-        recording.record(session, recording.locked(session, second.id), [on_its_way],
-                       source="poll", now=t0)  # fmt: skip
+        recording.record(
+            session, recording.locked(session, second.id), [on_its_way], source="poll", now=t0
+        )
         assert fulfillment.status == "delivered"  # the second parcel does not take it back
         session.commit()

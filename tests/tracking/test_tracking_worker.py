@@ -30,8 +30,13 @@ def test_a_worker_on_redis_applies_webhooks_moments_after_they_are_kept(
     db_url: str, redis_url: str, tmp_path: Path, engine: Engine
 ) -> None:
     nobody = "http://127.0.0.1:9"  # webhooks need the carrier's secret, not the carrier
-    settings = Settings(data_dir=tmp_path, database_url=db_url, broker_url=redis_url,
-                        carrier_url=nobody, carrier_webhook_secret=SECRET)  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        broker_url=redis_url,
+        carrier_url=nobody,
+        carrier_webhook_secret=SECRET,
+    )
     app = create_app(settings)
     app.state.clock = lambda: MORNING
     with Session(engine) as session:
@@ -39,24 +44,31 @@ def test_a_worker_on_redis_applies_webhooks_moments_after_they_are_kept(
         session.commit()
     with TestClient(app) as client:
         seed_catalog(client, admin)
-        order = client.post("/v1/orders", json=order_body(service_level="standard"),
-                            headers=admin).json()  # fmt: skip
+        order = client.post(
+            "/v1/orders", json=order_body(service_level="standard"), headers=admin
+        ).json()
         with Session(engine) as session:
             fulfillment = session.get(Fulfillment, order["fulfillments"][0]["id"])
             assert fulfillment is not None
             following.follow(session, fulfillment, "sandbox", "SBX0000000001", utcnow())
             session.commit()
-        env = {"FULFILL_DATA_DIR": str(tmp_path), "FULFILL_DATABASE_URL": db_url,
-               "FULFILL_BROKER_URL": redis_url, "FULFILL_CARRIER_URL": nobody,
-               "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET}  # fmt: skip
+        env = {
+            "FULFILL_DATA_DIR": str(tmp_path),
+            "FULFILL_DATABASE_URL": db_url,
+            "FULFILL_BROKER_URL": redis_url,
+            "FULFILL_CARRIER_URL": nobody,
+            "FULFILL_CARRIER_WEBHOOK_SECRET": SECRET,
+        }
         with fulfill_process(["worker", "--concurrency=1"], env, tmp_path / "worker.log"):
             at = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
             for k, code in enumerate(("CR", "PU", "AF")):
-                event = {"id": f"e{k}", "tracking_number": "SBX0000000001", "code": code,
-                         "at": at}  # fmt: skip
+                event = {"id": f"e{k}", "tracking_number": "SBX0000000001", "code": code, "at": at}
                 body = json.dumps({"events": [event]}).encode()
-                response = client.post("/v1/carriers/sandbox/webhooks", content=body,
-                                       headers={SIGNATURE_HEADER: sign(body, SECRET)})  # fmt: skip
+                response = client.post(
+                    "/v1/carriers/sandbox/webhooks",
+                    content=body,
+                    headers={SIGNATURE_HEADER: sign(body, SECRET)},
+                )
                 assert response.status_code == 202, response.text
             deadline = time.monotonic() + PATIENCE_S
             while True:

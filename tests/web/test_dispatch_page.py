@@ -33,11 +33,22 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_the_page_draws_a_plan_moves_a_stop_and_replans(
-    app: FastAPI, client: TestClient, admin: Headers, shop: Headers, engine: Engine,
-    settings: Settings, make_key: Callable[..., Headers], browser: object,
-) -> None:  # fmt: skip
-    fast = settings.model_copy(update={"dispatch_time_limit_s": 1.0, "dispatch_engine": "ortools",
-                                       "dispatch_auto_publish": False})  # fmt: skip
+    app: FastAPI,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    settings: Settings,
+    make_key: Callable[..., Headers],
+    browser: object,
+) -> None:
+    fast = settings.model_copy(
+        update={
+            "dispatch_time_limit_s": 1.0,
+            "dispatch_engine": "ortools",
+            "dispatch_auto_publish": False,
+        }
+    )
     app.state.settings = fast
     seed_catalog(client, admin, vans=False)
     body = [{"sku": "TEA-1", "on_hand": 500}]

@@ -45,8 +45,10 @@ def test_a_forged_forwarded_for_does_not_step_around_the_limit(
     settings: Settings, token: str
 ) -> None:
     with LiveServer(limited_app(settings)) as server, httpx.Client(base_url=server.url) as http:
-        answers = [http.get(f"/t/{token}.json", headers={"X-Forwarded-For": f"203.0.113.{n}"})
-                   for n in range(4)]  # fmt: skip
+        answers = [
+            http.get(f"/t/{token}.json", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            for n in range(4)
+        ]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
 
 
@@ -55,8 +57,10 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_limit(
 ) -> None:
     app = limited_app(settings, trusted_proxies=("127.0.0.1",))
     with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
-        ada = [http.get(f"/t/{token}.json", headers={"X-Forwarded-For": "203.0.113.7"})
-               for _ in range(4)]  # fmt: skip
+        ada = [
+            http.get(f"/t/{token}.json", headers={"X-Forwarded-For": "203.0.113.7"})
+            for _ in range(4)
+        ]
         # What the client wrote is further left; the proxy appended the address it saw.
         bob = http.get(f"/t/{token}.json", headers={"X-Forwarded-For": "203.0.113.7, 198.51.100.2"})
     assert [a.status_code for a in ada] == [200, 200, 200, 429]
@@ -92,8 +96,9 @@ def test_a_problem_posted_from_another_site_opens_no_case(
 ) -> None:
     form = {"kind": "damaged", "message": "Box crushed"}
     for foreign in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-        refused = client.post(f"/t/{token}/problems", data=form, headers=foreign,
-                              follow_redirects=False)  # fmt: skip
+        refused = client.post(
+            f"/t/{token}/problems", data=form, headers=foreign, follow_redirects=False
+        )
         assert refused.status_code == 403, refused.text
     with Session(engine) as session:
         assert session.exec(select(func.count(col(Case.id)))).one() == 0

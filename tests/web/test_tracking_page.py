@@ -27,8 +27,12 @@ PERSONAL = ("Lovelace", "ada@example.com", "+15550100", "Jasper", "TEA-1", "53.5
 
 
 def test_the_page_tells_the_story_and_nothing_personal(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, settings: Settings,
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    settings: Settings,
+) -> None:
     seed_catalog(client, admin)
     order_id = place(client, shop, channels=["email"])
     token = token_of(engine, order_id)
@@ -53,9 +57,13 @@ def test_the_page_tells_the_story_and_nothing_personal(
 
 
 def test_an_unknown_token_is_a_404_that_says_nothing_and_pages_are_rate_limited(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, app: FastAPI,
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    app: FastAPI,
     settings: Settings,
-) -> None:  # fmt: skip
+) -> None:
     app.state.settings = settings.model_copy(update={"tracking_page_rate": "5/minute"})
     seed_catalog(client, admin)
     token = token_of(engine, place(client, shop))
@@ -72,18 +80,28 @@ def test_an_unknown_token_is_a_404_that_says_nothing_and_pages_are_rate_limited(
 
 
 def test_a_reported_problem_opens_a_case_whose_thread_holds_the_whole_story(
-    client: TestClient, admin: Headers, shop: Headers, engine: Engine, settings: Settings,
-    make_key: Callable[..., Headers], smtp: tuple[int, Inbox], app: FastAPI,
-) -> None:  # fmt: skip
+    client: TestClient,
+    admin: Headers,
+    shop: Headers,
+    engine: Engine,
+    settings: Settings,
+    make_key: Callable[..., Headers],
+    smtp: tuple[int, Inbox],
+    app: FastAPI,
+) -> None:
     support = make_key(Scope.SUPPORT, name="helpdesk")
-    app.state.settings = settings.model_copy(update={"smtp_host": "127.0.0.1",
-                                                     "smtp_port": smtp[0]})  # fmt: skip
+    app.state.settings = settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": smtp[0]}
+    )
     seed_catalog(client, admin)
     order_id = place(client, shop, channels=["email"])
     relay_now(engine, app.state.settings)
     token = token_of(engine, order_id)
-    form = client.post(f"/t/{token}/problems", data={"kind": "damaged", "message": "Box crushed"},
-                       follow_redirects=False)  # fmt: skip
+    form = client.post(
+        f"/t/{token}/problems",
+        data={"kind": "damaged", "message": "Box crushed"},
+        follow_redirects=False,
+    )
     assert form.status_code == 303 and form.headers["location"] == f"/t/{token}?reported"
     assert "we have your report" in client.get(form.headers["location"]).text
     more = client.post(f"/t/{token}/problems", json={"kind": "damaged", "message": "Photo sent"})
@@ -102,22 +120,35 @@ def test_a_reported_problem_opens_a_case_whose_thread_holds_the_whole_story(
     assert notice["subject"] == "Your order web-1001 is confirmed" and "Ada" in notice["text"]
     said = [item["text"] for item in thread if item["type"] == "message"]
     assert said == ["Box crushed", "Photo sent"]
-    answered = client.post(f"/v1/cases/{case['id']}/messages", json={"body": "Replacement sent"},
-                           headers=support)  # fmt: skip
+    answered = client.post(
+        f"/v1/cases/{case['id']}/messages", json={"body": "Replacement sent"}, headers=support
+    )
     assert answered.status_code == 201
-    closed = client.post(f"/v1/cases/{case['id']}/close", json={"resolution": "replaced"},
-                         headers=support)  # fmt: skip
+    closed = client.post(
+        f"/v1/cases/{case['id']}/close", json={"resolution": "replaced"}, headers=support
+    )
     assert closed.json()["status"] == "closed"
-    assert client.post(f"/v1/cases/{case['id']}/close", json={"resolution": "again"},
-                       headers=support).status_code == 409  # fmt: skip
+    assert (
+        client.post(
+            f"/v1/cases/{case['id']}/close", json={"resolution": "again"}, headers=support
+        ).status_code
+        == 409
+    )
     figures = client.get("/v1/metrics/service", headers=support).json()
     assert (figures["cases_opened"], figures["cases_open"]) == (1, 0)
 
 
 def test_the_own_fleets_page_shows_the_van_coming_and_late_news_is_told_in_time(
-    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, driver: Headers,
-    engine: Engine, dispatch_settings: Settings, app: FastAPI, make_key: Callable[..., Headers],
-) -> None:  # fmt: skip
+    seeded: TestClient,
+    admin: Headers,
+    shop: Headers,
+    dispatcher: Headers,
+    driver: Headers,
+    engine: Engine,
+    dispatch_settings: Settings,
+    app: FastAPI,
+    make_key: Callable[..., Headers],
+) -> None:
     plan = van1_published(seeded, admin, shop, dispatcher, engine, dispatch_settings, app, 3)
     route = plan["routes"][0]
     stops = route["stops"]
@@ -149,8 +180,10 @@ def test_the_own_fleets_page_shows_the_van_coming_and_late_news_is_told_in_time(
     view = seeded.get(f"/t/{token}.json").json()
     assert view["late"] and view["headline"] == "Running late"
     support = make_key(Scope.SUPPORT)
-    period = {"since": (start - timedelta(days=1)).isoformat(),
-              "until": (start + timedelta(days=1)).isoformat()}  # fmt: skip
+    period = {
+        "since": (start - timedelta(days=1)).isoformat(),
+        "until": (start + timedelta(days=1)).isoformat(),
+    }
     figures = seeded.get("/v1/metrics/service", headers=support, params=period).json()
     late_alerts, told = figures["detection_to_first_notice"]["late"], figures["late_deliveries"]
     assert late_alerts["notified"] == late_alerts["alerts"] >= 1
