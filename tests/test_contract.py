@@ -22,7 +22,7 @@ from fulfill.notify.models import Case, Notice
 from fulfill.orders.models import Order
 from fulfill.processes import LiveServer
 from fulfill.tracking.models import Shipment
-from tests.dispatch.test_dispatch import van1_published
+from tests.dispatch.support import van1_published
 from tests.notify.test_notices import follow, place
 from tests.support import relay_now
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from fulfill.config import Settings
 from fulfill.dispatch.models import Van
-from tests.dispatch.test_dispatch import (
+from tests.dispatch.support import (
     add_van,
     place_orders,
     published,
@@ -21,6 +22,14 @@ from tests.dispatch.test_dispatch import (
 from tests.support import DOWNTOWN, MORNING
 
 Headers = dict[str, str]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The room check on, as it is by default (the other dispatch tests turn it off)."""
+    return settings.model_copy(update={"same_day_room_check": True})
+
+
 FAR_NORTH = {"lat": 53.76, "lon": -113.49}  # 24 km out: inside WH1's 30 km, but a long drive
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from fulfill.config import Settings
 from fulfill.tracking.models import Shipment, TrackingAlert
-from tests.dispatch.test_dispatch import van1_published
+from tests.dispatch.support import van1_published
 
 Headers = dict[str, str]
 

@@ -17,7 +17,7 @@ from fulfill.config import Settings
 from fulfill.dispatch import solving
 from fulfill.migrations import upgrade
 from fulfill.processes import LiveServer
-from tests.dispatch.test_dispatch import AFTER_CUTOFF, add_van, place_orders, planned
+from tests.dispatch.support import AFTER_CUTOFF, add_van, place_orders, planned
 from tests.support import seed_catalog
 
 Headers = dict[str, str]

@@ -18,7 +18,7 @@ from fulfill.notify import sending
 from fulfill.notify.models import NoticeStatus
 from fulfill.tracking.models import Shipment
 from fulfill_carriers import TrackingStatus as S
-from tests.dispatch.test_dispatch import van1_published
+from tests.dispatch.support import van1_published
 from tests.notify.test_notices import follow, place, rows, scan, token_of
 from tests.support import MORNING, Inbox, relay_now, seed_catalog
 
