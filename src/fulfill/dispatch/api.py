@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlmodel import col, select
 
 from fulfill.deps import (
     AdminCaller,
@@ -20,7 +19,7 @@ from fulfill.deps import (
     problem_responses,
 )
 from fulfill.dispatch import editing, plans, progress, publishing, repository
-from fulfill.dispatch.models import Van, Wave
+from fulfill.dispatch.models import Van
 from fulfill.dispatch.schemas import (
     DriverEventAccepted,
     DriverEventIn,
@@ -62,7 +61,7 @@ def create_van(payload: VanCreate, caller: AdminCaller, idempotent: IdempotentDe
             raise Unprocessable(f"no node with code {payload.node}", field="node")
         if not node.node_kind.is_own:
             raise Unprocessable(f"node {node.code} is a third party: it has no vans", field="node")
-        if session.exec(select(Van).where(Van.code == payload.code)).first() is not None:
+        if repository.van_by_code(session, payload.code) is not None:
             raise Conflict(f"van {payload.code} exists", van=payload.code)
         van = Van(**payload.model_dump(exclude={"node"}), node_id=node.id)  # type: ignore[arg-type]
         session.add(van)
@@ -74,10 +73,7 @@ def create_van(payload: VanCreate, caller: AdminCaller, idempotent: IdempotentDe
 
 @router.get("/vans", response_model=list[VanPublic], responses=problem_responses(401, 403))
 def list_vans(session: SessionDep, _: DispatcherCaller, node: str | None = None) -> list[VanPublic]:
-    query = select(Van, Node).join(Node, col(Node.id) == Van.node_id).order_by(col(Van.code))
-    if node is not None:
-        query = query.where(Node.code == node)
-    return [van_public(van, n.code) for van, n in session.exec(query).all()]
+    return [van_public(van, n.code) for van, n in repository.vans(session, node)]
 
 
 @router.patch(
@@ -88,9 +84,7 @@ def update_van(
 ) -> VanPublic:
     """Take a van out of service, or bring it back: the plans made from now on follow. A route
     it has started stays on the dispatcher's page until its stops are moved or done."""
-    row = session.exec(
-        select(Van, Node).join(Node, col(Node.id) == Van.node_id).where(Van.code == code)
-    ).first()
+    row = repository.van_by_code(session, code)
     if row is None:
         raise NotFound(f"no van {code}", van=code)
     van, node = row
@@ -112,15 +106,8 @@ def list_waves(
     wave_status: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[WavePublic]:
-    query = select(Wave, Node).join(Node, col(Node.id) == Wave.node_id)
-    if node is not None:
-        query = query.where(Node.code == node)
-    if local_date is not None:
-        query = query.where(Wave.local_date == local_date)
-    if wave_status is not None:
-        query = query.where(Wave.status == wave_status)
-    rows = session.exec(query.order_by(col(Wave.cutoff_at).desc(), col(Node.code)).limit(limit))
-    return [wave_public(session, wave, n) for wave, n in rows.all()]
+    wanted = repository.WaveQuery(node, local_date, wave_status, limit)
+    return [wave_public(session, wave, n) for wave, n in repository.waves(session, wanted)]
 
 
 @router.get(

@@ -18,7 +18,7 @@ from fulfill.dispatch.models import (
     Van,
     Wave,
 )
-from fulfill.inventory.models import Product
+from fulfill.inventory.models import Node, Product
 from fulfill.orders.models import Fulfillment, FulfillmentLine, FulfillmentStatus, Order
 
 
@@ -164,3 +164,71 @@ def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Book
             gone = depart_at - reload
             booked[code] = Booked(was.after, min(was.before or gone, gone))
     return booked
+
+
+def published_stop(session: Session, fulfillment_id: str) -> PlanStop | None:
+    """The fulfillment's stop in the newest published plan that gave it a route."""
+    return session.exec(
+        select(PlanStop)
+        .join(Plan, col(Plan.id) == PlanStop.plan_id)
+        .where(
+            PlanStop.fulfillment_id == fulfillment_id,
+            Plan.status == PlanStatus.PUBLISHED,
+            col(PlanStop.route_id).is_not(None),
+        )
+        .order_by(col(Plan.id).desc())
+    ).first()
+
+
+def route_positions(session: Session, route_id: int) -> list[tuple[int, str]]:
+    """(position, status) of every stop of a route."""
+    return [
+        (position, status)
+        for position, status in session.exec(
+            select(PlanStop.position, PlanStop.status).where(PlanStop.route_id == route_id)
+        )
+    ]
+
+
+def van_by_code(session: Session, code: str) -> tuple[Van, Node] | None:
+    """A van and the node it belongs to."""
+    row = session.exec(
+        select(Van, Node).join(Node, col(Node.id) == Van.node_id).where(Van.code == code)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def vans(session: Session, node_code: str | None) -> list[tuple[Van, Node]]:
+    """Every van (of one node when given) with its node, by code."""
+    query = select(Van, Node).join(Node, col(Node.id) == Van.node_id).order_by(col(Van.code))
+    if node_code is not None:
+        query = query.where(Node.code == node_code)
+    return [(van, node) for van, node in session.exec(query)]
+
+
+@dataclass(frozen=True)
+class WaveQuery:
+    node_code: str | None = None
+    local_date: str | None = None
+    status: str | None = None
+    limit: int = 100
+
+
+def waves(session: Session, wanted: WaveQuery) -> list[tuple[Wave, Node]]:
+    """Waves with their nodes, the latest cutoff first."""
+    query = select(Wave, Node).join(Node, col(Node.id) == Wave.node_id)
+    if wanted.node_code is not None:
+        query = query.where(Node.code == wanted.node_code)
+    if wanted.local_date is not None:
+        query = query.where(Wave.local_date == wanted.local_date)
+    if wanted.status is not None:
+        query = query.where(Wave.status == wanted.status)
+    ordered = query.order_by(col(Wave.cutoff_at).desc(), col(Node.code)).limit(wanted.limit)
+    return [(wave, node) for wave, node in session.exec(ordered)]
+
+
+def wave_size(session: Session, wave_id: int) -> int:
+    """How many fulfillments joined the wave."""
+    return session.exec(
+        select(func.count()).select_from(Fulfillment).where(Fulfillment.wave_id == wave_id)
+    ).one()

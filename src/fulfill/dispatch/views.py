@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
 from fulfill.dispatch import plans, repository
 from fulfill.dispatch.models import Plan, PlanStop, Van, Wave
@@ -22,7 +22,6 @@ from fulfill.dispatch.schemas import (
     Window,
 )
 from fulfill.inventory.models import Node
-from fulfill.orders.models import Fulfillment
 
 
 def van_public(van: Van, node_code: str) -> VanPublic:
@@ -31,9 +30,7 @@ def van_public(van: Van, node_code: str) -> VanPublic:
 
 def wave_public(session: Session, wave: Wave, node: Node) -> WavePublic:
     assert wave.id is not None
-    count = session.exec(
-        select(func.count()).select_from(Fulfillment).where(Fulfillment.wave_id == wave.id)
-    ).one()
+    count = repository.wave_size(session, wave.id)
     latest = repository.latest_plan(session, wave.id)
     published = repository.published_plan(session, wave.id)
     return WavePublic(

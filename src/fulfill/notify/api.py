@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlmodel import col, select
 
 from fulfill.auth import Caller
 from fulfill.deps import (
@@ -20,7 +19,7 @@ from fulfill.deps import (
 )
 from fulfill.errors import Unprocessable
 from fulfill.inputs import UtcDatetime
-from fulfill.notify import cases, sending
+from fulfill.notify import cases, repository, sending
 from fulfill.notify.figures import service_figures
 from fulfill.notify.models import CaseStatus, Notice, NoticeStatus
 from fulfill.notify.schemas import (
@@ -45,21 +44,9 @@ def list_notices(
 ) -> list[NoticePublic]:
     """Notices, newest first. ``dead=true`` is the dead-letter list: failed on every channel
     the customer allows, replayable with ``POST /v1/notices/{id}/replay``."""
-    statement = select(Notice).order_by(col(Notice.created_at).desc()).limit(limit)
-    if order:
-        statement = statement.where(Notice.order_id == order)
-    if dead or status_:
-        statement = statement.where(Notice.status == (NoticeStatus.FAILED if dead else status_))
-    found = list(session.exec(statement))
-    taken_over = (
-        set(
-            session.exec(
-                select(Notice.fallback_of).where(col(Notice.fallback_of).in_([n.id for n in found]))
-            )
-        )
-        if found
-        else set()
-    )
+    wanted = NoticeStatus.FAILED if dead else status_
+    found = repository.notices(session, order_id=order, status=wanted, limit=limit)
+    taken_over = repository.taken_over(session, [n.id for n in found])
     rows = [_public(n, n.status == NoticeStatus.FAILED and n.id not in taken_over) for n in found]
     return [r for r in rows if r.dead] if dead else rows
 

@@ -181,3 +181,8 @@ def record_events(session: Session, events: Sequence[TimelineEntry]) -> None:
     if events:
         rows = [{"order_id": o, "kind": k, "data": d, "at": at} for o, k, d, at in events]
         session.execute(insert(OrderEvent), rows)
+
+
+def order_by_token(session: Session, token: str) -> Order | None:
+    """The order a tracking link names (its token is unique and unguessable)."""
+    return session.exec(select(Order).where(Order.tracking_token == token)).first()

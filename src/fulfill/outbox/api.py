@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 
 from fulfill.deps import AdminCaller, SessionDep, problem_responses
 from fulfill.inputs import MAX_ROW_ID, CreateModel
-from fulfill.outbox.models import OutboxEvent, OutboxStatus
+from fulfill.outbox import repository
+from fulfill.outbox.models import OutboxStatus
 from fulfill.outbox.service import replay_dead
 
 router = APIRouter(prefix="/v1/outbox", tags=["operations"])
@@ -45,18 +45,8 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[OutboxEventPublic]:
     """Outbox events, the dead letters by default, newest first."""
-    statement = (
-        select(OutboxEvent)
-        .where(OutboxEvent.status == status)
-        .order_by(col(OutboxEvent.id).desc())
-        .limit(limit)
-    )
-    if topic:
-        statement = statement.where(OutboxEvent.topic == topic)
-    return [
-        OutboxEventPublic.model_validate(row, from_attributes=True)
-        for row in session.exec(statement)
-    ]
+    rows = repository.events(session, status=status, topic=topic, limit=limit)
+    return [OutboxEventPublic.model_validate(row, from_attributes=True) for row in rows]
 
 
 @router.post("/replay", response_model=Replayed, responses=problem_responses(401, 403, 422))

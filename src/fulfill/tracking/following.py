@@ -15,6 +15,7 @@ from fulfill.tracking.models import (
     Shipment,
 )
 from fulfill.tracking.recording import Known, Recorded, locked, record, refresh_eta
+from fulfill.tracking.repository import shipment_by_number
 from fulfill_carriers import OWN_FLEET, CarrierEvent
 from fulfill_carriers import TrackingStatus as S
 
@@ -67,14 +68,6 @@ def follow(
         at=now,
     )
     return shipment
-
-
-def shipment_by_number(session: Session, carrier: str, tracking_number: str) -> Shipment | None:
-    return session.exec(
-        select(Shipment).where(
-            Shipment.carrier == carrier, Shipment.tracking_number == tracking_number
-        )
-    ).first()
 
 
 def follow_own_fleet(

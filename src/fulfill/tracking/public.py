@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from fulfill.tracking import repository
 from fulfill.tracking.models import (
     Shipment,
     TrackingAlert,
@@ -17,33 +18,12 @@ from fulfill.tracking.schemas import ShipmentAlert, ShipmentEvent, ShipmentPubli
 def shipments_public(session: Session, shipments: Sequence[Shipment]) -> list[ShipmentPublic]:
     """Each shipment with its timeline (by when things happened) and alerts, in two queries."""
     ids = [s.id for s in shipments]
-    if not ids:
-        return []
-    events = session.exec(
-        select(TrackingEvent)
-        .where(col(TrackingEvent.shipment_id).in_(ids))
-        .order_by(col(TrackingEvent.occurred_at), col(TrackingEvent.id))
-    ).all()
-    alerts = session.exec(
-        select(TrackingAlert)
-        .where(col(TrackingAlert.shipment_id).in_(ids))
-        .order_by(col(TrackingAlert.detected_at), col(TrackingAlert.id))
-    ).all()
-    return [
-        _public(
-            s,
-            [e for e in events if e.shipment_id == s.id],
-            [a for a in alerts if a.shipment_id == s.id],
-        )
-        for s in shipments
-    ]
+    events, alerts = repository.events_of(session, ids), repository.alerts_of(session, ids)
+    return [_public(s, events.get(s.id, []), alerts.get(s.id, [])) for s in shipments]
 
 
 def shipments_of_order(session: Session, order_id: str) -> list[ShipmentPublic]:
-    rows = session.exec(
-        select(Shipment).where(Shipment.order_id == order_id).order_by(col(Shipment.created_at))
-    ).all()
-    return shipments_public(session, rows)
+    return shipments_public(session, repository.shipments_of(session, order_id))
 
 
 def _public(

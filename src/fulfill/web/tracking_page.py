@@ -20,15 +20,17 @@ from limits import parse as parse_rate
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from fulfill.client_address import client_address
 from fulfill.deps import ClockDep, SessionDep, SettingsDep, problem_responses
-from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, StopStatus
+from fulfill.dispatch import repository as dispatch_repository
+from fulfill.dispatch.models import PlanRoute, RouteStatus, StopStatus
 from fulfill.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
 from fulfill.notify import cases, wording
+from fulfill.notify import repository as notify_repository
 from fulfill.notify.announcing import zones_of
-from fulfill.notify.models import Case, CaseKind, CaseStatus
+from fulfill.notify.models import CaseKind
 from fulfill.notify.schemas import (
     CaseOpened,
     PageEvent,
@@ -37,7 +39,9 @@ from fulfill.notify.schemas import (
     TrackingView,
     VanProgress,
 )
+from fulfill.orders import repository as orders_repository
 from fulfill.orders.models import Order, OrderStatus
+from fulfill.tracking import repository as tracking_repository
 from fulfill.tracking.models import Shipment, TrackingEvent
 from fulfill_carriers import OWN_FLEET, TrackingStatus, label
 
@@ -189,7 +193,7 @@ def _report(body: bytes, is_form: bool) -> ProblemReport:
 
 
 def _order(session: Session, token: str) -> Order:
-    order = session.exec(select(Order).where(Order.tracking_token == token)).first()
+    order = orders_repository.order_by_token(session, token)
     if order is None:
         raise NotFound(GONE)
     return order
@@ -198,17 +202,13 @@ def _order(session: Session, token: str) -> Order:
 def view(session: Session, order: Order, now: datetime) -> TrackingView:
     language = str(order.customer.get("language", "en"))
     zone = zones_of(session, {order.id: order}).get(order.id, "UTC")
-    shipments = session.exec(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.created_at))
-    ).all()
-    events = _events(session, [s.id for s in shipments])
+    shipments = tracking_repository.shipments_of(session, order.id)
+    events = tracking_repository.events_of(session, [s.id for s in shipments], moved_only=True)
     parcels = [_parcel(session, s, events.get(s.id, []), zone, now, language) for s in shipments]
     overall = _overall(order, shipments)
     late = any(p.late for p in parcels)
     headline = wording.status("late" if late and overall != "delivered" else overall, language)
-    open_case = session.exec(
-        select(Case.id).where(Case.order_id == order.id, Case.status == CaseStatus.OPEN)
-    ).first()
+    open_case = notify_repository.open_case_id(session, order.id)
     return TrackingView(
         first_name=wording.first_name(str(order.customer.get("name", ""))),
         town=((order.destination.get("address") or {}).get("city")),
@@ -232,20 +232,6 @@ def _overall(order: Order, shipments: Any) -> str:
         return "confirmed"
     # The parcel furthest from the door speaks for the order.
     return min((TrackingStatus(s.status) for s in shipments), key=lambda s: s.rank).value
-
-
-def _events(session: Session, shipment_ids: list[str]) -> dict[str, list[TrackingEvent]]:
-    found: dict[str, list[TrackingEvent]] = {}
-    if not shipment_ids:
-        return found
-    rows = session.exec(
-        select(TrackingEvent)
-        .where(col(TrackingEvent.shipment_id).in_(shipment_ids), col(TrackingEvent.moved))
-        .order_by(col(TrackingEvent.occurred_at))
-    ).all()
-    for row in rows:
-        found.setdefault(row.shipment_id, []).append(row)
-    return found
 
 
 def _parcel(
@@ -284,22 +270,11 @@ def _parcel(
 
 def _van(session: Session, fulfillment_id: str) -> VanProgress | None:
     """How far the van is along its route: counts only, never where the other doors are."""
-    mine = session.exec(
-        select(PlanStop)
-        .join(Plan, col(Plan.id) == PlanStop.plan_id)
-        .where(
-            PlanStop.fulfillment_id == fulfillment_id,
-            Plan.status == PlanStatus.PUBLISHED,
-            col(PlanStop.route_id).is_not(None),
-        )
-        .order_by(col(Plan.id).desc())
-    ).first()
+    mine = dispatch_repository.published_stop(session, fulfillment_id)
     if mine is None or mine.route_id is None:
         return None
     route = session.get(PlanRoute, mine.route_id)
-    stops = session.exec(
-        select(PlanStop.position, PlanStop.status).where(PlanStop.route_id == mine.route_id)
-    ).all()
+    stops = dispatch_repository.route_positions(session, mine.route_id)
     done = sum(StopStatus(s).done for _, s in stops)
     before = sum(1 for p, s in stops if p < mine.position and not StopStatus(s).done)
     return VanProgress(
