@@ -42,7 +42,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import fulfill_devservers as devservers
 from fulfill import processes
@@ -370,8 +370,8 @@ def _astray(engine: Engine, lives: dict[str, str], sent_upto: dict[str, int]) ->
         statuses = dict(
             session.execute(
                 select(Shipment.tracking_number, Shipment.status).where(
-                    Shipment.tracking_number.in_(list(lives))
-                )  # type: ignore[attr-defined]
+                    col(Shipment.tracking_number).in_(list(lives))
+                )
             ).all()
         )
     return sum(statuses.get(number) != STATUSES[code][0] for number, code in last.items())

@@ -55,9 +55,10 @@ from fulfill.orders.models import Fulfillment, Order, new_tracking_token
 from fulfill.tracking import carriers, polling
 from fulfill.tracking.models import Shipment, WebhookReceipt
 from fulfill.wiring import wire
-from fulfill_carriers import CarrierState, sign
-from fulfill_carriers import carrier_sandbox_app as sandbox_app
+from fulfill_carriers import sign
 from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
+from fulfill_carriers.sandboxes import CarrierState
+from fulfill_carriers.sandboxes import carrier_sandbox_app as sandbox_app
 
 SECRET = "whsec_bench"
 CODES = ("CR", "PU", "AF", "DF", "AF", "OD", "DL")

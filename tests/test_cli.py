@@ -99,6 +99,15 @@ def test_a_wrong_setting_is_a_one_line_error_naming_it(data_env: dict[str, str])
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: FULFILL_CARRIERS: Value error, no carrier plugin 'fedup'")
+    aggregator = fulfill("migrate", env=data_env | {"FULFILL_PARCEL_CARRIER": "aftership"})
+    assert aggregator.returncode == 2
+    assert "'aftership' is no installed parcel carrier" in aggregator.stderr
+    unusable = {"FULFILL_CARRIER_URL": "http://127.0.0.1:9", "FULFILL_CARRIER_TIMEOUT_S": "0"}
+    refused = fulfill("migrate", env=data_env | unusable)
+    assert (refused.returncode, refused.stderr.strip().splitlines()) == (
+        2,
+        ["error: carrier sandbox: option 'timeout_s' must be above 0"],
+    )
 
 
 def test_a_bad_scope_is_a_one_line_error(data_env: dict[str, str]) -> None:

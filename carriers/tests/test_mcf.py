@@ -12,10 +12,10 @@ import pytest
 from carrier_servers import free_port, served
 
 import fulfill_carriers as mcf
-from fulfill_carriers import McfSandboxState as SandboxState
 from fulfill_carriers import TrackingStatus
-from fulfill_carriers import mcf_sandbox_app as sandbox_app
 from fulfill_carriers.mcf.mapping import EVENTS
+from fulfill_carriers.sandboxes import McfSandboxState as SandboxState
+from fulfill_carriers.sandboxes import mcf_sandbox_app as sandbox_app
 
 ADDRESS = mcf.Address("Ada", "10220 103 Ave NW", "Edmonton", "T5J 0K4", "CA", state_or_region="AB")
 

@@ -16,7 +16,6 @@ from carrier_servers import served
 
 from fulfill_carriers import (
     CarrierRefused,
-    CarrierState,
     CarrierUnavailable,
     ExceptionReason,
     Parcel,
@@ -24,10 +23,11 @@ from fulfill_carriers import (
     WebhookRefused,
     sign,
 )
-from fulfill_carriers import carrier_sandbox_app as sandbox_app
 from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
 from fulfill_carriers.sandbox.lives import CODES, LIVES, parse_mix
 from fulfill_carriers.sandbox.mapping import STATUSES
+from fulfill_carriers.sandboxes import CarrierState
+from fulfill_carriers.sandboxes import carrier_sandbox_app as sandbox_app
 from fulfill_carriers.status import TrackingStatus as S
 
 SECRET = "whsec_test"

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pytest
 
+from fulfill_routing.errors import OsrmError
 from fulfill_routing.geo import haversine_matrix_km
 from fulfill_routing.model import Location
 from fulfill_routing.travel import (
     GreatCircle,
-    OsrmError,
     OsrmTable,
     SpeedProfile,
     TravelTimeProvider,

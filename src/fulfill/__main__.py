@@ -4,17 +4,30 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 from pydantic import ValidationError
+
+from fulfill_carriers import PluginError
 
 
 def run() -> None:
     try:
         from fulfill.cli import main
+        from fulfill.config import get_settings
+        from fulfill.tracking import carriers
+
+        carriers.check(get_settings())
     except ValidationError as exc:
-        print(f"error: {settings_problem(exc)}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(settings_problem(exc))
+    except PluginError as exc:
+        _refuse(str(exc))
     main()
+
+
+def _refuse(problem: str) -> NoReturn:
+    print(f"error: {problem}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def settings_problem(exc: ValidationError) -> str:

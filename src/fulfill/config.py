@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fulfill_carriers import installed
+from fulfill_carriers import CarrierClass, Nature, PluginError, installed
 
 # (max kg, cost) brackets of a rate card, lightest first.
 RateCard = list[tuple[float, float]]
@@ -227,10 +227,20 @@ class Settings(BaseSettings):
     @field_validator("carriers")
     @classmethod
     def _installed(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        known = installed()
+        known = _plugins()
         for code in value:
             if code not in known:
                 raise ValueError(f"no carrier plugin {code!r} is installed: {', '.join(known)}")
+        return value
+
+    @field_validator("parcel_carrier")
+    @classmethod
+    def _a_parcel_carrier(cls, value: str) -> str:
+        parcel_carriers = sorted(c for c, p in _plugins().items() if p.nature is Nature.CARRIER)
+        if value not in parcel_carriers:
+            raise ValueError(
+                f"{value!r} is no installed parcel carrier: {', '.join(parcel_carriers)}"
+            )
         return value
 
     events_webhook_url: str | None = None
@@ -281,3 +291,11 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def _plugins() -> dict[str, CarrierClass]:
+    """The installed carrier plugins; one that does not load is a wrong setting, in one line."""
+    try:
+        return installed()
+    except PluginError as exc:
+        raise ValueError(str(exc)) from exc

@@ -20,8 +20,8 @@ from fulfill.fulfillers.tasks import sync_all
 from fulfill.outbox.models import OutboxEvent, OutboxStatus
 from fulfill.processes import LiveServer
 from fulfill.wiring import outbox_handlers
-from fulfill_carriers import McfSandboxState as SandboxState
-from fulfill_carriers import mcf_sandbox_app as sandbox_app
+from fulfill_carriers.sandboxes import McfSandboxState as SandboxState
+from fulfill_carriers.sandboxes import mcf_sandbox_app as sandbox_app
 from tests.support import available, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]

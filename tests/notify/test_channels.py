@@ -19,8 +19,9 @@ from fulfill.notify.channels import (
 )
 from fulfill.notify.templates import NoticeKind, languages, render
 from fulfill.processes import LiveServer, free_port
-from fulfill_carriers import SIGNATURE_HEADER, SmsState, verify
-from fulfill_carriers import sms_sandbox_app as sandbox_app
+from fulfill_carriers import SIGNATURE_HEADER, verify
+from fulfill_carriers.sandboxes import SmsState
+from fulfill_carriers.sandboxes import sms_sandbox_app as sandbox_app
 from tests.support import Inbox, WebhookReceiver, smtp_server
 
 CONTEXT = {

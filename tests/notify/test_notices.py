@@ -29,9 +29,10 @@ from fulfill.simclock import SharedClock
 from fulfill.tracking import following
 from fulfill.tracking import recording as tracking
 from fulfill.tracking.models import Shipment
-from fulfill_carriers import SIGNATURE_HEADER, CarrierEvent, ExceptionReason, SmsState, verify
+from fulfill_carriers import SIGNATURE_HEADER, CarrierEvent, ExceptionReason, verify
 from fulfill_carriers import TrackingStatus as S
-from fulfill_carriers import sms_sandbox_app as sandbox_app
+from fulfill_carriers.sandboxes import SmsState
+from fulfill_carriers.sandboxes import sms_sandbox_app as sandbox_app
 from tests.support import MORNING, Inbox, WebhookReceiver, order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]

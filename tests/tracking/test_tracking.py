@@ -26,11 +26,12 @@ from fulfill.orders.models import Fulfillment
 from fulfill.processes import LiveServer
 from fulfill.tracking import carriers, following, ingest, polling, public, recording, sweeping
 from fulfill.tracking.models import CarrierHealth, Shipment, TrackingAlert, WebhookReceipt
-from fulfill_carriers import CarrierEvent, CarrierState, ExceptionReason, sign
+from fulfill_carriers import CarrierEvent, ExceptionReason, sign
 from fulfill_carriers import TrackingStatus as S
-from fulfill_carriers import carrier_sandbox_app as sandbox_app
 from fulfill_carriers.aftership.adapter import SIGNATURE_HEADER as AFTERSHIP_HEADER
 from fulfill_carriers.sandbox.adapter import SIGNATURE_HEADER
+from fulfill_carriers.sandboxes import CarrierState
+from fulfill_carriers.sandboxes import carrier_sandbox_app as sandbox_app
 from tests.support import order_body, relay_now, seed_catalog
 
 Headers = dict[str, str]

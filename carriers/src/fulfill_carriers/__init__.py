@@ -1,10 +1,11 @@
-"""Carrier adapters, normalised tracking statuses, webhook signatures, and the sandboxes that
-stand for the outside APIs in tests and the demo.
+"""Carrier adapters, normalised tracking statuses and webhook signatures.
 
 Everything a caller needs is here. Carriers are plugins: each is an adapter class carrying its
 code, label and nature, registered under the ``fulfill.carriers`` entry point group (the
 built-in ones too) and found by ``installed()``; ``build()`` makes the configured ones. Every
-error is in ``fulfill_carriers.errors``.
+error is in ``fulfill_carriers.errors``. The sandboxes that stand for the outside APIs in tests and
+the demo are ``fulfill_carriers.sandboxes``, kept out of the root so that a service does not load
+them.
 """
 
 from fulfill_carriers.adapter import (
@@ -42,18 +43,12 @@ from fulfill_carriers.mcf.mapping import (
     Package,
     Preview,
 )
-from fulfill_carriers.mcf.sandbox import sandbox_app as mcf_sandbox_app
-from fulfill_carriers.mcf.sandbox_state import SandboxState as McfSandboxState
 from fulfill_carriers.own_fleet.adapter import OwnFleet
 from fulfill_carriers.own_fleet.mapping import CODE as OWN_FLEET
 from fulfill_carriers.own_fleet.mapping import event as driver_event
-from fulfill_carriers.plugins import build, carrier_class, codes, installed, label
+from fulfill_carriers.plugins import CarrierClass, build, carrier_class, codes, installed, label
 from fulfill_carriers.sandbox.adapter import SandboxCarrier
-from fulfill_carriers.sandbox.lives import CarrierState
-from fulfill_carriers.sandbox.server import sandbox_app as carrier_sandbox_app
 from fulfill_carriers.signatures import SIGNATURE_HEADER, sign, verify
-from fulfill_carriers.sms_sandbox import SmsState
-from fulfill_carriers.sms_sandbox import sandbox_app as sms_sandbox_app
 from fulfill_carriers.status import TrackingStatus
 
 __all__ = [
@@ -63,10 +58,10 @@ __all__ = [
     "Address",
     "AfterShip",
     "Carrier",
+    "CarrierClass",
     "CarrierError",
     "CarrierEvent",
     "CarrierRefused",
-    "CarrierState",
     "CarrierUnavailable",
     "CreatedShipment",
     "ExceptionReason",
@@ -75,7 +70,6 @@ __all__ = [
     "McfClient",
     "McfError",
     "McfRefused",
-    "McfSandboxState",
     "McfUnavailable",
     "Nature",
     "NewOrder",
@@ -88,23 +82,19 @@ __all__ = [
     "Preview",
     "SandboxCarrier",
     "SignatureError",
-    "SmsState",
     "Tracked",
     "TrackingStatus",
     "Webhook",
     "WebhookRefused",
     "build",
     "carrier_class",
-    "carrier_sandbox_app",
     "client_from_options",
     "codes",
     "driver_event",
     "installed",
     "label",
-    "mcf_sandbox_app",
     "retryable",
     "send",
     "sign",
-    "sms_sandbox_app",
     "verify",
 ]

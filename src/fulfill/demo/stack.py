@@ -18,7 +18,7 @@ from fulfill.auth import Scope, create_key
 from fulfill.db import engine_for
 from fulfill.migrations import upgrade
 from fulfill.processes import LiveServer, Supervisor, free_port, wait_for_http
-from fulfill_carriers import (
+from fulfill_carriers.sandboxes import (
     CarrierState,
     McfSandboxState,
     SmsState,

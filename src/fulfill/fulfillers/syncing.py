@@ -20,11 +20,7 @@ from fulfill.orders.models import (
 )
 from fulfill.orders.repository import record_event
 from fulfill.tracking import following
-from fulfill_carriers import (
-    McfCarrier,
-    McfClient,
-    Package,
-)
+from fulfill_carriers import McfCarrier, McfClient, Package
 
 
 def follow(session: Session, node: Node, client: McfClient, now: datetime) -> int:

@@ -72,8 +72,12 @@ def handlers(settings: Settings) -> dict[str, list[Handler]]:
     def parcel_carrier(row: OutboxEvent) -> str:
         return settings.parcel_carrier
 
-    def shipments_carrier(row: OutboxEvent) -> str:  # events stored before it was named
-        return str(row.payload.get("carrier") or settings.parcel_carrier)
+    def shipments_carrier(row: OutboxEvent) -> str:
+        if row.payload.get("carrier"):
+            return str(row.payload["carrier"])
+        with session_scope(engine) as session:  # an event stored before it named its carrier
+            shipment = session.get(Shipment, row.payload["shipment"])
+            return shipment.carrier if shipment is not None else settings.parcel_carrier
 
     return {
         CREATE_TOPIC: [

@@ -38,7 +38,7 @@ class AfterShip:
     """Options: ``webhook_secret`` (required), ``tolerance_s``."""
 
     code: ClassVar[str] = "aftership"
-    label: ClassVar[str] = "AfterShip"
+    label: ClassVar[str] = "our carrier"  # it reports for whichever carrier has the parcel
     nature: ClassVar[Nature] = Nature.AGGREGATOR
     batch_size = 0
 

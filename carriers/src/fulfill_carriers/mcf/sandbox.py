@@ -4,8 +4,9 @@ It serves the calls ``fulfill_carriers.mcf`` makes, shaped like Amazon's models:
 preview, create, get and cancel a fulfillment order, inventory summaries (paged), and Amazon's
 sandbox-only calls to stock items and to move an order's status. Orders move through Received,
 Processing and Complete by themselves every ``step_s`` seconds if given (a package with a
-tracking number appears at Complete). ``/sandbox/*`` is ours: trouble on demand (an outage, or a
-delay on every answer) and what the sandbox holds, so that tests can count what it received.
+tracking number appears at Complete). ``/sandbox/*`` is ours: trouble on demand
+(``fulfill_carriers.sandboxing``: an outage, a delay, answers that are not JSON, a rate limit)
+and what the sandbox holds, so that tests can count what it received.
 
     python -m fulfill_carriers.mcf.sandbox --port 8766 --step 30
 """
@@ -238,7 +239,7 @@ def _inventory_routes(app: FastAPI, state: SandboxState) -> None:
         return _ok(body)
 
     @app.post("/fba/inventory/v1/items")
-    def createitem(body: dict[str, Any]) -> JSONResponse:
+    def create_item(body: dict[str, Any]) -> JSONResponse:
         """Amazon's sandbox-only call: a new sku with no units."""
         problem = _missing(body, ("sellerSku", "marketplaceId", "productName"))
         if problem:

@@ -28,7 +28,7 @@ class SandboxCarrier:
     """Options: ``url`` (required), ``webhook_secret``, ``timeout_s``, ``tolerance_s``."""
 
     code: ClassVar[str] = "sandbox"
-    label: ClassVar[str] = "Sandbox Parcel"
+    label: ClassVar[str] = "our carrier"  # it stands for the shop's own parcel carrier
     nature: ClassVar[Nature] = Nature.CARRIER
     batch_size = 100
 
