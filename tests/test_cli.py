@@ -232,6 +232,15 @@ def test_a_short_demo_day_reports_what_the_database_holds(tmp_path: Path) -> Non
     )
     assert placed == len(orders) == sum(report["orders"]["by_level"].values())
     assert sum(report["orders"]["by_source"].values()) == placed
+    # Same-day promises, each counted once: kept, early, or not kept for one cause.
+    same_day = report["promises"]["same_day"]
+    assert same_day["placed"] == sum(o.service_level == "same_day" for o in orders) > 0
+    assert (
+        same_day["kept"] + same_day["early"] + sum(same_day["late"].values()) == same_day["placed"]
+    )
+    assert same_day["late_from_injected_trouble"] + same_day["late_otherwise"] == sum(
+        same_day["late"].values()
+    )
     # Vans drove the published routes; parcels reached doors; customers heard of it once each.
     assert report["deliveries"]["delivered"] == len(delivered) > 0
     assert report["driver_events"]["delivered"] > 0 and report["vans"]["routes"] > 0

@@ -246,7 +246,10 @@ def demo(
         page = report.write(the_day.engine, figures, out)
     console.print(f"report: {page}")
     print(
-        json.dumps({k: figures[k] for k in ("orders", "deliveries", "cost", "vans")}, default=str)
+        json.dumps(
+            {k: figures[k] for k in ("orders", "deliveries", "promises", "cost", "vans")},
+            default=str,
+        )
     )
 
 

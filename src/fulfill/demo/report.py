@@ -21,9 +21,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from fulfill.demo.tally import Tally
-from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, Van, Wave
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStatus, PlanStop, RouteStatus, Van, Wave
 from fulfill.inventory.models import Node
 from fulfill.notify.figures import service_figures
+from fulfill.notify.promises import Outcome, same_day_outcomes
+from fulfill.notify.schemas import SameDayPromises
 from fulfill.orders.models import Fulfillment, Order
 from fulfill.tracking.models import Shipment
 from fulfill_carriers import TrackingStatus
@@ -47,6 +49,8 @@ def build(
         fulfillments = session.exec(select(Fulfillment)).all()
         shipments = session.exec(select(Shipment)).all()
         figures = service_figures(session, since, until)
+        outcomes = same_day_outcomes(session, since, until)
+        troubled = _on_troubled_vans(session, _troubled_vans(tally))
         routes = _published_routes(session)
         vans = session.exec(select(Van)).all()
     sources = {f.order_id: nodes[f.node_id] for f in fulfillments}
@@ -85,11 +89,49 @@ def build(
                 kind: r.model_dump() for kind, r in figures.detection_to_first_notice.items()
             },
         },
+        "promises": {"same_day": _same_day(figures.promises.same_day, outcomes, troubled)},
         "cost": _cost(orders, fulfillments, nodes, routes),
         "vans": _vans(vans, routes),
         "incidents": tally.incidents,
         "driver_events": dict(tally.driver_events),
     }
+
+
+def _same_day(
+    figures: SameDayPromises, outcomes: Sequence[Outcome], troubled: set[str]
+) -> dict[str, Any]:
+    """The service's same-day figures, and which of the promises not kept stem from the trouble
+    the demo injected (a parcel on the van that broke down or stood in the jam)."""
+    spared = [o for o in outcomes if o.order_id not in troubled]
+    kept_spared = sum(o.kept for o in spared)
+    not_kept = [o for o in outcomes if o.late_because is not None]
+    return {
+        **figures.model_dump(),
+        "late_from_injected_trouble": sum(o.order_id in troubled for o in not_kept),
+        "late_otherwise": sum(o.order_id not in troubled for o in not_kept),
+        "kept_share_without_trouble": round(kept_spared / len(spared), 4) if spared else None,
+    }
+
+
+def _troubled_vans(tally: Tally) -> set[str]:
+    return {
+        str(incident["van"])
+        for incident in tally.incidents
+        if incident["what"] in ("van breakdown", "traffic jam") and "van" in incident
+    }
+
+
+def _on_troubled_vans(session: Session, vans: set[str]) -> set[str]:
+    """Orders with a stop on a route that one of ``vans`` took on the road."""
+    if not vans:
+        return set()
+    rows = session.exec(
+        select(PlanStop.order_id)
+        .join(PlanRoute, col(PlanRoute.id) == PlanStop.route_id)
+        .join(Van, col(Van.id) == PlanRoute.van_id)
+        .where(col(Van.code).in_(vans), PlanRoute.status != RouteStatus.PLANNED)
+    )
+    return set(rows)
 
 
 def _published_routes(session: Session) -> list[PlanRoute]:

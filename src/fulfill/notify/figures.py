@@ -1,7 +1,8 @@
 """The service's figures, the way a shop's customer service is judged, read from the database
 (the one truth every API and worker process writes to): how soon after an alert the customer
 heard from us, how many late deliveries were announced before their window ended, notices per
-order, cases opened. ``GET /v1/metrics/service`` and, as gauges, ``/metrics``.
+order, cases opened, same-day promises kept as first given (``promises``). ``GET
+/v1/metrics/service`` and, as gauges, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from sqlmodel import Session, col, select
 
 from fulfill.db import utcnow
 from fulfill.notify.models import Case, CaseStatus, Notice, NoticeStatus
-from fulfill.notify.schemas import AlertResponse, LateTold, ServiceFigures
+from fulfill.notify.promises import same_day_figures
+from fulfill.notify.schemas import (
+    AlertResponse,
+    LateTold,
+    PromiseFigures,
+    SameDayPromises,
+    ServiceFigures,
+)
 from fulfill.notify.templates import NoticeKind
 from fulfill.orders.models import Order
 from fulfill.tracking.models import AlertKind, Shipment, TrackingAlert
@@ -87,6 +95,7 @@ def service_figures(session: Session, since: datetime, until: datetime) -> Servi
         cases_open=session.exec(
             select(func.count()).select_from(Case).where(Case.status == CaseStatus.OPEN)
         ).one(),
+        promises=PromiseFigures(same_day=same_day_figures(session, since, until)),
     )
 
 
@@ -233,3 +242,19 @@ class ServiceCollector(Collector):
             "fulfill_cases_opened", "cases opened, last 24 h", value=figures.cases_opened
         )
         yield GaugeMetricFamily("fulfill_cases_open", "cases open now", value=figures.cases_open)
+        yield from _promise_gauges(figures.promises.same_day)
+
+
+def _promise_gauges(same_day: SameDayPromises) -> Iterator[GaugeMetricFamily]:
+    outcomes = GaugeMetricFamily(
+        "fulfill_same_day_promises", "same-day orders of the last 24 h", labels=["outcome"]
+    )
+    for outcome in ("placed", "kept", "early", "told_late", "false_alarms"):
+        outcomes.add_metric([outcome], getattr(same_day, outcome))
+    yield outcomes
+    late = GaugeMetricFamily(
+        "fulfill_same_day_promises_late", "same-day promises not kept, by cause", labels=["cause"]
+    )
+    for cause, count in sorted(same_day.late.items()):
+        late.add_metric([cause], count)
+    yield late

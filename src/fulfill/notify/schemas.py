@@ -134,6 +134,21 @@ class LateTold(BaseModel):
     median_lead_s: float | None = Field(description="how long before the window ended")
 
 
+class SameDayPromises(BaseModel):
+    placed: int = Field(description="same-day orders placed in the period")
+    kept: int = Field(description="delivered within the window first given at checkout")
+    kept_share: float | None
+    early: int = Field(description="delivered before the window first given began")
+    moved: dict[str, int] = Field(description="orders moved to a later round, by recorded cause")
+    late: dict[str, int] = Field(description="promises not kept, by cause")
+    told_late: int = Field(description="orders whose customer was told 'running late'")
+    false_alarms: int = Field(description="told 'running late', delivered within the window")
+
+
+class PromiseFigures(BaseModel):
+    same_day: SameDayPromises
+
+
 class ServiceFigures(BaseModel):
     since: datetime
     until: datetime
@@ -151,3 +166,4 @@ class ServiceFigures(BaseModel):
     cases_opened: int
     cases_by_kind: dict[str, int]
     cases_open: int
+    promises: PromiseFigures
