@@ -10,7 +10,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fulfill_carriers import CarrierClass, Nature, PluginError, installed
+from fulfill_carriers import (
+    AfterShip,
+    CarrierClass,
+    McfCarrier,
+    Nature,
+    PluginError,
+    SandboxCarrier,
+    installed,
+)
 
 # (max kg, cost) brackets of a rate card, lightest first.
 RateCard = list[tuple[float, float]]
@@ -143,7 +151,8 @@ class Settings(BaseSettings):
         '{"tiny": {"url": "https://..."}}; the flat settings above configure the built-in ones',
     )
     parcel_carrier: str = Field(
-        "sandbox", description="the carrier that ships parcels no van takes (a configured code)"
+        SandboxCarrier.code,
+        description="the carrier that ships parcels no van takes (a configured code)",
     )
     webhook_tolerance_s: int = Field(300, ge=1, description="age a signed webhook may have")
     tracking_poll_s: float = Field(30.0, description="how often beat looks for shipments due")
@@ -166,16 +175,16 @@ class Settings(BaseSettings):
         flat settings, any plugin's from ``carriers`` (which wins for the same code)."""
         found: dict[str, dict[str, Any]] = {}
         if self.carrier_url:
-            found["sandbox"] = {
+            found[SandboxCarrier.code] = {
                 "url": self.carrier_url,
                 "webhook_secret": self.carrier_webhook_secret,
                 "timeout_s": self.carrier_timeout_s,
                 "tolerance_s": self.webhook_tolerance_s,
             }
         if self.aftership_webhook_secret:
-            found["aftership"] = {"webhook_secret": self.aftership_webhook_secret}
+            found[AfterShip.code] = {"webhook_secret": self.aftership_webhook_secret}
         if self.mcf_url:
-            found["amazon_mcf"] = {
+            found[McfCarrier.code] = {
                 "url": self.mcf_url,
                 "marketplace_id": self.mcf_marketplace_id,
                 "token": self.mcf_token or "",

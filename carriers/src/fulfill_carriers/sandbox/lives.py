@@ -20,8 +20,6 @@ from typing import Any
 
 from fulfill_carriers.sandboxing import Trouble, stamp
 
-HOUR = 3600
-
 # The carrier's own codes and words, as a real carrier would send them.
 CODES: dict[str, str] = {
     "CR": "Shipment information received",
