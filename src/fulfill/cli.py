@@ -124,6 +124,8 @@ def worker(
         celery_status: object = 0
     except SystemExit as ended:
         celery_status = ended.code
+    except Exception as fell:  # Celery's shutdown path can raise past it (seen: a lost connection)
+        celery_status = f"{type(fell).__name__}: {fell}"
     status = watch.exit_status(celery_status)
     if status and not watch.requested:
         console.print(
