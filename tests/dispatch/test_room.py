@@ -1,5 +1,6 @@
-"""Same day only while the wave has room: the vans' capacity, then the planner's insertion check
-of the new door into the wave's current plan (routes that have not left)."""
+"""Same day only while the wave has room: the planner's insertion check of the new door into
+the wave's live plan before its cutoff (an empty one before its first order), then into the plan
+the vans follow (routes that have not left). Never parcels and kilograms alone."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from fulfill.config import Settings
-from fulfill.dispatch.models import Van
+from fulfill.dispatch.models import LiveStop, Van
 from tests.dispatch.support import (
     add_van,
     place_orders,
     published,
 )
-from tests.support import DOWNTOWN, MORNING
+from tests.support import DOWNTOWN, MORNING, order_body
 
 Headers = dict[str, str]
 
@@ -58,13 +59,16 @@ def test_a_door_the_planned_routes_cannot_reach_in_time_is_not_offered_same_day(
     # One van that must be back by 12:00: the 10:00 wave's downtown doors fit, a far one not.
     add_van(seeded, admin, "VAN1", shift_end="12:00")
     place_orders(seeded, shop, 3)
-    assert same_day(seeded, shop, FAR_NORTH)["available"]  # no plan yet: capacity only
+    # No plan yet, and room for 47 more parcels: the live plan says the far door is too far.
+    early = same_day(seeded, shop, FAR_NORTH)
+    assert not early["available"]
+    assert early["details"]["nodes"]["WH1"].startswith("no place on the wave's vans")
     plan = published(seeded, dispatcher, engine, dispatch_settings)
     assert len(plan["routes"]) == 1 and plan["unassigned"] == 0
     assert same_day(seeded, shop, dict(DOWNTOWN))["available"]
     far = same_day(seeded, shop, FAR_NORTH)
     assert not far["available"] and far["problem"] == "service-level-unavailable"
-    assert far["details"]["nodes"]["WH1"].startswith("no van of the wave can reach it in time")
+    assert far["details"]["nodes"]["WH1"].startswith("no place on the wave's vans")
     # Once the van has left, nothing more joins its wave, however near.
     app.state.clock = lambda: datetime.fromisoformat(plan["routes"][0]["depart_at"])
     started = {
@@ -78,6 +82,25 @@ def test_a_door_the_planned_routes_cannot_reach_in_time_is_not_offered_same_day(
     assert seeded.post("/v1/driver-events", json=started, headers=driver).status_code == 200
     near = same_day(seeded, shop, dict(DOWNTOWN))
     assert near["details"]["nodes"]["WH1"] == "every van of the wave has left"
+
+
+def test_an_order_no_van_can_reach_in_time_is_refused_before_any_plan_exists(
+    seeded: TestClient, admin: Headers, shop: Headers, engine: Engine
+) -> None:
+    # An empty wave and a van with room for 50 parcels, back by 11:30: the 10:00 wave's window
+    # opens at 11:00, and the far door and the drive back do not fit in half an hour.
+    add_van(seeded, admin, "VAN1", shift_end="11:30")
+    order = order_body("far-1", destination=FAR_NORTH)
+    refused = seeded.post("/v1/orders", json=order, headers=shop)
+    assert refused.status_code == 409, refused.text
+    reason = refused.json()["nodes"]["WH1"]
+    assert reason.startswith("no place on the wave's vans"), reason
+    assert "capacity" not in reason and "full" not in reason
+    near = seeded.post("/v1/orders", json=order_body("near-1"), headers=shop)
+    assert near.status_code == 201, near.text
+    with Session(engine) as session:
+        stop = session.exec(select(LiveStop)).one()
+        assert (stop.fulfillment_id, stop.van_code) == (near.json()["fulfillments"][0]["id"], "VAN1")
 
 
 def test_a_van_taken_out_of_service_after_planning_is_left_out_of_the_check(

@@ -100,7 +100,7 @@ def test_same_day_is_offered_only_while_the_waves_vans_have_room(
     assert client.post("/v1/orders", json=order, headers=shop).status_code == 201
     second = client.post("/v1/promises", json=body, headers=shop).json()["options"][0]
     assert not second["available"]
-    assert "vans are full" in second["details"]["nodes"]["TYO"]
+    assert second["details"]["nodes"]["TYO"].endswith("TYO-1: no capacity left")
     refused = client.post("/v1/orders", json=order | {"external_id": "t-2"}, headers=shop)
     assert assert_problem(refused, 409)["type"].endswith("/service-level-unavailable")
 

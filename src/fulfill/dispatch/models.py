@@ -94,7 +94,36 @@ class Wave(SQLModel, table=True):
     plan_seq: int = 0
     planning_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    live_rev: str | None = Field(
+        default=None, max_length=36, description="changes whenever its live plan changes"
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LiveStop(SQLModel, table=True):
+    """A fulfillment of a wave in the wave's live plan: the plan its same-day promise was made
+    against, kept from the wave's first order to its cutoff. ``van_code`` is None for a stop
+    that joined without a place (re-sourced, or moved in from an earlier wave)."""
+
+    __tablename__ = "live_stops"
+    __table_args__ = (Index("ix_live_stops_wave_van", "wave_id", "van_code", "position"),)
+
+    fulfillment_id: str = Field(foreign_key="fulfillments.id", primary_key=True, max_length=36)
+    wave_id: int = Field(foreign_key="waves.id")
+    van_code: str | None = Field(default=None, max_length=32)
+    position: int = 0
+
+
+class LiveRoute(SQLModel, table=True):
+    """When a van of a wave's live plan leaves and is back: the hours it books for the day's
+    other waves, before any plan of them is published."""
+
+    __tablename__ = "live_routes"
+
+    wave_id: int = Field(foreign_key="waves.id", primary_key=True)
+    van_code: str = Field(max_length=32, primary_key=True)
+    depart_at: datetime = Field(sa_type=UTCDateTime)
+    return_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Plan(SQLModel, table=True):

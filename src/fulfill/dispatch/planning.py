@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -147,6 +147,24 @@ def build_problem(
     )
     context = Context.of(problem, distances, durations)
     return WaveProblem(problem, clock, by_id, van_by_code, context, ready)
+
+
+def with_bookings(wp: WaveProblem, booked: dict[str, Booked]) -> WaveProblem:
+    """``wp`` with its vans' hours as ``booked`` has them now; the matrices stay as they are."""
+    fleet = [
+        _vehicle(v, wp.clock, wp.departure_s, booked.get(v.code, Booked()))
+        for v in wp.vans.values()
+    ]
+    return with_vehicles(wp, fleet)
+
+
+def with_vehicles(wp: WaveProblem, vehicles: Sequence[RoutingVehicle]) -> WaveProblem:
+    """``wp`` planned with ``vehicles`` only."""
+    problem, context = wp.routing()
+    changed = problem.model_copy(update={"vehicles": tuple(vehicles)})
+    return replace(
+        wp, problem=changed, context=Context.of(changed, context.distances, context.durations)
+    )
 
 
 def arrival_window(clock: Clock, start: datetime, end: datetime, settings: Settings) -> TimeWindow:

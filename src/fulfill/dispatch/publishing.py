@@ -4,13 +4,14 @@ and a stop no van serves moves to a later wave or a carrier, with the reason on 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning
+from fulfill.dispatch import live, planning
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
@@ -30,7 +31,7 @@ from fulfill.dispatch.plans import (
     require_newest,
     unplanned,
 )
-from fulfill.dispatch.repository import published_plan
+from fulfill.dispatch.repository import delivery_of, published_plan
 from fulfill.dispatch.waves import (
     next_wave,
     request_plan,
@@ -227,9 +228,23 @@ def _reschedule(
         data.update(_new_promise(session, stop.order_id, later, settings))
         if later.status != WaveStatus.OPEN:
             request_plan(session, later, "order")
+        else:
+            _join_live_plan(session, later, stop, settings)
     session.add(fulfillment)
     record_event(session, stop.order_id, kind, data, at=now)
     timeline.publish(session, [(stop.order_id, kind, data, now)])
+
+
+def _join_live_plan(session: Session, wave: Wave, stop: PlanStop, settings: Settings) -> None:
+    """A moved stop takes a place in its new wave's live plan, or waits there without one
+    for that wave's cutoff plan."""
+    order = session.get(Order, stop.order_id)
+    node = session.get(Node, wave.node_id)
+    assert order is not None and node is not None
+    moved = replace(
+        delivery_of(stop), window_start=order.promise_start, window_end=order.promise_end
+    )
+    live.join(session, live.Joining(node, wave, moved), settings)
 
 
 def _new_promise(

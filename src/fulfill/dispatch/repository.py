@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from fulfill.config import Settings
 from fulfill.dispatch.models import (
+    LiveRoute,
     Plan,
     PlanRoute,
     PlanStatus,
@@ -139,23 +140,29 @@ class Booked:
 
 def bookings(session: Session, wave: Wave, settings: Settings) -> dict[str, Booked]:
     """Each van's hours taken by its routes in the other waves of the day at the wave's node,
-    as their published plans have them (a route whose last door is done still has its drive
-    back to the depot ahead)."""
+    as their published plans have them, or their live plans before any is published (a route
+    whose last door is done still has its drive back to the depot ahead)."""
+    others = (
+        Wave.node_id == wave.node_id,
+        Wave.local_date == wave.local_date,
+        Wave.id != wave.id,
+    )
+    published = select(Plan.id).where(Plan.wave_id == Wave.id, Plan.status == PlanStatus.PUBLISHED)
     rows = session.exec(
         select(Van.code, Wave.cutoff_at, PlanRoute.depart_at, PlanRoute.return_at)
         .join(PlanRoute, col(PlanRoute.van_id) == Van.id)
         .join(Plan, col(Plan.id) == PlanRoute.plan_id)
         .join(Wave, col(Wave.id) == Plan.wave_id)
-        .where(
-            Wave.node_id == wave.node_id,
-            Wave.local_date == wave.local_date,
-            Wave.id != wave.id,
-            Plan.status == PlanStatus.PUBLISHED,
-        )
+        .where(*others, Plan.status == PlanStatus.PUBLISHED)
+    ).all()
+    live = session.exec(
+        select(LiveRoute.van_code, Wave.cutoff_at, LiveRoute.depart_at, LiveRoute.return_at)
+        .join(Wave, col(Wave.id) == LiveRoute.wave_id)
+        .where(*others, ~published.exists())
     ).all()
     reload = timedelta(minutes=settings.dispatch_reload_min)
     booked: dict[str, Booked] = {}
-    for code, cutoff, depart_at, return_at in rows:
+    for code, cutoff, depart_at, return_at in [*rows, *live]:
         was = booked.get(code, Booked())
         if cutoff < wave.cutoff_at:
             back = return_at + reload

@@ -1,23 +1,24 @@
 """Does one more same-day parcel fit a node's wave? Asked on every promise and every order.
 
-Before anything is planned, the wave's vans bound it: their parcels and kilograms against what
-the wave holds already. Once the wave has a plan, the planner's insertion check decides whether
-the new door fits a route that has not left yet (its window, the vans' shifts, the loads).
+Always the planner's insertion check: into the wave's live plan until its cutoff (an empty one
+before its first order, so a door no van can reach in its window is refused for time, not for
+capacity), then into the plan the vans follow, on a route that has not left yet. Both count the
+window, the vans' shifts less the hours other waves book, breaks and loads.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning, repository
-from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van, Wave
+from fulfill.dispatch import live, planning, repository
+from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van, Wave, WaveStatus
+from fulfill.dispatch.recent import Recent
 from fulfill.dispatch.repository import Delivery
 from fulfill.dispatch.waves import find_wave
 from fulfill.inventory.models import Node
@@ -55,26 +56,36 @@ def same_day_room(
     vans = repository.active_vans(session, node.id)
     if not vans:
         return f"{node.code} has no van for same-day delivery"
+    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
     wave = find_wave(session, node.id, window.order_by)
-    held = repository.wave_load(session, wave) if wave is not None else (0, 0.0)
-    full = _over_capacity(vans, held, weight_kg)
-    if full or wave is None:
-        return full
+    if wave is None or wave.status == WaveStatus.OPEN:
+        return _no_live_insertion(session, node, wave, window.order_by, new, settings)
     assert wave.id is not None
     plan = repository.current_plan(session, wave.id)
     if plan is None:
-        return None
-    new = Delivery(NEW_STOP, NEW_STOP, *destination, window.start, window.end, 1, weight_kg)
+        return _no_live_insertion(session, node, wave, window.order_by, new, settings)
     return _no_insertion(session, node, wave, plan, vans, new, settings)
 
 
-def _over_capacity(vans: list[Van], held: tuple[int, float], weight_kg: float) -> str | None:
-    parcels, kg = held[0] + 1, held[1] + weight_kg
-    if parcels > sum(v.capacity_parcels for v in vans):
-        return f"the wave's vans are full ({parcels - 1} parcels)"
-    if kg > sum(v.capacity_kg for v in vans):
-        return f"the wave's vans are full ({kg - weight_kg:.0f} kg)"
-    return None
+def _no_live_insertion(
+    session: Session,
+    node: Node,
+    wave: Wave | None,
+    cutoff_at: datetime,
+    new: Delivery,
+    settings: Settings,
+) -> str | None:
+    """Why the new stop fits nowhere in the wave's live plan (an empty one if the wave has no
+    order yet), if not."""
+    if wave is None:
+        local_date = cutoff_at.astimezone(ZoneInfo(node.timezone)).date().isoformat()
+        assert node.id is not None
+        wave = Wave(node_id=node.id, local_date=local_date, cutoff_at=cutoff_at)  # not stored
+    plan = live.live_plan(session, node, wave, settings)
+    if plan is None:
+        return f"{node.code} has no van for same-day delivery"
+    fit = live.fit(plan, new, settings)
+    return None if fit.fits else f"no place on the wave's vans: {fit.reason}"
 
 
 def _no_insertion(
@@ -103,8 +114,8 @@ def _no_insertion(
         plan.created_at,
         on_road,
         tuple(sorted(booked.items())),
-        tuple(_van_key(v) for v in free),
-        _settings_key(settings),
+        tuple(live.van_key(v) for v in free),
+        live.settings_key(settings),
     )
     base = _PLANS.get(key)
     if base is None:
@@ -114,7 +125,7 @@ def _no_insertion(
         return "the wave's current plan is already late; ask the dispatcher"
     _, context = planning.with_delivery(base.wave, new, settings)
     fit = best_insertion(context, base.solution, NEW_STOP)
-    return None if fit.fits else f"no van of the wave can reach it in time: {fit.reason}"
+    return None if fit.fits else f"no place on the wave's vans: {fit.reason}"
 
 
 @dataclass(frozen=True)
@@ -165,41 +176,4 @@ def _planned(
     return _Planned(wp, Solution(routes=routes, cost=0, distance=0, engine="plan"))
 
 
-def _van_key(van: Van) -> tuple[object, ...]:
-    return tuple(van.model_dump().values())
-
-
-def _settings_key(settings: Settings) -> tuple[object, ...]:
-    return (
-        settings.travel,
-        settings.travel_circuity,
-        settings.osrm_url,
-        settings.dispatch_loading_min,
-        settings.dispatch_service_s,
-        settings.dispatch_unassigned_penalty,
-    )
-
-
-class _Recent:
-    """The last few plans asked about, per process: a 1,000-stop plan's matrices are 16 MB."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[Hashable, _Planned] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: Hashable) -> _Planned | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-            return self.items.get(key)
-
-    def put(self, key: Hashable, value: _Planned) -> _Planned:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return value
-
-
-_PLANS = _Recent(size=4)
+_PLANS: Recent[_Planned] = Recent(size=4)  # a 1,000-stop plan's matrices are 16 MB

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import session_scope, utcnow
-from fulfill.dispatch import planning, repository
+from fulfill.dispatch import live, planning, repository
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
@@ -93,13 +93,17 @@ def _plan_once(
             if d.fulfillment_id not in kept_stops
         ]
         vans = [v for v in repository.active_vans(session, node.id) if v.code not in kept_vans]
-        previous = _sequences(session, source) if source else {}
+        # The wave's first plan starts from its live plan, the one its promises were made against.
+        previous = _sequences(session, source) if source else live.sequences(session, wave)
         booked = repository.bookings(session, wave, settings)
         wp = planning.build_problem(
             node, wave, deliveries, vans, settings, previous=previous, booked=booked
         )
         session.expunge_all()
     solution = _solve(wp, settings)
+    warnings: list[str] = []
+    if source is None and wp.problem is not None:
+        solution, warnings = solved_or_live(solution, live.as_solution(wp, previous))
     with session_scope(engine) as session:
         # A locked route is kept too, but as it was when read: still at the depot.
         gone = {van.code for route, van, _ in kept if route.status != RouteStatus.PLANNED}
@@ -113,7 +117,7 @@ def _plan_once(
         origin = claim.requested_by or "dispatcher"
         number = next_plan_number(session, wave_id)
         plan = planning.store_plan(
-            session, wave, number, origin, wp, solution, request=claim.version
+            session, wave, number, origin, wp, solution, request=claim.version, warnings=warnings
         )
         assert plan.id is not None
         for route, van, stops in kept:
@@ -124,6 +128,24 @@ def _plan_once(
             publish(session, plan, settings, now=utcnow())
         session.commit()
         return True, plan
+
+
+def solved_or_live(solved: Solution, kept: Solution) -> tuple[Solution, list[str]]:
+    """The solve's answer unless it serves fewer of the wave's stops than its live plan, or
+    costs more serving as many: a promise made against the live plan is never dropped because
+    the solver did not find its place again in time."""
+    if (len(solved.unserved), _routes_cost(solved)) <= (len(kept.unserved), _routes_cost(kept)):
+        return solved, []
+    note = (
+        f"kept the live plan: the solve served {len(solved.unserved) - len(kept.unserved)} "
+        f"fewer stops or cost more ({_routes_cost(solved) / planning.COST_SCALE:.2f} against "
+        f"{_routes_cost(kept) / planning.COST_SCALE:.2f})"
+    )
+    return kept.model_copy(update={"seconds": solved.seconds}), [note]
+
+
+def _routes_cost(solution: Solution) -> int:
+    return sum(r.cost for r in solution.routes)
 
 
 def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:

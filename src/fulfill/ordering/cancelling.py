@@ -8,6 +8,7 @@ from sqlmodel import Session
 from fulfill.auth import Caller
 from fulfill.config import Settings
 from fulfill.db import utcnow
+from fulfill.dispatch import live
 from fulfill.errors import Conflict, NotFound
 from fulfill.fulfillers.service import request_cancel
 from fulfill.inventory import service as inventory
@@ -52,6 +53,8 @@ def cancel_order(
             caller,
         )
         fulfillment.status = FulfillmentStatus.CANCELLED
+        if fulfillment.wave_id is not None:  # its place in the wave's live plan is free again
+            live.leave(session, fulfillment.id, fulfillment.wave_id)
     now = utcnow()
     for fulfillment, _ in parts:
         stop_following(session, fulfillment, now)

@@ -15,6 +15,10 @@ from sqlmodel import Session
 from fulfill.auth import Caller
 from fulfill.config import Settings
 from fulfill.db import utcnow
+from fulfill.dispatch import live
+from fulfill.dispatch.live import Joining
+from fulfill.dispatch.models import WaveStatus
+from fulfill.dispatch.repository import Delivery
 from fulfill.dispatch.waves import join_wave
 from fulfill.errors import Conflict
 from fulfill.fulfillers.service import request_fulfillment
@@ -35,6 +39,7 @@ from fulfill.orders.public import order_public
 from fulfill.orders.repository import record_event
 from fulfill.orders.schemas import OrderCreate
 from fulfill.outbox.service import enqueue
+from fulfill.sourcing.plans import Shipment
 from fulfill.sourcing.service import Ask, CartLine, Sourcing
 from fulfill.tracking.shipping import request_shipment
 
@@ -86,7 +91,7 @@ def place_order(
         for ln in cart
     ]
     created = record_event(session, order_id, "order.created", _created_event(sourced), at=now)
-    fulfillments = open_fulfillments(session, order, sourced, cart)
+    fulfillments = open_fulfillments(session, order, sourced, cart, settings)
     timeline.publish(session, [(order_id, created.kind, created.data, now)])
     session.add_all(order_lines)
     bundle = repo.OrderBundle(order, order_lines, fulfillments, [created])
@@ -96,9 +101,17 @@ def place_order(
 
 
 def open_fulfillments(
-    session: Session, order: Order, sourced: Sourcing, cart: Sequence[CartLine]
+    session: Session,
+    order: Order,
+    sourced: Sourcing,
+    cart: Sequence[CartLine],
+    settings: Settings,
+    *,
+    promised: bool = True,
 ) -> list[tuple[Fulfillment, str, list[FulfillmentLine]]]:
-    """One fulfillment per shipping node, in its wave if same day, at the third party if there."""
+    """One fulfillment per shipping node, in its wave if same day (and in that wave's live plan:
+    a ``promised`` order whose place was taken meanwhile is refused), at the third party if
+    there."""
     products = {ln.sku: ln.product_id for ln in cart}
     level = ServiceLevel(order.service_level)
     made = []
@@ -110,11 +123,19 @@ def open_fulfillments(
             status=FulfillmentStatus.PENDING,
             created_at=order.updated_at,  # the clock the order was placed (or re-sourced) by
         )
+        wave = None
         if level is ServiceLevel.SAME_DAY:
             assert window.order_by is not None  # same day is promised from a wave cutoff
-            join_wave(session, fulfillment, node, window.order_by)
+            wave = join_wave(session, fulfillment, node, window.order_by)
         session.add(fulfillment)
         session.flush()  # parents before children: no relationship()s to order the flush
+        if wave is not None and wave.status == WaveStatus.OPEN:
+            _join_live_plan(
+                session,
+                Joining(node, wave, _delivery(order, fulfillment, shipment)),
+                settings,
+                promised=promised,
+            )
         if not node.node_kind.is_own:
             request_fulfillment(session, order, fulfillment, level)
         elif level is not ServiceLevel.SAME_DAY:
@@ -128,6 +149,34 @@ def open_fulfillments(
         session.add_all(lines)
         made.append((fulfillment, node.code, lines))
     return made
+
+
+class SameDayTaken(Conflict):
+    code = "same-day-taken"
+
+
+def _join_live_plan(
+    session: Session, joining: Joining, settings: Settings, *, promised: bool
+) -> None:
+    placed = live.join(session, joining, settings)
+    if promised and settings.same_day_room_check and not placed.fits:
+        raise SameDayTaken(
+            f"the last same-day place at {joining.node.code} was taken meanwhile: {placed.reason}",
+            node=joining.node.code,
+        )
+
+
+def _delivery(order: Order, fulfillment: Fulfillment, shipment: Shipment) -> Delivery:
+    return Delivery(
+        fulfillment_id=fulfillment.id,
+        order_id=order.id,
+        lat=order.dest_lat,
+        lon=order.dest_lon,
+        window_start=order.promise_start,
+        window_end=order.promise_end,
+        parcels=1,
+        weight_kg=shipment.weight_kg,
+    )
 
 
 def _created_event(sourced: Sourcing) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def resource_fulfillment(
         record_event(session, order.id, "fulfillment.needs_attention", note, at=now)
         return
     order.updated_at = now
-    made = open_fulfillments(session, order, sourced, cart)
+    made = open_fulfillments(session, order, sourced, cart, settings, promised=False)
     moved = {
         "fulfillment": fulfillment_id,
         "from": refused.code,

@@ -3,8 +3,9 @@
 ``source_cart`` describes each active node to the optimiser (what it holds and can still pick,
 what a shipment from it costs at the service level, and why it cannot take part when it cannot),
 asks for the cheapest plan that keeps the promise, and checks that same-day shipments still fit
-their wave's vans; a node whose wave is full is closed and the cart decided again. Nothing is
-reserved here: the caller reserves, and sources again if a concurrent order took the units.
+their wave's vans; a node whose wave is full offers its next wave today instead (a later window),
+or is closed, and the cart is decided again. Nothing is reserved here: the caller reserves, and
+sources again if a concurrent order took the units.
 """
 
 from __future__ import annotations
@@ -137,13 +138,15 @@ def source_cart(session: Session, ask: Ask, settings: Settings) -> Sourcing:
         o.node.code: o if o.node.code not in ask.refused_by else o.closed("it refused this order")
         for o in _offers(session, ask, settings)
     }
+    first_full: dict[str, str] = {}  # why each node's earliest wave had no room
     while True:
         decision = _decide(ask.lines, list(offers.values()), ask.level, settings)
         full = _full_waves(session, decision, offers, ask, settings)
         if not full:
             return Sourcing(ask.level, decision, offers, settings.sourcing_currency)
         for code, reason in full.items():
-            offers[code] = offers[code].closed(reason)
+            why = first_full.setdefault(code, reason)
+            offers[code] = _later_wave(offers[code], ask, settings) or offers[code].closed(why)
 
 
 def _decide(
@@ -202,6 +205,13 @@ def _full_waves(
         if reason is not None:
             full[shipment.source] = reason
     return full
+
+
+def _later_wave(offer: Offer, ask: Ask, settings: Settings) -> Offer | None:
+    """The node's offer from its next wave later today, when the one before has no room."""
+    assert offer.window is not None and offer.window.order_by is not None
+    later = promise_window(offer.node, ask.level, offer.window.order_by, settings)
+    return replace(offer, window=later) if later is not None else None
 
 
 def _offers(session: Session, ask: Ask, settings: Settings) -> list[Offer]:
