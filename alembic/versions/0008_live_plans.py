@@ -21,6 +21,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("waves", schema=None) as batch_op:
         batch_op.add_column(sa.Column("live_rev", sa.String(length=36), nullable=True))
+        batch_op.add_column(sa.Column("polished_rev", sa.String(length=36), nullable=True))
+        batch_op.add_column(
+            sa.Column("polish_until", fulfill.db.UTCDateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         "live_stops",
         sa.Column("fulfillment_id", sa.String(length=36), nullable=False),
@@ -50,4 +54,6 @@ def downgrade() -> None:
     op.drop_index("ix_live_stops_wave_van", table_name="live_stops")
     op.drop_table("live_stops")
     with op.batch_alter_table("waves", schema=None) as batch_op:
+        batch_op.drop_column("polish_until")
+        batch_op.drop_column("polished_rev")
         batch_op.drop_column("live_rev")

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     dispatch_last_resort: Literal["carrier", "next_day"] = Field(
         "carrier", description="for a stop no wave today can serve"
     )
+    dispatch_rescue: Literal["publish", "dispatcher", "off"] = Field(
+        "publish",
+        description="the stops of a van out of service or stalled go to other vans at once: "
+        "published, left for a dispatcher to publish, or not planned",
+    )
+    dispatch_rescue_time_limit_s: float = Field(2.0, gt=0, description="planner time per rescue")
+    dispatch_polish_s: float = Field(
+        2.0, ge=0, description="planner time per polish of an open wave's live plan; 0: never"
+    )
+    dispatch_polish_every_s: float = Field(
+        30.0, ge=0, description="at most one polish of a wave's live plan this often"
+    )
     dispatch_sweep_s: float = 15.0
     dispatch_planning_lease_s: int = 600
     dispatch_silent_van_s: int = Field(

@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import solving
+from fulfill.dispatch import live, polishing, solving
 from fulfill.dispatch.models import LiveRoute, LiveStop, PlanStop, Wave
 from fulfill.dispatch.waves import close_due_waves
+from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment, OrderEvent
 from fulfill_routing import Route, Solution, Unserved
 from tests.dispatch.support import AFTER_CUTOFF, CUTOFF_10, add_van
@@ -136,3 +137,41 @@ def test_a_solve_that_serves_fewer_stops_than_the_live_plan_is_not_kept() -> Non
     assert kept.engine == "live" and warnings
     cheaper = dropped.model_copy(update={"unserved": ()})
     assert solving.solved_or_live(cheaper, live) == (cheaper, [])
+
+
+def test_a_polish_keeps_every_place_and_never_costs_more(
+    seeded: TestClient, admin: Headers, shop: Headers, engine: Engine, settings: Settings
+) -> None:
+    for code in ("VAN1", "VAN2"):
+        add_van(seeded, admin, code)
+    # Doors east and west in turn: inserted one by one, both vans cross the city.
+    for k in range(10):
+        side = 1 if k % 2 else -1
+        door = {"lat": DOWNTOWN["lat"] + 0.01 * (k % 3), "lon": DOWNTOWN["lon"] + side * 0.12}
+        body = order_body(f"zig-{k}", destination=door)
+        assert seeded.post("/v1/orders", json=body, headers=shop).status_code == 201
+    with Session(engine) as session:
+        wave = session.exec(select(Wave).where(Wave.cutoff_at == CUTOFF_10)).one()
+        before = {s.fulfillment_id for s in session.exec(select(LiveStop)) if s.van_code}
+        cost_before = live_cost(session, wave, settings)
+    assert wave.id is not None and len(before) == 10
+    polish = settings.model_copy(update={"dispatch_polish_s": 1.0})
+    kept = polishing.polish_wave(engine, wave.id, polish, MORNING)
+    with Session(engine) as session:
+        wave = session.exec(select(Wave).where(Wave.id == wave.id)).one()
+        after = {s.fulfillment_id for s in session.exec(select(LiveStop)) if s.van_code}
+        assert after == before and wave.polished_rev == wave.live_rev
+        cost_after = live_cost(session, wave, settings)
+    assert cost_after < cost_before if kept else cost_after == cost_before
+    # Polished lately, and nothing changed since: not again.
+    with Session(engine) as session:
+        assert polishing.waves_to_polish(session, MORNING) == []
+    assert not polishing.polish_wave(engine, wave.id, polish, MORNING)
+
+
+def live_cost(session: Session, wave: Wave, settings: Settings) -> int:
+    node = session.get(Node, wave.node_id)
+    assert node is not None
+    plan = live.live_plan(session, node, wave, settings)
+    assert plan is not None
+    return sum(r.cost for r in plan.solution.routes)

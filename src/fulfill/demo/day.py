@@ -170,10 +170,14 @@ class Day:
     ) -> None:
         """A van's route in a newly published plan of the wave (None: the plan leaves it out).
         A van already on its way keeps driving what it set out with (a new version keeps a
-        started route); one that has not left drops the route of the version before."""
+        started route), less the doors the new version gave to other vans (a rescue); one that
+        has not left drops the route of the version before."""
         key = (wave, van)
         before = self._routes.pop(key, [])
         if before and before[0].body["id"] in self._done:
+            kept = {s["fulfillment"] for s in route["stops"]} if route is not None else set()
+            given = [d for d in before if d.body.get("stop") not in (None, *kept)]
+            self._done.update(d.body["id"] for d in given)
             self._routes[key] = before
             return
         self._done.update(due.body["id"] for due in before)

@@ -92,6 +92,7 @@ class Stack:
             "FULFILL_DISPATCH_SWEEP_S": "1",
             "FULFILL_OUTBOX_SWEEP_S": "1",
             "FULFILL_DISPATCH_TIME_LIMIT_S": "3",
+            "FULFILL_DISPATCH_POLISH_S": "1",
             "FULFILL_TRACKING_PAGE_RATE": "600/minute",
             "FULFILL_OUTBOX_LEASE_S": str(LEASE_S),
             "FULFILL_DISPATCH_PLANNING_LEASE_S": str(LEASE_S),

@@ -18,7 +18,7 @@ from fulfill.deps import (
     SettingsDep,
     problem_responses,
 )
-from fulfill.dispatch import editing, plans, progress, publishing, repository
+from fulfill.dispatch import editing, plans, progress, publishing, repository, rescue
 from fulfill.dispatch.models import Van
 from fulfill.dispatch.schemas import (
     DriverEventAccepted,
@@ -80,16 +80,28 @@ def list_vans(session: SessionDep, _: DispatcherCaller, node: str | None = None)
     "/vans/{code}", response_model=VanPublic, responses=problem_responses(401, 403, 404, 422)
 )
 def update_van(
-    code: str, payload: VanUpdate, session: SessionDep, _: DispatcherCaller
+    code: str,
+    payload: VanUpdate,
+    session: SessionDep,
+    _: DispatcherCaller,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> VanPublic:
-    """Take a van out of service, or bring it back: the plans made from now on follow. A route
-    it has started stays on the dispatcher's page until its stops are moved or done."""
+    """Take a van out of service, or bring it back: the plans made from now on follow. The stops
+    of a route it has started go to the vans that can still reach them in their windows (the
+    rescue, published at once unless the settings leave it to a dispatcher); the others move
+    on to the next wave or a carrier, with the breakdown as their cause."""
     row = repository.van_by_code(session, code)
     if row is None:
         raise NotFound(f"no van {code}", van=code)
     van, node = row
+    taken_out = van.active and not payload.active
     van.active = payload.active
     session.add(van)
+    if taken_out:
+        for stranded in rescue.stranded_by(session, van, "van out of service"):
+            rescue.rescue(session, stranded, settings, clock())
+        rescue.replan_waiting(session, van)
     session.commit()
     return van_public(van, node.code)
 

@@ -12,7 +12,6 @@ check, not a read of the wave and its matrices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -20,41 +19,23 @@ from sqlmodel import Session, col
 
 from fulfill.config import Settings
 from fulfill.dispatch import planning, repository
+from fulfill.dispatch.live_routes import (
+    LivePlan,
+    Places,
+    StoredKey,
+    as_solution,
+    fit,
+    routes_in,
+    with_stop,
+)
 from fulfill.dispatch.models import LiveRoute, LiveStop, Van, Wave
 from fulfill.dispatch.recent import Recent
 from fulfill.dispatch.repository import Booked, Delivery
 from fulfill.inventory.models import Node
 from fulfill.orders.models import new_id
 from fulfill_routing import (
-    Infeasible,
     Insertion,
-    Route,
-    Solution,
-    Unserved,
-    best_insertion,
-    schedule_route,
 )
-
-NO_VAN = "no van of the wave could take it when it joined"
-
-
-Places = dict[str, tuple[str | None, int]]  # fulfillment: (van, stored position)
-_StoredKey = tuple[object, ...]
-
-
-@dataclass(frozen=True)
-class LivePlan:
-    """A wave's live plan, scheduled: ``wave``'s vehicles are the vans that can still take a
-    stop (their hours booked as the day's other waves have them); ``places`` is what the rows
-    say of every stop; ``key`` names it in this process's memory."""
-
-    wave: planning.WaveProblem
-    solution: Solution
-    places: Places
-    key: tuple[_StoredKey, tuple[object, ...]]
-
-    def route_of(self, van: str) -> Route | None:
-        return next((r for r in self.solution.routes if r.vehicle == van), None)
 
 
 @dataclass(frozen=True)
@@ -94,13 +75,7 @@ def live_plan(
     stored = _STORED.get(stored_key)
     if stored is None:
         stored = _STORED.put(stored_key, _read(session, node, wave, vans, settings, joining))
-    return _PLANS.put(key, _scheduled(stored, booked, key))
-
-
-def fit(plan: LivePlan, delivery: Delivery, settings: Settings) -> Insertion:
-    """Where ``delivery`` would go in ``plan`` at the least added cost, if anywhere."""
-    _, context = planning.with_delivery(plan.wave, delivery, settings)
-    return best_insertion(context, plan.solution, delivery.fulfillment_id)
+    return _PLANS.put(key, _scheduled(stored, vans, booked, key))
 
 
 def join(session: Session, joining: Joining, settings: Settings) -> Insertion:
@@ -121,7 +96,7 @@ def join(session: Session, joining: Joining, settings: Settings) -> Insertion:
         session.add(LiveStop(fulfillment_id=delivery.fulfillment_id, wave_id=wave.id))
         _touch(session, wave)
         return placed
-    grown = _with_stop(plan, delivery, placed, settings)
+    grown = with_stop(plan, delivery, placed, settings)
     _store(session, wave, grown, delivery.fulfillment_id)
     _touch(session, wave)
     _remember(wave, grown)
@@ -140,34 +115,7 @@ def leave(session: Session, fulfillment_id: str, wave_id: int | None) -> None:
 def sequences(session: Session, wave: Wave) -> dict[str, list[str]]:
     """Each van's stops in the wave's live plan, in order (those still to deliver)."""
     wanted = [d.fulfillment_id for d in repository.wave_deliveries(session, wave)]
-    return _routes(_places(session, wave), wanted)
-
-
-def as_solution(wp: planning.WaveProblem, routes: dict[str, list[str]]) -> Solution:
-    """``routes`` scheduled in ``wp``'s problem; a route that no longer fits (its van gone, its
-    hours taken) leaves its stops unserved with the reason."""
-    problem, context = wp.routing()
-    vehicles = {v.id: v for v in problem.vehicles}
-    scheduled: list[Route] = []
-    unserved: list[Unserved] = []
-    placed: set[str] = set()
-    for van, planned in routes.items():
-        ids = [s for s in planned if s in context.stop_index]
-        try:
-            if van not in vehicles:
-                raise Infeasible(f"{van} cannot take this wave's route any more")
-            scheduled.append(schedule_route(context, vehicles[van], ids))
-            placed.update(ids)
-        except Infeasible as exc:
-            unserved.extend(Unserved(stop=s, reason=f"its van's route: {exc}") for s in ids)
-    unserved.extend(Unserved(stop=s, reason=NO_VAN) for s in wp.deliveries if s not in placed)
-    return Solution(
-        routes=tuple(scheduled),
-        unserved=tuple(u for u in unserved if u.stop in wp.deliveries),
-        cost=sum(r.cost for r in scheduled),
-        distance=sum(r.distance for r in scheduled),
-        engine="live",
-    )
+    return routes_in(_places(session, wave), wanted)
 
 
 def settings_key(settings: Settings) -> tuple[object, ...]:
@@ -213,12 +161,15 @@ def _places(session: Session, wave: Wave) -> dict[str, tuple[str | None, int]]:
 
 
 def _scheduled(
-    stored: _Stored, booked: dict[str, Booked], key: tuple[_StoredKey, tuple[object, ...]]
+    stored: _Stored,
+    vans: list[Van],
+    booked: dict[str, Booked],
+    key: tuple[StoredKey, tuple[object, ...]],
 ) -> LivePlan:
     """The stored routes scheduled with the vans' hours as booked now. A van whose route no
     longer fits them takes no new stop (its stops wait for the cutoff's plan)."""
-    wp = planning.with_bookings(stored.wave, booked)
-    routes = _routes(stored.places, wp.deliveries)
+    wp = planning.with_bookings(stored.wave, vans, booked)
+    routes = routes_in(stored.places, wp.deliveries)
     solution = as_solution(wp, routes)
     broken = set(routes) - {r.vehicle for r in solution.routes}
     if broken:
@@ -227,52 +178,29 @@ def _scheduled(
     return LivePlan(wp, solution.model_copy(update={"unserved": ()}), stored.places, key)
 
 
-def _routes(places: Places, wanted: Iterable[str]) -> dict[str, list[str]]:
-    by_van: dict[str, list[tuple[int, str]]] = {}
-    for fulfillment_id in wanted:
-        van, position = places.get(fulfillment_id, (None, 0))
-        if van is not None:
-            by_van.setdefault(van, []).append((position, fulfillment_id))
-    return {van: [f for _, f in sorted(stops)] for van, stops in sorted(by_van.items())}
-
-
-def _with_stop(
-    plan: LivePlan, delivery: Delivery, placed: Insertion, settings: Settings
-) -> LivePlan:
-    """``plan`` with ``delivery`` where ``placed`` puts it, its places moved as the rows are."""
-    assert placed.vehicle is not None and placed.position is not None
-    problem, context = planning.with_delivery(plan.wave, delivery, settings)
-    wp = replace(
-        plan.wave,
-        problem=problem,
-        context=context,
-        deliveries={**plan.wave.deliveries, delivery.fulfillment_id: delivery},
+def store_all(session: Session, wave: Wave, plan: LivePlan) -> None:
+    """Write ``plan`` as the wave's live plan, every row anew."""
+    assert wave.id is not None
+    session.execute(sa.delete(LiveStop).where(col(LiveStop.wave_id) == wave.id))
+    session.execute(sa.delete(LiveRoute).where(col(LiveRoute.wave_id) == wave.id))
+    session.flush()
+    session.add_all(
+        LiveStop(fulfillment_id=f, wave_id=wave.id, van_code=van, position=position)
+        for f, (van, position) in plan.places.items()
+        if f in plan.wave.deliveries
     )
-    van, index = placed.vehicle, placed.position
-    route = plan.route_of(van)
-    ids = [v.stop for v in route.visits] if route is not None else []
-    at = plan.places[ids[index]][1] if index < len(ids) else _after_last(plan.places, van)
-    ids.insert(index, delivery.fulfillment_id)
-    vehicle = next(v for v in problem.vehicles if v.id == van)
-    routes = [r for r in plan.solution.routes if r.vehicle != van]
-    routes.append(schedule_route(context, vehicle, ids))
-    places: Places = {
-        f: (v, p + 1 if v == van and p >= at else p) for f, (v, p) in plan.places.items()
-    }
-    places[delivery.fulfillment_id] = (van, at)
-    solution = plan.solution.model_copy(
-        update={
-            "routes": tuple(sorted(routes, key=lambda r: r.vehicle)),
-            "cost": sum(r.cost for r in routes),
-            "distance": sum(r.distance for r in routes),
-        }
+    clock = plan.wave.clock
+    session.add_all(
+        LiveRoute(
+            wave_id=wave.id,
+            van_code=r.vehicle,
+            depart_at=clock.at(r.start),
+            return_at=clock.at(r.end),
+        )
+        for r in plan.solution.routes
     )
-    return LivePlan(wp, solution, places, plan.key)
-
-
-def _after_last(places: Places, van: str) -> int:
-    taken = [p for v, p in places.values() if v == van]
-    return max(taken) + 1 if taken else 0
+    _touch(session, wave)
+    _remember(wave, plan)
 
 
 def _store(session: Session, wave: Wave, grown: LivePlan, fulfillment_id: str) -> None:

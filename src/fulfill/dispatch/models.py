@@ -97,6 +97,12 @@ class Wave(SQLModel, table=True):
     live_rev: str | None = Field(
         default=None, max_length=36, description="changes whenever its live plan changes"
     )
+    polished_rev: str | None = Field(
+        default=None, max_length=36, description="the live plan's revision last polished"
+    )
+    polish_until: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="no other polish before then"
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -149,13 +149,15 @@ def build_problem(
     return WaveProblem(problem, clock, by_id, van_by_code, context, ready)
 
 
-def with_bookings(wp: WaveProblem, booked: dict[str, Booked]) -> WaveProblem:
-    """``wp`` with its vans' hours as ``booked`` has them now; the matrices stay as they are."""
+def with_bookings(wp: WaveProblem, vans: Iterable[Van], booked: dict[str, Booked]) -> WaveProblem:
+    """``wp`` planned with ``vans`` (as they are now, the same ones it was built for) and their
+    hours as ``booked`` has them; the matrices stay as they are. The vans are kept as copies
+    that belong to no session, so that ``wp`` can outlive the one that read them."""
+    kept = {v.code: Van(**v.model_dump()) for v in vans}
     fleet = [
-        _vehicle(v, wp.clock, wp.departure_s, booked.get(v.code, Booked()))
-        for v in wp.vans.values()
+        _vehicle(v, wp.clock, wp.departure_s, booked.get(v.code, Booked())) for v in kept.values()
     ]
-    return with_vehicles(wp, fleet)
+    return with_vehicles(replace(wp, vans=kept), fleet)
 
 
 def with_vehicles(wp: WaveProblem, vehicles: Sequence[RoutingVehicle]) -> WaveProblem:

@@ -117,9 +117,9 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
     wave.status = WaveStatus.PUBLISHED
     session.add_all([plan, wave])
     view = plan_view(session, plan)
-    live = _live(session, view)
+    to_deliver = _to_deliver(session, view)
     for route, van, stops in view.routes:
-        active = [s for s in stops if s.fulfillment_id in live]
+        active = [s for s in stops if s.fulfillment_id in to_deliver]
         enqueue(session, "route.dispatched", _route_message(view, route, van, active))
         for stop in active:
             if stop.status == StopStatus.PLANNED:
@@ -147,7 +147,7 @@ def publish(session: Session, plan: Plan, settings: Settings, *, now: datetime) 
     return plan
 
 
-def _live(session: Session, view: PlanView) -> set[str]:
+def _to_deliver(session: Session, view: PlanView) -> set[str]:
     """The plan's fulfillments still to deliver (a cancelled order leaves the driver's list)."""
     ids = [s.fulfillment_id for _, _, stops in view.routes for s in stops]
     rows = session.exec(

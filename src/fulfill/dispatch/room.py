@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from fulfill.config import Settings
-from fulfill.dispatch import live, planning, repository
+from fulfill.dispatch import live, live_routes, planning, repository
 from fulfill.dispatch.models import Plan, PlanRoute, PlanStop, RouteStatus, Van, Wave, WaveStatus
 from fulfill.dispatch.recent import Recent
 from fulfill.dispatch.repository import Delivery
@@ -84,7 +84,7 @@ def _no_live_insertion(
     plan = live.live_plan(session, node, wave, settings)
     if plan is None:
         return f"{node.code} has no van for same-day delivery"
-    fit = live.fit(plan, new, settings)
+    fit = live_routes.fit(plan, new, settings)
     return None if fit.fits else f"no place on the wave's vans: {fit.reason}"
 
 

@@ -19,6 +19,7 @@ from fulfill.dispatch.models import (
     Van,
 )
 from fulfill.dispatch.projection import reproject, tell_etas
+from fulfill.dispatch.rescue import Stranded, rescue
 
 
 def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> list[str]:
@@ -27,8 +28,9 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
     earlier route, say). Their ETAs are projected again as if the van stood where it was last
     known (the depot, for one not yet left) for as long again as it has been silent or late
     (the longer a stop has lasted, the longer it is likely to last), so that a van broken down,
-    stuck or behind warns its customers while their windows are still open. The fulfillments
-    this makes late."""
+    stuck or behind warns its customers while their windows are still open. The stops this
+    makes late go to the vans that can still deliver them in time (the rescue); the
+    fulfillments left late."""
     quiet_since = now - timedelta(seconds=settings.dispatch_silent_van_s)
     routes = session.exec(
         select(PlanRoute, Plan, Van)
@@ -60,7 +62,7 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
         last = heard.get(van.code, now) if started else route.depart_at
         if last > quiet_since:
             continue
-        late += reproject(
+        newly_late = reproject(
             session,
             plan,
             route,
@@ -69,6 +71,14 @@ def watch_silent_vans(session: Session, settings: Settings, now: datetime) -> li
             van_code=van.code,
             resumes_at=now + (now - last),
         )
+        rescued: set[str] = set()
+        if newly_late:  # other vans take what they can still deliver in its window
+            cause = f"van silent since {last.isoformat(timespec='minutes')}"
+            stranded = Stranded(plan, van, tuple(newly_late), cause, broken=False)
+            rescued = set(rescue(session, stranded, settings, now))
+        late += [f for f in newly_late if f not in rescued]
         stops = session.exec(select(PlanStop).where(PlanStop.route_id == route.id)).all()
-        tell_etas(session, stops, set(), settings, now)
+        tell_etas(
+            session, [s for s in stops if s.fulfillment_id not in rescued], set(), settings, now
+        )
     return late

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from fulfill.config import Settings
 from fulfill.db import session_scope, utcnow
-from fulfill.dispatch import live, planning, repository
+from fulfill.dispatch import live, live_routes, planning, repository
 from fulfill.dispatch.models import (
     Plan,
     PlanRoute,
@@ -31,6 +31,7 @@ from fulfill.dispatch.plans import copy_stop, get_wave, on_the_road, plan_view, 
 from fulfill.dispatch.publishing import publish
 from fulfill.dispatch.repository import published_plan
 from fulfill.dispatch.waves import (
+    RESCUE,
     Claim,
     answer_request,
     claim_planning,
@@ -103,7 +104,7 @@ def _plan_once(
     solution = _solve(wp, settings)
     warnings: list[str] = []
     if source is None and wp.problem is not None:
-        solution, warnings = solved_or_live(solution, live.as_solution(wp, previous))
+        solution, warnings = solved_or_live(solution, live_routes.as_solution(wp, previous))
     with session_scope(engine) as session:
         # A locked route is kept too, but as it was when read: still at the depot.
         gone = {van.code for route, van, _ in kept if route.status != RouteStatus.PLANNED}
@@ -149,13 +150,13 @@ def _routes_cost(solution: Solution) -> int:
 
 
 def _publishes_itself(wave: Wave, origin: str, settings: Settings) -> bool:
-    """The plan made at the cutoff, or for an order that joined a planned wave, goes out by
-    itself (unless the setting says a dispatcher publishes)."""
-    return (
-        settings.dispatch_auto_publish
-        and origin in ("cutoff", "order")
-        and wave.status != WaveStatus.OPEN
-    )
+    """The plan made at the cutoff, for an order that joined a planned wave, or for a van taken
+    out of service, goes out by itself (unless the settings say a dispatcher publishes)."""
+    if wave.status == WaveStatus.OPEN:
+        return False
+    if origin == RESCUE:
+        return settings.dispatch_rescue == "publish"
+    return settings.dispatch_auto_publish and origin in ("cutoff", "order")
 
 
 def _sequences(session: Session, plan: Plan) -> dict[str, list[str]]:

@@ -17,6 +17,8 @@ from fulfill.inventory.models import Node
 from fulfill.orders.models import Fulfillment
 from fulfill.orders.windows import next_cutoff
 
+RESCUE = "rescue"  # who asked for a plan: a van taken out of service, or stalled
+
 
 def wave_for(session: Session, node: Node, cutoff_at: datetime) -> Wave:
     """The node's wave for this cutoff, created by whichever order needs it first."""
