@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
 from fulfill.dispatch import silence
-from fulfill.dispatch.models import Plan, PlanStatus, PlanStop, Wave
+from fulfill.dispatch.models import LiveStop, Plan, PlanStatus, PlanStop, Wave
 from fulfill.orders.models import Fulfillment, Order, OrderEvent
-from tests.dispatch.support import Headers, add_van, van1_published
+from tests.dispatch.support import Headers, add_van, place_orders, van1_published
 
 
 def started(client: TestClient, driver: Headers, route: dict[str, Any], app: FastAPI) -> datetime:
@@ -94,3 +94,19 @@ def test_a_silent_van_keeps_the_stops_no_other_van_can_reach_in_time(
         session.commit()
         assert set(late) == {s["fulfillment"] for s in route["stops"]}
         assert not [w for w in session.exec(select(Wave)).all() if w.requested_by == "rescue"]
+
+
+def test_a_van_taken_out_of_service_before_its_cutoff_gives_its_places_to_the_others(
+    seeded: TestClient, admin: Headers, shop: Headers, dispatcher: Headers, engine: Engine
+) -> None:
+    for code in ("VAN1", "VAN2"):
+        add_van(seeded, admin, code)
+    place_orders(seeded, shop, 4)
+    with Session(engine) as session:
+        before = {s.fulfillment_id: s.van_code for s in session.exec(select(LiveStop))}
+    assert len(before) == 4 and None not in before.values()
+    out = next(iter(before.values()))  # a van that holds places
+    assert seeded.patch(f"/v1/vans/{out}", json={"active": False}, headers=dispatcher).is_success
+    with Session(engine) as session:
+        after = {s.fulfillment_id: s.van_code for s in session.exec(select(LiveStop))}
+    assert set(after) == set(before) and set(after.values()) == {"VAN1", "VAN2"} - {out}

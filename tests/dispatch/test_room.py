@@ -100,7 +100,10 @@ def test_an_order_no_van_can_reach_in_time_is_refused_before_any_plan_exists(
     assert near.status_code == 201, near.text
     with Session(engine) as session:
         stop = session.exec(select(LiveStop)).one()
-        assert (stop.fulfillment_id, stop.van_code) == (near.json()["fulfillments"][0]["id"], "VAN1")
+        assert (stop.fulfillment_id, stop.van_code) == (
+            near.json()["fulfillments"][0]["id"],
+            "VAN1",
+        )
 
 
 def test_a_van_taken_out_of_service_after_planning_is_left_out_of_the_check(

@@ -102,6 +102,7 @@ def update_van(
         for stranded in rescue.stranded_by(session, van, "van out of service"):
             rescue.rescue(session, stranded, settings, clock())
         rescue.replan_waiting(session, van)
+        rescue.rehome_open_waves(session, van, settings)
     session.commit()
     return van_public(van, node.code)
 

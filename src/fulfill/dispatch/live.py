@@ -25,6 +25,7 @@ from fulfill.dispatch.live_routes import (
     StoredKey,
     as_solution,
     fit,
+    placed_in,
     routes_in,
     with_stop,
 )
@@ -33,9 +34,7 @@ from fulfill.dispatch.recent import Recent
 from fulfill.dispatch.repository import Booked, Delivery
 from fulfill.inventory.models import Node
 from fulfill.orders.models import new_id
-from fulfill_routing import (
-    Insertion,
-)
+from fulfill_routing import Insertion, best_insertion
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,29 @@ def join(session: Session, joining: Joining, settings: Settings) -> Insertion:
     _touch(session, wave)
     _remember(wave, grown)
     return placed
+
+
+def rehome(session: Session, node: Node, wave: Wave, settings: Settings) -> int:
+    """Give the stops of the wave's live plan that have no place now (their van taken out of
+    service, say) the place that costs least; those that fit nowhere wait for the cutoff's plan
+    with the reason. How many found a place."""
+    _lock(session, wave)
+    plan = live_plan(session, node, wave, settings)
+    if plan is None:
+        return 0
+    placed = {v.stop for r in plan.solution.routes for v in r.visits}
+    _, context = plan.wave.routing()
+    found = 0
+    for stop in plan.wave.deliveries:
+        if stop in placed:
+            continue
+        fit = best_insertion(context, plan.solution, stop)
+        if fit.fits:
+            plan = placed_in(plan, stop, fit)
+            found += 1
+    if found:
+        store_all(session, wave, plan)
+    return found
 
 
 def leave(session: Session, fulfillment_id: str, wave_id: int | None) -> None:

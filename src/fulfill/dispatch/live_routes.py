@@ -57,7 +57,7 @@ def as_solution(wp: planning.WaveProblem, routes: dict[str, list[str]]) -> Solut
         ids = [s for s in planned if s in context.stop_index]
         try:
             if van not in vehicles:
-                raise Infeasible(f"{van} cannot take this wave's route any more")
+                raise Infeasible(f"{van} is out of service")
             scheduled.append(schedule_route(context, vehicles[van], ids))
             placed.update(ids)
         except Infeasible as exc:

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from fulfill.config import Settings
-from fulfill.dispatch import planning, repository
+from fulfill.dispatch import live, planning, repository
 from fulfill.dispatch.models import (
+    LiveStop,
     Plan,
     PlanRoute,
     PlanStatus,
@@ -141,6 +142,19 @@ def replan_waiting(session: Session, van: Van) -> list[int]:
     for wave in waves:
         request_plan(session, wave, RESCUE)
     return [w.id for w in waves if w.id is not None]
+
+
+def rehome_open_waves(session: Session, van: Van, settings: Settings) -> int:
+    """The stops a van taken out of service had in the live plans of its node's open waves go
+    to the other vans where they fit; how many did."""
+    node = session.get(Node, van.node_id)
+    assert node is not None
+    waves = session.exec(
+        select(Wave)
+        .where(Wave.node_id == van.node_id, Wave.status == WaveStatus.OPEN)
+        .where(col(Wave.id).in_(select(LiveStop.wave_id).where(LiveStop.van_code == van.code)))
+    ).all()
+    return sum(live.rehome(session, node, wave, settings) for wave in waves)
 
 
 def _still_to_deliver(

@@ -103,7 +103,7 @@ def _plan_once(
         session.expunge_all()
     solution = _solve(wp, settings)
     warnings: list[str] = []
-    if source is None and wp.problem is not None:
+    if wp.problem is not None:  # the plan it starts from stands by: the live plan, or the last
         solution, warnings = solved_or_live(solution, live_routes.as_solution(wp, previous))
     with session_scope(engine) as session:
         # A locked route is kept too, but as it was when read: still at the depot.
@@ -132,17 +132,26 @@ def _plan_once(
 
 
 def solved_or_live(solved: Solution, kept: Solution) -> tuple[Solution, list[str]]:
-    """The solve's answer unless it serves fewer of the wave's stops than its live plan, or
-    costs more serving as many: a promise made against the live plan is never dropped because
-    the solver did not find its place again in time."""
+    """The solve's answer unless it serves fewer of the wave's stops than the plan it started
+    from (the live plan, or the last version), or costs more serving as many: a promise made
+    against that plan is never dropped because the solver did not find its place again in time.
+    A stop neither serves keeps the reason the plan it started from gives (a van out of
+    service, its hours taken), which is why it moves, not the solver's penalty."""
+    causes = {u.stop: u.reason for u in kept.unserved if u.reason != live_routes.NO_VAN}
     if (len(solved.unserved), _routes_cost(solved)) <= (len(kept.unserved), _routes_cost(kept)):
-        return solved, []
-    note = (
-        f"kept the live plan: the solve served {len(solved.unserved) - len(kept.unserved)} "
-        f"fewer stops or cost more ({_routes_cost(solved) / planning.COST_SCALE:.2f} against "
-        f"{_routes_cost(kept) / planning.COST_SCALE:.2f})"
+        chosen, notes = solved, []
+    else:
+        chosen = kept.model_copy(update={"seconds": solved.seconds})
+        notes = [
+            f"kept the plan it started from: the solve served "
+            f"{len(solved.unserved) - len(kept.unserved)} fewer stops or cost more "
+            f"({_routes_cost(solved) / planning.COST_SCALE:.2f} against "
+            f"{_routes_cost(kept) / planning.COST_SCALE:.2f})"
+        ]
+    unserved = tuple(
+        u.model_copy(update={"reason": causes.get(u.stop, u.reason)}) for u in chosen.unserved
     )
-    return kept.model_copy(update={"seconds": solved.seconds}), [note]
+    return chosen.model_copy(update={"unserved": unserved}), notes
 
 
 def _routes_cost(solution: Solution) -> int:

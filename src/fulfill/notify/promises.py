@@ -27,6 +27,7 @@ from fulfill.tracking.models import Shipment
 from fulfill_carriers import TrackingStatus
 
 MOVES = ("delivery.moved_to_next_wave", "delivery.moved_to_next_day", "delivery.handed_to_carrier")
+RESCUED = "delivery.rescued"
 NOT_DELIVERED = "not delivered"
 AFTER_WINDOW = "delivered after the window"
 
@@ -91,6 +92,7 @@ def same_day_figures(session: Session, since: datetime, until: datetime) -> Same
     told_late = _told_late(session, [o.order_id for o in outcomes])
     kept = [o for o in outcomes if o.kept]
     late = Counter(o.late_because for o in outcomes if o.late_because is not None)
+    rescued = _rescued(session, [o.order_id for o in outcomes])
     return SameDayPromises(
         placed=len(outcomes),
         kept=len(kept),
@@ -100,7 +102,20 @@ def same_day_figures(session: Session, since: datetime, until: datetime) -> Same
         late=dict(late),
         told_late=len(told_late),
         false_alarms=sum(o.order_id in told_late for o in kept),
+        rescued=len(rescued),
+        rescued_kept=sum(o.order_id in rescued for o in kept),
     )
+
+
+def _rescued(session: Session, order_ids: Sequence[str]) -> set[str]:
+    if not order_ids:
+        return set()
+    rows = session.exec(
+        select(OrderEvent.order_id).where(
+            col(OrderEvent.order_id).in_(order_ids), OrderEvent.kind == RESCUED
+        )
+    )
+    return set(rows)
 
 
 def _moves(session: Session, order_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

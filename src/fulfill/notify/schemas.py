@@ -143,6 +143,8 @@ class SameDayPromises(BaseModel):
     late: dict[str, int] = Field(description="promises not kept, by cause")
     told_late: int = Field(description="orders whose customer was told 'running late'")
     false_alarms: int = Field(description="told 'running late', delivered within the window")
+    rescued: int = Field(0, description="handed to another van when theirs broke down or stalled")
+    rescued_kept: int = Field(0, description="rescued and delivered within the window first given")
 
 
 class PromiseFigures(BaseModel):

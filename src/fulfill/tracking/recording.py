@@ -33,6 +33,10 @@ from fulfill_carriers import CarrierEvent, ExceptionReason
 from fulfill_carriers import TrackingStatus as S
 
 HOUR = timedelta(hours=1)
+# How much past the promise an ETA must be to count as late: a share of the time still to go,
+# at most the maximum (see late_for_sure).
+LATE_MARGIN_SHARE = 0.1
+LATE_MARGIN_MAX = timedelta(minutes=10)
 
 
 ON_ITS_WAY = frozenset({S.PICKED_UP, S.IN_TRANSIT, S.OUT_FOR_DELIVERY})
@@ -350,7 +354,7 @@ def refresh_eta(
         shipment.eta_source = "model"
     if shipment.eta is not None and shipment.eta < now:
         shipment.eta = now  # overdue: it arrives no sooner than now
-    late = bool(shipment.promised_end and shipment.eta and shipment.eta > shipment.promised_end)
+    late = late_for_sure(shipment.eta, shipment.promised_end, now)
     if late and not shipment.late:
         shipment.late = True
         details = {
@@ -364,6 +368,17 @@ def refresh_eta(
     if not late:
         shipment.late = False
     return []
+
+
+def late_for_sure(eta: datetime | None, promised_end: datetime | None, now: datetime) -> bool:
+    """Whether an ETA misses the promise by more than its own uncertainty: an ETA hours ahead
+    slipping a few minutes past the window is a guess that often comes right, and a customer
+    told "running late" whose parcel then comes on time was alarmed for nothing. The margin
+    shrinks as the arrival nears, so a real delay is still told before the window ends."""
+    if eta is None or promised_end is None:
+        return False
+    margin = min(LATE_MARGIN_MAX, (eta - now) * LATE_MARGIN_SHARE)
+    return eta > promised_end + max(margin, timedelta(0))
 
 
 def _modelled_eta(
