@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     dispatch_handover_s: int = Field(
         60, ge=0, description="from the van at the door to the parcel handed over"
     )
+    dispatch_slack_min: int = Field(
+        10,
+        ge=0,
+        description="vans are planned to reach a door this much before its window ends (and a "
+        "handover), so that slower traffic than the travel model's keeps the promise",
+    )
     dispatch_unassigned_penalty: float = Field(
         1000.0, description="cost of leaving a stop out of a plan, in currency units"
     )

@@ -150,6 +150,7 @@ def settings_key(settings: Settings) -> tuple[object, ...]:
         settings.dispatch_reload_min,
         settings.dispatch_service_s,
         settings.dispatch_handover_s,
+        settings.dispatch_slack_min,
         settings.dispatch_unassigned_penalty,
     )
 

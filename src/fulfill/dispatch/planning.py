@@ -175,6 +175,16 @@ def arrival_window(clock: Clock, start: datetime, end: datetime, settings: Setti
     return clock.window(start, end - timedelta(seconds=settings.dispatch_handover_s))
 
 
+def planned_window(clock: Clock, start: datetime, end: datetime, settings: Settings) -> TimeWindow:
+    """When a plan has the van reach the door: within the arrival window, a slack before its
+    end, so that a slower drive than the travel model's (rush hour, roadworks) still keeps the
+    promise. Projections of a van under way judge lateness by the arrival window itself."""
+    slack = timedelta(minutes=settings.dispatch_slack_min)
+    window = arrival_window(clock, start, end, settings)
+    opens = window.start
+    return TimeWindow(start=opens, end=max(opens, window.end - int(slack.total_seconds())))
+
+
 def in_hand(arrival: datetime, settings: Settings) -> datetime:
     """When the parcel is in the customer's hands (what tracking and the customer are told): a
     handover after the van reaches the door."""
@@ -187,7 +197,7 @@ def stop_for(delivery: Delivery, location: int, clock: Clock, settings: Settings
         id=delivery.fulfillment_id,
         location=location,
         service_time=settings.dispatch_service_s,
-        time_windows=(arrival_window(clock, delivery.window_start, delivery.window_end, settings),),
+        time_windows=(planned_window(clock, delivery.window_start, delivery.window_end, settings),),
         demand=(delivery.parcels, math.ceil(delivery.weight_kg)),
         penalty=round(settings.dispatch_unassigned_penalty * COST_SCALE),
     )

@@ -8,6 +8,7 @@ plan, so what a dispatcher saw, what was published and what the drivers did stay
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -148,6 +149,12 @@ def solved_or_live(solved: Solution, kept: Solution) -> tuple[Solution, list[str
             f"({_routes_cost(solved) / planning.COST_SCALE:.2f} against "
             f"{_routes_cost(kept) / planning.COST_SCALE:.2f})"
         ]
+    if causes:  # a stop the plan it started from served made room for one that lost its van
+        served_before = {v.stop for r in kept.routes for v in r.visits}
+        first = Counter(causes.values()).most_common(1)[0][0]
+        causes |= {
+            u.stop: f"made room after {first}" for u in chosen.unserved if u.stop in served_before
+        }
     unserved = tuple(
         u.model_copy(update={"reason": causes.get(u.stop, u.reason)}) for u in chosen.unserved
     )

@@ -29,6 +29,7 @@ from fulfill_carriers import TrackingStatus
 MOVES = ("delivery.moved_to_next_wave", "delivery.moved_to_next_day", "delivery.handed_to_carrier")
 RESCUED = "delivery.rescued"
 NOT_DELIVERED = "not delivered"
+NOBODY_HOME = "not delivered: nobody took it at the door"
 AFTER_WINDOW = "delivered after the window"
 
 
@@ -41,6 +42,7 @@ class Outcome:
     first_end: datetime
     delivered_at: datetime | None
     moved_because: str | None
+    attempted: bool = False  # a van was at the door and nobody took the parcel
 
     @property
     def kept(self) -> bool:
@@ -58,7 +60,9 @@ class Outcome:
             return None
         if self.moved_because is not None:
             return f"moved: {self.moved_because}"
-        return NOT_DELIVERED if self.delivered_at is None else AFTER_WINDOW
+        if self.delivered_at is None:
+            return NOBODY_HOME if self.attempted else NOT_DELIVERED
+        return AFTER_WINDOW
 
 
 def same_day_outcomes(session: Session, since: datetime, until: datetime) -> list[Outcome]:
@@ -73,6 +77,7 @@ def same_day_outcomes(session: Session, since: datetime, until: datetime) -> lis
     ids = [o.id for o in orders]
     moves = _moves(session, ids)
     delivered = _delivered_at(session, ids)
+    attempted = _attempted(session, ids)
     found = []
     for order in orders:
         first_start, first_end, because = order.promise_start, order.promise_end, None
@@ -83,7 +88,16 @@ def same_day_outcomes(session: Session, since: datetime, until: datetime) -> lis
                 first_start = datetime.fromisoformat(before["start"])
                 first_end = datetime.fromisoformat(before["end"])
                 break
-        found.append(Outcome(order.id, first_start, first_end, delivered.get(order.id), because))
+        found.append(
+            Outcome(
+                order.id,
+                first_start,
+                first_end,
+                delivered.get(order.id),
+                because,
+                attempted=order.id in attempted,
+            )
+        )
     return found
 
 
@@ -150,6 +164,18 @@ def _delivered_at(session: Session, order_ids: Sequence[str]) -> dict[str, datet
         for order_id, parcels in by_order.items()
         if all(status == TrackingStatus.DELIVERED for status, _ in parcels)
     }
+
+
+def _attempted(session: Session, order_ids: Sequence[str]) -> set[str]:
+    if not order_ids:
+        return set()
+    rows = session.exec(
+        select(Shipment.order_id).where(
+            col(Shipment.order_id).in_(order_ids),
+            Shipment.status == TrackingStatus.ATTEMPT_FAILED,
+        )
+    )
+    return set(rows)
 
 
 def _told_late(session: Session, order_ids: Sequence[str]) -> set[str]:
