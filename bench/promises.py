@@ -198,7 +198,7 @@ def outcome(accepted: list[Delivery], solution: Solution) -> dict[str, Any]:
 def latency(s: Setup, stops: int, asks: int, seed: int) -> dict[str, float]:
     """A promise's insertion check against an open wave of ``stops`` doors (built by insertion,
     with vans enough that every door fits)."""
-    big = Setup(s.settings, s.node, s.wave, setup(max(len(s.vans), stops // 25), 60).vans)
+    big = Setup(s.settings, s.node, s.wave, setup(max(len(s.vans), stops // 8), 60).vans)
     _, plan = by_live_plan(big, demand(stops, seed, s.settings))
     doors = demand(asks, seed + 1, s.settings, prefix="ask")
     seconds = []
