@@ -64,6 +64,11 @@ def rescue(session: Session, stranded: Stranded, settings: Settings, now: dateti
     if settings.dispatch_rescue == "off":
         return []
     lock_wave(session, stranded.plan.wave_id)
+    # A rescue a moment ago (another van of the wave) published a newer version: build on it.
+    current = repository.published_plan(session, stranded.plan.wave_id)
+    if current is None:
+        return []
+    stranded = replace(stranded, plan=current)
     view = plan_view(session, stranded.plan)
     stops = _still_to_deliver(session, view.routes, stranded)
     if not stops:
