@@ -77,7 +77,9 @@ def same_day_outcomes(session: Session, since: datetime, until: datetime) -> lis
     ids = [o.id for o in orders]
     moves = _moves(session, ids)
     delivered = _delivered_at(session, ids)
-    attempted = _attempted(session, ids)
+    attempted = _orders_where(
+        session, Shipment.order_id, ids, Shipment.status == TrackingStatus.ATTEMPT_FAILED
+    )
     found = []
     for order in orders:
         first_start, first_end, because = order.promise_start, order.promise_end, None
@@ -103,10 +105,17 @@ def same_day_outcomes(session: Session, since: datetime, until: datetime) -> lis
 
 def same_day_figures(session: Session, since: datetime, until: datetime) -> SameDayPromises:
     outcomes = same_day_outcomes(session, since, until)
-    told_late = _told_late(session, [o.order_id for o in outcomes])
+    ids = [o.order_id for o in outcomes]
+    told_late = _orders_where(
+        session,
+        Notice.order_id,
+        ids,
+        Notice.kind == NoticeKind.RUNNING_LATE,
+        Notice.status == NoticeStatus.SENT,
+    )
     kept = [o for o in outcomes if o.kept]
     late = Counter(o.late_because for o in outcomes if o.late_because is not None)
-    rescued = _rescued(session, [o.order_id for o in outcomes])
+    rescued = _orders_where(session, OrderEvent.order_id, ids, OrderEvent.kind == RESCUED)
     return SameDayPromises(
         placed=len(outcomes),
         kept=len(kept),
@@ -119,17 +128,6 @@ def same_day_figures(session: Session, since: datetime, until: datetime) -> Same
         rescued=len(rescued),
         rescued_kept=sum(o.order_id in rescued for o in kept),
     )
-
-
-def _rescued(session: Session, order_ids: Sequence[str]) -> set[str]:
-    if not order_ids:
-        return set()
-    rows = session.exec(
-        select(OrderEvent.order_id).where(
-            col(OrderEvent.order_id).in_(order_ids), OrderEvent.kind == RESCUED
-        )
-    )
-    return set(rows)
 
 
 def _moves(session: Session, order_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -166,26 +164,11 @@ def _delivered_at(session: Session, order_ids: Sequence[str]) -> dict[str, datet
     }
 
 
-def _attempted(session: Session, order_ids: Sequence[str]) -> set[str]:
+def _orders_where(
+    session: Session, order_id: Any, order_ids: Sequence[str], *conditions: Any
+) -> set[str]:
+    """The orders among ``order_ids`` with a row (``order_id`` its column) that meets
+    ``conditions``."""
     if not order_ids:
         return set()
-    rows = session.exec(
-        select(Shipment.order_id).where(
-            col(Shipment.order_id).in_(order_ids),
-            Shipment.status == TrackingStatus.ATTEMPT_FAILED,
-        )
-    )
-    return set(rows)
-
-
-def _told_late(session: Session, order_ids: Sequence[str]) -> set[str]:
-    if not order_ids:
-        return set()
-    rows = session.exec(
-        select(Notice.order_id).where(
-            col(Notice.order_id).in_(order_ids),
-            Notice.kind == NoticeKind.RUNNING_LATE,
-            Notice.status == NoticeStatus.SENT,
-        )
-    )
-    return set(rows)
+    return set(session.exec(select(order_id).where(col(order_id).in_(order_ids), *conditions)))
